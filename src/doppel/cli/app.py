@@ -1,0 +1,66 @@
+"""The `doppel` command. Subcommands are registered explicitly, one module each."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+
+import typer
+
+from doppel import __version__
+from doppel.cli import init as init_cmd
+from doppel.core.errors import DoppelError
+
+app = typer.Typer(
+    name="doppel",
+    help="doppel: an open face-replacement studio for film and video work.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"doppel {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what doppel is doing."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+
+def command(name: str, fn: Callable[..., None]) -> None:
+    """Register a subcommand, turning doppel's errors into one line on stderr and a non-zero exit."""
+
+    @functools.wraps(fn)
+    def run(*args: object, **kwargs: object) -> None:
+        try:
+            fn(*args, **kwargs)
+        except DoppelError as exc:
+            typer.echo(f"doppel: error: {exc.message}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("doppel: interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    app.command(name)(run)
+
+
+command("init", init_cmd.init)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

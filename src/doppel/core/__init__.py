@@ -1,0 +1,1 @@
+"""Records, errors and the plugin registry shared by every pipeline stage."""

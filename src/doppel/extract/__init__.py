@@ -1,0 +1,1 @@
+"""Face detection, landmarks, identity embeddings, tracking and the extraction pipeline."""

@@ -1,0 +1,1 @@
+"""The workspace store (schema, migrations, queries) and face-set curation."""
