@@ -73,6 +73,68 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX faces_identity ON faces(identity_id, excluded);
     CREATE INDEX faces_clip_frame ON faces(clip_id, frame_index);
+    -- Who agreed to their likeness being used as a source, to what, on what basis.
+    CREATE TABLE consents (
+        id               INTEGER PRIMARY KEY,
+        identity_id      INTEGER NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
+        subject          TEXT NOT NULL,
+        scope            TEXT NOT NULL,
+        basis            TEXT NOT NULL,
+        evidence_name    TEXT,
+        evidence_sha256  TEXT,
+        created_at       TEXT NOT NULL,
+        record_hash      TEXT NOT NULL UNIQUE   -- sha256 of the canonical JSON of the record
+    );
+    CREATE TABLE models (
+        id               INTEGER PRIMARY KEY,
+        name             TEXT NOT NULL UNIQUE,
+        path             TEXT NOT NULL,          -- relative to the workspace
+        arch             TEXT NOT NULL,
+        preset           TEXT,
+        resolution       INTEGER NOT NULL,
+        face_type        TEXT NOT NULL,
+        src_identity_id  INTEGER REFERENCES identities(id) ON DELETE SET NULL,
+        dst_identity_id  INTEGER REFERENCES identities(id) ON DELETE SET NULL,
+        base_model       TEXT,
+        step             INTEGER NOT NULL DEFAULT 0,
+        created_at       TEXT NOT NULL,
+        updated_at       TEXT NOT NULL
+    );
+    CREATE TABLE renders (
+        id                 INTEGER PRIMARY KEY,
+        uid                TEXT NOT NULL UNIQUE,     -- random id, carried in the watermark payload
+        model_id           INTEGER REFERENCES models(id) ON DELETE SET NULL,
+        clip_id            INTEGER NOT NULL REFERENCES clips(id) ON DELETE CASCADE,
+        output_path        TEXT NOT NULL,
+        settings           TEXT NOT NULL,            -- JSON, the resolved merge settings
+        settings_hash      TEXT NOT NULL,
+        watermark_payload  INTEGER,
+        consent_hash       TEXT,
+        status             TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed', 'interrupted')),
+        created_at         TEXT NOT NULL,
+        finished_at        TEXT
+    );
+    -- Per merged frame: what happened, and what review needs to rank glitches.
+    CREATE TABLE render_frames (
+        render_id       INTEGER NOT NULL REFERENCES renders(id) ON DELETE CASCADE,
+        frame_index     INTEGER NOT NULL,
+        status          TEXT NOT NULL CHECK (status IN ('swapped', 'passthrough', 'kept')),
+        occlusion       REAL,
+        shot_cut        INTEGER NOT NULL DEFAULT 0,
+        glitch_score    REAL,
+        glitch_reasons  TEXT,                        -- JSON
+        PRIMARY KEY (render_id, frame_index)
+    );
+    -- Per-frame and per-range edits of the merge settings (inclusive range).
+    CREATE TABLE overrides (
+        id           INTEGER PRIMARY KEY,
+        render_id    INTEGER NOT NULL REFERENCES renders(id) ON DELETE CASCADE,
+        first_frame  INTEGER NOT NULL,
+        last_frame   INTEGER NOT NULL,
+        settings     TEXT NOT NULL,                  -- JSON, a partial settings object
+        created_at   TEXT NOT NULL,
+        CHECK (last_frame >= first_frame)
+    );
     CREATE TABLE jobs (
         id          INTEGER PRIMARY KEY,
         kind        TEXT NOT NULL,
