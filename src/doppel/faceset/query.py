@@ -1,0 +1,80 @@
+"""Read faces back from the workspace as typed records (the one place that decodes face rows)."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from doppel.faceset.workspace import Workspace, from_blob
+from doppel.ops.align import transform_points
+
+
+@dataclass(frozen=True)
+class FaceRecord:
+    """One extracted face. Landmarks are frame pixels ``(N, 2)`` in (x, y); ``transform`` maps
+    frame pixels to the ``size`` x ``size`` aligned crop stored at ``aligned_path``."""
+
+    id: int
+    identity: str
+    clip_id: int
+    frame_index: int
+    time: float
+    track_id: int | None
+    bbox: np.ndarray
+    det_score: float
+    landmarks: np.ndarray
+    landmarks_smooth: np.ndarray
+    landmark_score: float | None
+    yaw: float
+    pitch: float
+    roll: float
+    blur: float
+    embedding: np.ndarray | None
+    transform: np.ndarray
+    face_type: str
+    size: int
+    aligned_path: Path
+    excluded: bool
+    exclude_reason: str | None
+
+    def aligned_landmarks(self, *, smooth: bool = True) -> np.ndarray:
+        """Landmarks in aligned-crop pixels (the crop was cut with the smoothed transform)."""
+        return transform_points(self.landmarks_smooth if smooth else self.landmarks, self.transform)
+
+
+def _record(row: sqlite3.Row, ws: Workspace) -> FaceRecord:
+    lm = from_blob(row["landmarks"], (-1, 2))
+    assert lm is not None
+    lms = from_blob(row["landmarks_smooth"], (-1, 2))
+    assert lms is not None
+    transform = from_blob(row["transform"], (2, 3), "<f8")
+    assert transform is not None
+    return FaceRecord(
+        id=row["id"], identity=row["identity"], clip_id=row["clip_id"], frame_index=row["frame_index"],
+        time=row["time"], track_id=row["track_id"],
+        bbox=np.array([row["x0"], row["y0"], row["x1"], row["y1"]], dtype=np.float64),
+        det_score=row["det_score"], landmarks=lm, landmarks_smooth=lms, landmark_score=row["landmark_score"],
+        yaw=row["yaw"], pitch=row["pitch"], roll=row["roll"], blur=row["blur"],
+        embedding=from_blob(row["embedding"]), transform=transform, face_type=row["face_type"],
+        size=row["size"], aligned_path=ws.abs(row["aligned_path"]), excluded=bool(row["excluded"]),
+        exclude_reason=row["exclude_reason"],
+    )
+
+
+def faces(ws: Workspace, identity: str, *, clip_id: int | None = None,
+          include_excluded: bool = False) -> list[FaceRecord]:
+    """The faces of one identity (optionally of one clip), in clip and frame order."""
+    ident = ws.require_identity(identity)
+    sql = ("SELECT f.*, i.name AS identity FROM faces f JOIN identities i ON i.id = f.identity_id "
+           "WHERE f.identity_id = ?")
+    args: list[object] = [ident]
+    if clip_id is not None:
+        sql += " AND f.clip_id = ?"
+        args.append(clip_id)
+    if not include_excluded:
+        sql += " AND f.excluded = 0"
+    sql += " ORDER BY f.clip_id, f.frame_index"
+    return [_record(row, ws) for row in ws.conn.execute(sql, args)]

@@ -1,0 +1,1 @@
+"""Responsible by construction: consent records, content screening, watermark, credentials, verify."""
