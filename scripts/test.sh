@@ -6,5 +6,5 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/setup.sh" test
 cd "$root"
 venv="${DOPPEL_VENV:-$root/.venv}"
-"$venv/bin/ruff" check src tests bench
+"$venv/bin/ruff" check .
 "$venv/bin/python" -m pytest "$@"
