@@ -78,3 +78,73 @@ def faces(ws: Workspace, identity: str, *, clip_id: int | None = None,
         sql += " AND f.excluded = 0"
     sql += " ORDER BY f.clip_id, f.frame_index"
     return [_record(row, ws) for row in ws.conn.execute(sql, args)]
+
+
+# -- writing (extraction) ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NewTrack:
+    """A track to insert; ``key`` links faces to it before it has a database id."""
+
+    key: int
+    first_frame: int
+    last_frame: int
+    length: int
+    embedding: np.ndarray | None  # float32 (D,)
+    similarity: float | None
+
+
+@dataclass(frozen=True)
+class NewFace:
+    """A face row to insert (see :class:`FaceRecord` for the meaning and shape of each field)."""
+
+    track_key: int | None
+    frame_index: int
+    time: float
+    bbox: tuple[float, float, float, float]
+    det_score: float
+    landmarks: np.ndarray
+    landmarks_smooth: np.ndarray
+    landmark_score: float | None
+    yaw: float
+    pitch: float
+    roll: float
+    blur: float
+    embedding: np.ndarray | None
+    transform: np.ndarray
+    face_type: str
+    size: int
+    aligned_path: str  # relative to the workspace
+
+
+def aligned_paths(c: sqlite3.Connection, identity_id: int, clip_id: int) -> list[str]:
+    """Workspace-relative aligned-face paths of one identity's faces from one clip."""
+    return [r[0] for r in c.execute("SELECT aligned_path FROM faces WHERE identity_id = ? AND clip_id = ?",
+                                    (identity_id, clip_id))]
+
+
+def replace_clip_faces(c: sqlite3.Connection, *, identity_id: int, clip_id: int, tracks: list[NewTrack],
+                       faces: list[NewFace], frames: list[tuple[int, float, str]]) -> None:
+    """Replace one identity's tracks, faces and frame statuses for one clip, inside the caller's
+    transaction. ``frames``: ``(frame_index, time, 'face' | 'no_face')`` per examined frame."""
+    from doppel.faceset.workspace import to_blob
+
+    c.execute("DELETE FROM faces WHERE identity_id = ? AND clip_id = ?", (identity_id, clip_id))
+    c.execute("DELETE FROM frames WHERE identity_id = ? AND clip_id = ?", (identity_id, clip_id))
+    c.execute("DELETE FROM tracks WHERE identity_id = ? AND clip_id = ?", (identity_id, clip_id))
+    ids: dict[int, int] = {}
+    for t in tracks:
+        cur = c.execute(
+            "INSERT INTO tracks (clip_id, identity_id, first_frame, last_frame, length, embedding, similarity)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (clip_id, identity_id, t.first_frame, t.last_frame, t.length, to_blob(t.embedding), t.similarity))
+        ids[t.key] = int(cur.lastrowid)  # type: ignore[arg-type]
+    c.executemany(
+        "INSERT INTO faces (identity_id, clip_id, track_id, frame_index, time, x0, y0, x1, y1, det_score,"
+        " landmarks, landmarks_smooth, landmark_score, yaw, pitch, roll, blur, embedding, transform, face_type,"
+        " size, aligned_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(identity_id, clip_id, ids.get(f.track_key) if f.track_key is not None else None, f.frame_index, f.time,
+          *f.bbox, f.det_score, to_blob(f.landmarks), to_blob(f.landmarks_smooth), f.landmark_score, f.yaw,
+          f.pitch, f.roll, f.blur, to_blob(f.embedding), to_blob(f.transform, "<f8"), f.face_type, f.size,
+          f.aligned_path) for f in faces])
+    c.executemany("INSERT INTO frames (clip_id, identity_id, frame_index, time, status) VALUES (?, ?, ?, ?, ?)",
+                  [(clip_id, identity_id, i, t, s) for i, t, s in frames])
