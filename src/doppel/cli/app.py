@@ -10,6 +10,7 @@ import typer
 
 from doppel import __version__
 from doppel.cli import init as init_cmd
+from doppel.cli import merge as merge_cmd
 from doppel.core.errors import DoppelError
 
 app = typer.Typer(
@@ -56,6 +57,7 @@ def command(name: str, fn: Callable[..., None]) -> None:
 
 
 command("init", init_cmd.init)
+command("merge", merge_cmd.merge)
 
 
 def main() -> None:

@@ -1,0 +1,59 @@
+"""`doppel merge`: put a trained face into every frame of a video, with its audio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from doppel.cli.common import JsonOpt, console, emit_json, progress_bar
+from doppel.faceset.workspace import Workspace
+from doppel.merge.pipeline import MergeRequest
+from doppel.merge.pipeline import merge as run_merge
+from doppel.merge.settings import CHOICES, load_settings, parse_override
+
+_SET_HELP = ("Change one setting, KEY=VALUE (repeatable). Keys: "
+             + ", ".join(f"{k} ({'|'.join(map(str, v))})" for k, v in CHOICES.items())
+             + "; numbers: mask_erode, mask_blur, sharpen, face_scale, colour_smoothing, mask_smoothing, "
+             "occlusion_threshold, shot_cut_threshold; true/false: keep_original, smoothing.")
+
+
+def merge(
+    workspace: Path = typer.Argument(..., help="The workspace holding the model and the destination faces."),
+    input: Path = typer.Argument(..., help="Destination video (extracted on the fly if the workspace lacks it)."),
+    model: str = typer.Option(..., "--model", "-m", help="Name of a model trained in this workspace."),
+    output: Path = typer.Option(..., "--output", "-o", help="Video to write (.mp4, .mov, .mkv)."),
+    settings_file: Path | None = typer.Option(None, "--settings", help="JSON file of merge settings."),
+    set_: list[str] = typer.Option([], "--set", help=_SET_HELP),
+    override: list[str] = typer.Option([], "--override",
+                                       help="Settings for some frames: FIRST[-LAST]:KEY=VALUE[,KEY=VALUE] "
+                                            "(repeatable; e.g. 120-180:keep_original=true)."),
+    identity: str | None = typer.Option(None, "--identity", help="Destination person (default: the model's)."),
+    layers: Path | None = typer.Option(None, "--layers", help="Also write per-frame compositing layers here."),
+    crf: int = typer.Option(18, "--crf", min=0, max=51, help="H.264 quality (lower = better, bigger)."),
+    preset: str = typer.Option("veryfast", "--preset", help="x264 speed preset."),
+    batch: int = typer.Option(8, "--batch", min=1, max=256, help="Faces per inference batch."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Merge MODEL into every frame of INPUT where the destination person is, writing OUTPUT.
+
+    Frames without the person pass through; output keeps the input's frame count, timing,
+    resolution and audio, and carries doppel's watermark and content credentials. Rerunning with
+    the same settings resumes and reuses finished frames.
+    """
+    settings = load_settings(settings_file, set_)
+    overrides = tuple(parse_override(text) for text in override)
+    request = MergeRequest(input=input, output=output, model=model, settings=settings, overrides=overrides,
+                           identity=identity, layers=layers, crf=crf, preset=preset, batch=batch)
+    with Workspace.open(workspace) as ws, progress_bar("merging", enabled=not json_out) as progress:
+        report = run_merge(ws, request, progress=progress)
+    data = report.to_dict()
+    if json_out:
+        emit_json(data)
+        return
+    flicker = f", flicker ratio {report.flicker_ratio:.2f}" if report.flicker_ratio is not None else ""
+    console.print(f"wrote {report.output}: {report.frames} frames ({report.swapped} swapped, "
+                  f"{report.passthrough} without the person, {report.kept} kept) at {report.fps:.1f} frames/s"
+                  f"{flicker}; render {report.render_uid}" + (" (resumed)" if report.resumed else ""))
+    if report.occluded_frames:
+        console.print(f"{len(report.occluded_frames)} frames flagged as occluded (see the review app)")

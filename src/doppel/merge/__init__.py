@@ -1,0 +1,1 @@
+"""Merging: put a trained model's face into every frame (masks, colour, blend, time, occlusion)."""

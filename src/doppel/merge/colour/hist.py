@@ -1,0 +1,20 @@
+"""Histogram matching per RGB channel."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from doppel.merge.colour.base import COLOUR_TRANSFERS
+from doppel.ops import colour as ops
+
+
+@COLOUR_TRANSFERS.register("hist")
+class HistogramMatch:
+    name = "hist"
+
+    def fit(self, source: np.ndarray, target: np.ndarray, source_mask: np.ndarray | None = None,
+            target_mask: np.ndarray | None = None) -> np.ndarray:
+        return ops.hist_fit(source, target, source_mask, target_mask)
+
+    def apply(self, image: np.ndarray, params: np.ndarray) -> np.ndarray:
+        return ops.hist_apply(image, params)

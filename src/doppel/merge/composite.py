@@ -1,0 +1,140 @@
+"""One frame of the merge: crop-space mask, colour, sharpen and occlusion, then unalign and blend.
+
+Pure per-frame maths plus the small temporal state it carries from frame to frame; no I/O, no
+watermark (the pipeline applies that to every frame it writes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from doppel.merge import occlusion as occ
+from doppel.merge.blend import BLENDS
+from doppel.merge.colour import COLOUR_TRANSFERS
+from doppel.merge.masks import face_matte, region_hull
+from doppel.merge.settings import MergeSettings
+from doppel.merge.temporal import MatteSmoother, VectorSmoother
+from doppel.ops.align import invert, warp_to_face, warp_to_frame
+from doppel.ops.mask import hull_mask
+
+
+@dataclass
+class TemporalState:
+    """What carries over between consecutive frames of one shot."""
+
+    colour: VectorSmoother = field(default_factory=VectorSmoother)
+    matte: MatteSmoother = field(default_factory=MatteSmoother)
+
+    def reset(self) -> None:
+        self.colour.reset()
+        self.matte.reset()
+
+
+@dataclass
+class FaceResult:
+    """The swapped face ready to put in, in crop space and in the frame region it covers."""
+
+    face: np.ndarray  # float32 (S, S, 3) RGB in [0, 1]: colour-matched, sharpened
+    matte: np.ndarray  # float32 (S, S) in [0, 1]: final matte (occluders cut out when asked)
+    transform: np.ndarray  # float64 (2, 3) frame -> crop, with face_scale applied
+    roi: tuple[int, int, int, int]  # x0, y0, x1, y1 in frame pixels (empty when off-frame)
+    frame_matte: np.ndarray  # float32 (y1-y0, x1-x0) matte in the frame region
+    occlusion: float | None
+
+
+def scaled_transform(matrix: np.ndarray, size: int, scale: float) -> np.ndarray:
+    """Frame -> crop transform whose inverse draws the crop ``scale`` times larger about its centre."""
+    if scale == 1.0:
+        return np.asarray(matrix, dtype=np.float64)
+    c = size / 2.0
+    shrink = np.array([[1 / scale, 0, c - c / scale], [0, 1 / scale, c - c / scale], [0, 0, 1]])
+    full = np.vstack([matrix, [0, 0, 1]])
+    return (shrink @ full)[:2]
+
+
+def crop_roi(matrix: np.ndarray, size: int, frame_shape: tuple[int, ...], pad: int = 2) -> tuple[int, int, int, int]:
+    """Bounding box in the frame of the ``size`` x ``size`` crop under ``matrix`` (clipped)."""
+    inv = invert(matrix)
+    corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], dtype=np.float64)
+    pts = corners @ inv[:, :2].T + inv[:, 2]
+    h, w = frame_shape[:2]
+    x0 = int(max(0, np.floor(pts[:, 0].min()) - pad))
+    y0 = int(max(0, np.floor(pts[:, 1].min()) - pad))
+    x1 = int(min(w, np.ceil(pts[:, 0].max()) + pad))
+    y1 = int(min(h, np.ceil(pts[:, 1].max()) + pad))
+    return x0, y0, max(x0, x1), max(y0, y1)
+
+
+def _roi_matrix(matrix: np.ndarray, x0: int, y0: int) -> np.ndarray:
+    m = np.asarray(matrix, dtype=np.float64).copy()
+    m[:, 2] += m[:, :2] @ np.array([x0, y0], dtype=np.float64)
+    return m
+
+
+def sharpen(face: np.ndarray, amount: float) -> np.ndarray:
+    if amount <= 0:
+        return face
+    sigma = max(face.shape[0] / 128.0, 0.8)
+    soft = cv2.GaussianBlur(face, (0, 0), sigma)
+    return np.clip(face + amount * (face - soft), 0.0, 1.0)
+
+
+def prepare_face(frame: np.ndarray, matrix: np.ndarray, swapped: np.ndarray, learned: np.ndarray | None,
+                 landmarks_crop: np.ndarray, landmark_score: float | None, settings: MergeSettings,
+                 state: TemporalState) -> FaceResult:
+    """Everything of one frame's swap but the blend.
+
+    ``frame``: uint8 ``(H, W, 3)`` RGB; ``matrix``: float64 ``(2, 3)`` frame -> crop at the model's
+    resolution ``S``; ``swapped``: float32 ``(S, S, 3)`` RGB in [0, 1]; ``learned``: float32 ``(S, S)``.
+    """
+    size = swapped.shape[0]
+    plate = warp_to_face(frame, matrix, size).astype(np.float32) / 255.0
+    face_hull = hull_mask(landmarks_crop, size, "face")
+    stats_mask = face_hull * (learned if learned is not None else 1.0)
+
+    # colour: statistics fitted on the face, smoothed over time, then applied
+    transfer = COLOUR_TRANSFERS.create(settings.colour)
+    params = transfer.fit(swapped, plate, stats_mask, stats_mask)
+    if settings.smoothing:
+        params = state.colour.update(params, settings.colour_smoothing)
+    else:
+        state.colour.reset()
+    face = sharpen(transfer.apply(swapped, params), settings.sharpen)
+
+    # matte: region hull x learned mask, eroded and feathered, smoothed over time; occluders cut out
+    hull = face_hull if settings.mask_region == "face" else region_hull(landmarks_crop, size, settings)
+    matte = face_matte(landmarks_crop, learned, size, settings, hull=hull)
+    if settings.smoothing:
+        matte = state.matte.update(matte, settings.mask_smoothing)
+    else:
+        state.matte.reset()
+    occlusion: float | None = None
+    if settings.occlusion != "off":
+        found = occ.estimate(face, plate, face_hull, learned, landmarks_crop, landmark_score)
+        occlusion = found.score
+        if settings.occlusion == "exclude":
+            matte = matte * (1.0 - found.map)
+
+    transform = scaled_transform(matrix, size, settings.face_scale)
+    x0, y0, x1, y1 = crop_roi(transform, size, frame.shape)
+    if x1 > x0 and y1 > y0:
+        frame_matte = warp_to_frame(matte, _roi_matrix(transform, x0, y0), (y1 - y0, x1 - x0))
+    else:
+        frame_matte = np.zeros((0, 0), np.float32)
+    return FaceResult(face, matte, transform, (x0, y0, x1, y1), frame_matte, occlusion)
+
+
+def blend_into(frame: np.ndarray, result: FaceResult, settings: MergeSettings) -> np.ndarray:
+    """A new frame with the face blended in; outside the face's region the frame is copied unchanged."""
+    out = frame.copy()
+    x0, y0, x1, y1 = result.roi
+    if x1 <= x0 or y1 <= y0:
+        return out
+    face_u8 = np.clip(result.face * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    face_roi = warp_to_frame(face_u8, _roi_matrix(result.transform, x0, y0), (y1 - y0, x1 - x0))
+    plate = frame[y0:y1, x0:x1]
+    out[y0:y1, x0:x1] = BLENDS.create(settings.blend).blend(plate, face_roi, result.frame_matte)
+    return out

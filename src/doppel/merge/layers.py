@@ -1,0 +1,65 @@
+"""Compositing layers: per swapped frame, what a compositor needs to finish the shot elsewhere.
+
+In ``DIR``, for frame ``N`` (six digits):
+
+- ``face_N.png``: the swapped face in aligned-crop space, RGBA, 16 bits per channel (the model's
+  float output is kept at 16-bit precision), alpha = the final matte;
+- ``matte_N.png``: the matte alone, 16-bit grey;
+- ``transform_N.json``: ``frame_to_crop`` and ``crop_to_frame`` (2x3 affine, pixel centres at
+  integer coordinates, as OpenCV's ``warpAffine``), the crop size, the frame size, and the
+  occlusion score.
+
+Place the face with ``warpAffine(face, crop_to_frame, (width, height))``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from doppel.core.errors import MediaError
+from doppel.io.atomic import write_bytes_atomic, write_text_atomic
+from doppel.ops.align import invert
+
+LAYERS_VERSION = 1
+
+
+def _png16(image: np.ndarray) -> bytes:
+    data = np.clip(image * 65535.0 + 0.5, 0, 65535).astype(np.uint16)
+    if data.ndim == 3:
+        data = cv2.cvtColor(data, cv2.COLOR_RGBA2BGRA if data.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".png", data, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise MediaError("could not encode a 16-bit PNG layer")
+    return buf.tobytes()
+
+
+def write_layers(folder: Path, frame_index: int, face: np.ndarray, matte: np.ndarray, transform: np.ndarray,
+                 frame_size: tuple[int, int], occlusion: float | None) -> None:
+    """``face``: float32 ``(S, S, 3)`` RGB in [0, 1]; ``matte``: float32 ``(S, S)``; ``frame_size`` (w, h)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{frame_index:06d}"
+    rgba = np.concatenate([face, matte[..., None]], axis=2)
+    write_bytes_atomic(folder / f"face_{stem}.png", _png16(rgba))
+    write_bytes_atomic(folder / f"matte_{stem}.png", _png16(matte))
+    info: dict[str, Any] = {
+        "version": LAYERS_VERSION, "frame_index": frame_index, "crop_size": int(face.shape[0]),
+        "frame_width": frame_size[0], "frame_height": frame_size[1],
+        "frame_to_crop": np.asarray(transform).tolist(), "crop_to_frame": invert(transform).tolist(),
+        "occlusion": occlusion,
+    }
+    write_text_atomic(folder / f"transform_{stem}.json", json.dumps(info, indent=1))
+
+
+def read_layer(folder: Path, frame_index: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """The RGBA face (float32 ``(S, S, 4)`` in [0, 1]) and transform record of one frame."""
+    stem = f"{frame_index:06d}"
+    data = cv2.imread(str(folder / f"face_{stem}.png"), cv2.IMREAD_UNCHANGED)
+    if data is None:
+        raise MediaError("missing or unreadable layer", path=folder / f"face_{stem}.png")
+    rgba = cv2.cvtColor(data, cv2.COLOR_BGRA2RGBA).astype(np.float32) / 65535.0
+    return rgba, json.loads((folder / f"transform_{stem}.json").read_text())

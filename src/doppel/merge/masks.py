@@ -1,0 +1,29 @@
+"""The face matte in aligned-crop space, from merge settings, landmarks and the model's mask."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from doppel.merge.settings import REFERENCE_SIZE, MergeSettings
+from doppel.ops.mask import combine, erode_blur, hull_mask
+
+
+def region_hull(landmarks_crop: np.ndarray, size: int, settings: MergeSettings) -> np.ndarray:
+    """The landmark hull of the settings' region, float32 ``(size, size)`` in [0, 1]."""
+    return hull_mask(landmarks_crop, size, settings.mask_region)
+
+
+def face_matte(landmarks_crop: np.ndarray, learned: np.ndarray | None, size: int,
+               settings: MergeSettings, *, hull: np.ndarray | None = None) -> np.ndarray:
+    """Combined, eroded and feathered matte, float32 ``(size, size)`` in [0, 1].
+
+    ``learned`` is the model's mask ``(size, size)`` in [0, 1] (None when the model gives none).
+    With a region other than the whole face, the learned mask is limited to that region's hull.
+    """
+    hull = region_hull(landmarks_crop, size, settings) if hull is None else hull
+    mode = settings.mask_mode
+    if mode == "learned" and settings.mask_region != "face":
+        mode = "product"
+    raw = combine(hull, learned, mode)
+    scale = size / REFERENCE_SIZE
+    return erode_blur(raw, settings.mask_erode * scale, settings.mask_blur * scale)

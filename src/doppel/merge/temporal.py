@@ -1,0 +1,136 @@
+"""Steadiness over time: smoothing of colour statistics and mattes, shot-cut detection, flicker metric.
+
+Everything here is a small stateful object fed one frame at a time, in frame order, with an
+explicit ``reset`` (at shot cuts, or where the user switched smoothing off for a frame).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+
+class VectorSmoother:
+    """Exponential moving average of a statistics vector: ``s_t = w s_{t-1} + (1 - w) x_t``.
+
+    ``weight`` is the weight of the past (0 = no smoothing). A vector of another length (e.g. the
+    colour mode changed between frames) restarts the average.
+    """
+
+    def __init__(self) -> None:
+        self._state: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self._state = None
+
+    def update(self, x: np.ndarray, weight: float) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if self._state is None or self._state.shape != x.shape or weight <= 0:
+            self._state = x.copy()
+        else:
+            self._state = weight * self._state + (1.0 - weight) * x
+        return self._state.copy()
+
+
+class MatteSmoother:
+    """Per-pixel temporal blend of the crop-space matte (the crop follows the smoothed alignment,
+    so a pixel of the crop is the same spot of the face from frame to frame)."""
+
+    def __init__(self) -> None:
+        self._state: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self._state = None
+
+    def update(self, matte: np.ndarray, weight: float) -> np.ndarray:
+        if self._state is None or self._state.shape != matte.shape or weight <= 0:
+            self._state = matte.astype(np.float32, copy=True)
+        else:
+            self._state = (weight * self._state + (1.0 - weight) * matte).astype(np.float32)
+        return self._state
+
+
+def frame_signature(frame: np.ndarray) -> np.ndarray:
+    """A small normalised hue-saturation-value histogram of a uint8 RGB frame, for cut detection."""
+    small = cv2.resize(frame, (96, 54), interpolation=cv2.INTER_AREA)
+    hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
+    hist = cv2.calcHist([hsv], [0, 1, 2], None, [12, 4, 4], [0, 180, 0, 256, 0, 256]).ravel()
+    return (hist / max(hist.sum(), 1.0)).astype(np.float32)
+
+
+def signature_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Bhattacharyya distance between two signatures, in [0, 1] (0 = same colours)."""
+    return float(cv2.compareHist(a, b, cv2.HISTCMP_BHATTACHARYYA))
+
+
+class ShotCutDetector:
+    """Flags a frame whose colour histogram differs from the previous frame's by more than ``threshold``."""
+
+    def __init__(self) -> None:
+        self._prev: np.ndarray | None = None
+        self.last_distance = 0.0
+
+    def update(self, frame: np.ndarray, threshold: float) -> bool:
+        sig = frame_signature(frame)
+        prev, self._prev = self._prev, sig
+        if prev is None:
+            self.last_distance = 0.0
+            return False
+        self.last_distance = signature_distance(prev, sig)
+        return self.last_distance > threshold
+
+
+@dataclass
+class FlickerMeter:
+    """Frame-to-frame mean absolute change inside the face region, for input and output.
+
+    Feed frames in order; ``region`` is a bool ``(H, W)`` mask of the face in frame ``t`` (None
+    where there is no face, which breaks the chain). A pair ``(t-1, t)`` counts when both frames
+    have a region and no reset came between them; the change is measured inside region ``t``.
+    """
+
+    input_change: list[float] = field(default_factory=list)
+    output_change: list[float] = field(default_factory=list)
+    _prev: tuple[np.ndarray, np.ndarray] | None = None
+
+    def reset(self) -> None:
+        self._prev = None
+
+    def update(self, inp: np.ndarray, out: np.ndarray, region: np.ndarray | None) -> None:
+        if region is None or not region.any():
+            self._prev = None
+            return
+        if self._prev is not None:
+            ys, xs = np.nonzero(region)
+            y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+            sel = region[y0:y1, x0:x1]
+            p_in, p_out = self._prev
+            for now, before, acc in ((inp, p_in, self.input_change), (out, p_out, self.output_change)):
+                diff = np.abs(now[y0:y1, x0:x1].astype(np.int16) - before[y0:y1, x0:x1].astype(np.int16))
+                acc.append(float(diff[sel].mean()))
+        self._prev = (inp, out)
+
+    @property
+    def pairs(self) -> int:
+        return len(self.input_change)
+
+    @property
+    def ratio(self) -> float | None:
+        """Mean output change over mean input change (1.0 = as steady as the source), or None."""
+        if not self.input_change:
+            return None
+        base = float(np.mean(self.input_change))
+        return float(np.mean(self.output_change)) / max(base, 1e-6)
+
+
+def flicker_ratio(inputs: Iterable[np.ndarray], outputs: Iterable[np.ndarray],
+                  regions: Iterable[np.ndarray | None]) -> float | None:
+    """Flicker ratio of a whole clip: uint8 ``(H, W, 3)`` input and output frames with per-frame face
+    regions (bool ``(H, W)`` or None). <= 1.2 is doppel's bar for a steady merge."""
+    meter = FlickerMeter()
+    for inp, out, region in zip(inputs, outputs, regions, strict=True):
+        meter.update(inp, out, region)
+    return meter.ratio

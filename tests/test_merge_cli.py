@@ -1,0 +1,98 @@
+"""`doppel merge` on bad input: one clear line, non-zero exit, no OUTPUT (nor a temporary file) left."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from doppel.cli.app import app
+from test_merge_helpers import face_clip, setup_workspace
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def ws_clip(tmp_path: Path) -> tuple[Path, Path]:
+    clip, marks = face_clip(tmp_path / "in.mp4", 6)
+    setup_workspace(tmp_path / "ws", clip, marks, frame_count=6).close()
+    return tmp_path / "ws", clip
+
+
+def _merge(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["merge", *args])
+    return result.exit_code, result.output
+
+
+def _nothing_written(folder: Path) -> None:
+    assert not [p.name for p in folder.iterdir() if p.name.startswith((".out", "out"))]
+
+
+def test_unknown_model(ws_clip: tuple[Path, Path], tmp_path: Path) -> None:
+    ws, clip = ws_clip
+    code, out = _merge(str(ws), str(clip), "--model", "nope", "-o", str(tmp_path / "out.mp4"))
+    assert code != 0 and "no model 'nope' in this workspace (known: m1)" in out
+    _nothing_written(tmp_path)
+
+
+def test_model_of_another_workspace(ws_clip: tuple[Path, Path], tmp_path: Path) -> None:
+    ws, clip = ws_clip
+    other_clip, marks = face_clip(tmp_path / "other.mp4", 3)
+    setup_workspace(tmp_path / "other_ws", other_clip, marks, frame_count=3, model_name="theirs").close()
+    code, out = _merge(str(ws), str(clip), "--model", str(tmp_path / "other_ws" / "models" / "theirs"),
+                       "-o", str(tmp_path / "out.mp4"))
+    assert code != 0 and "belongs to another workspace" in out and "other_ws" in out
+    _nothing_written(tmp_path)
+
+
+def test_output_not_writable(ws_clip: tuple[Path, Path], tmp_path: Path) -> None:
+    ws, clip = ws_clip
+    code, out = _merge(str(ws), str(clip), "--model", "m1", "-o", str(tmp_path / "missing" / "out.mp4"))
+    assert code != 0 and "does not exist" in out
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere")
+        code, out = _merge(str(ws), str(clip), "--model", "m1", "-o", str(locked / "out.mp4"))
+        assert code != 0 and "not writable" in out
+    finally:
+        locked.chmod(0o700)
+    code, out = _merge(str(ws), str(clip), "--model", "m1", "-o", str(tmp_path / "out.gif"))
+    assert code != 0 and "unsupported output container" in out
+
+
+def test_settings_out_of_range(ws_clip: tuple[Path, Path], tmp_path: Path) -> None:
+    ws, clip = ws_clip
+    for args, words in ((["--set", "mask_blur=1000"], "mask_blur=1000"),
+                        (["--override", "2-4:face_scale=3"], "face_scale"),
+                        (["--set", "colour=sepia"], "colour=sepia"),
+                        (["--override", "4-2:sharpen=1"], "FIRST <= LAST")):
+        code, out = _merge(str(ws), str(clip), "--model", "m1", "-o", str(tmp_path / "out.mp4"), *args)
+        assert code == 2 and words in out, out
+    _nothing_written(tmp_path)
+
+
+def test_no_destination_person(tmp_path: Path) -> None:
+    clip, _ = face_clip(tmp_path / "in.mp4", 4, absent=(0, 1, 2, 3))
+    setup_workspace(tmp_path / "ws", clip, {}, frame_count=4).close()
+    code, out = _merge(str(tmp_path / "ws"), str(clip), "--model", "m1", "-o", str(tmp_path / "out.mp4"))
+    assert code != 0 and "no face of 'bob'" in out
+    _nothing_written(tmp_path)
+
+
+def test_no_consent_is_refused(tmp_path: Path) -> None:
+    clip, marks = face_clip(tmp_path / "in.mp4", 4)
+    setup_workspace(tmp_path / "ws", clip, marks, frame_count=4, consent=False).close()
+    code, out = _merge(str(tmp_path / "ws"), str(clip), "--model", "m1", "-o", str(tmp_path / "out.mp4"))
+    assert code == 3 and "no consent record for identity 'alice'" in out
+    _nothing_written(tmp_path)
+
+
+def test_missing_input(ws_clip: tuple[Path, Path], tmp_path: Path) -> None:
+    ws, _ = ws_clip
+    code, out = _merge(str(ws), str(tmp_path / "nope.mp4"), "--model", "m1", "-o", str(tmp_path / "out.mp4"))
+    assert code != 0 and "nope.mp4: no such file" in out
