@@ -11,6 +11,7 @@ import typer
 from doppel import __version__
 from doppel.cli import init as init_cmd
 from doppel.cli import merge as merge_cmd
+from doppel.cli import train as train_cmd
 from doppel.core.errors import DoppelError
 
 app = typer.Typer(
@@ -58,6 +59,7 @@ def command(name: str, fn: Callable[..., None]) -> None:
 
 command("init", init_cmd.init)
 command("merge", merge_cmd.merge)
+command("train", train_cmd.train)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Training: the per-pair face model (architectures, data, losses, loop, checkpoints, export)."""

@@ -1,0 +1,122 @@
+"""Frozen configs for the face model and its training, and the named presets.
+
+:class:`ModelConfig` says what network to build (saved as ``config.json`` beside the weights and
+read back by merge); :class:`TrainConfig` says how to train it (saved as ``train.json``). Both
+are merged once, in the CLI, from preset defaults then flags.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from doppel.core.errors import ConfigError
+
+FORMAT_VERSION = 1
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+
+class ModelConfig(BaseModel):
+    """The network: architecture name and capacity.
+
+    ``resolution`` is the aligned crop size (a multiple of 32 in [64, 512]); ``e_dims`` the
+    encoder's base width, ``ae_dims`` the bottleneck width, ``d_dims`` / ``d_mask_dims`` the face
+    and mask decoder base widths. ``double_res`` (DeepFaceLab's "d") decodes at half resolution
+    and finishes with a depth-to-space x2; ``pixel_norm`` (DeepFaceLab's "u") normalises the code.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format_version: int = FORMAT_VERSION
+    arch: str = "liae"
+    resolution: int = 128
+    face_type: Literal["full", "whole", "head"] = "full"
+    e_dims: int = Field(64, ge=8, le=512)
+    ae_dims: int = Field(256, ge=16, le=2048)
+    d_dims: int = Field(64, ge=8, le=512)
+    d_mask_dims: int = Field(22, ge=4, le=256)
+    double_res: bool = True
+    pixel_norm: bool = True
+
+    @field_validator("resolution")
+    @classmethod
+    def _resolution(cls, v: int) -> int:
+        if not 64 <= v <= 512 or v % 32:
+            raise ValueError(f"resolution {v} must be a multiple of 32 in [64, 512]")
+        return v
+
+
+class TrainConfig(BaseModel):
+    """How to train: batch, optimiser, loss weights, augmentation and runtime switches."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batch: int = Field(8, ge=1, le=1024)          # faces per identity per step (per process)
+    accum: int = Field(1, ge=1, le=64)            # gradient accumulation steps per optimiser step
+    lr: float = Field(5e-5, gt=0, le=1.0)
+    ema_decay: float = Field(0.999, ge=0.0, lt=1.0)
+    ssim_weight: float = Field(1.0, ge=0)
+    pixel_loss: Literal["l1", "mse"] = "mse"
+    pixel_weight: float = Field(1.0, ge=0)
+    eyes_mouth_weight: float = Field(3.0, ge=0)   # extra pixel-loss weight inside eye/mouth hulls
+    mask_weight: float = Field(1.0, ge=0)
+    gan_power: float = Field(0.0, ge=0)            # 0 disables the patch-GAN
+    random_warp: bool = True
+    flip: bool = True
+    precision: Precision = "auto"
+    channels_last: bool = True
+    compile: bool = False
+    workers: int = Field(1, ge=0, le=64)
+    seed: int = 0
+    checkpoint_minutes: float = Field(5.0, gt=0)
+    preview_minutes: float = Field(5.0, gt=0)
+
+
+class Preset(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    description: str
+    model: ModelConfig
+    batch: int
+
+
+PRESETS: dict[str, Preset] = {
+    # Small enough to learn a recognisable swap in ~30 minutes on two CPU cores.
+    "cpu": Preset(description="2 CPU cores: 96 px, narrow widths",
+                  model=ModelConfig(resolution=96, e_dims=32, ae_dims=128, d_dims=32, d_mask_dims=16), batch=8),
+    # DeepFaceLab SAEHD's default capacity (liae-ud, 128 px, ae 256, e 64, d 64, mask 22).
+    "gpu-128": Preset(description="SAEHD default capacity, 128 px",
+                      model=ModelConfig(resolution=128, e_dims=64, ae_dims=256, d_dims=64, d_mask_dims=22),
+                      batch=8),
+    "gpu-256": Preset(description="SAEHD-class capacity, 256 px",
+                      model=ModelConfig(resolution=256, e_dims=64, ae_dims=256, d_dims=64, d_mask_dims=22),
+                      batch=8),
+}
+
+
+def preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}") from None
+
+
+def model_config(base: ModelConfig | None = None, **overrides: Any) -> ModelConfig:
+    """A model config from ``base`` (default: the ``cpu`` preset) with non-None ``overrides``."""
+    data = (base or PRESETS["cpu"].model).model_dump()
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return _validated(ModelConfig, data)
+
+
+def train_config(**overrides: Any) -> TrainConfig:
+    return _validated(TrainConfig, {k: v for k, v in overrides.items() if v is not None})
+
+
+def _validated(cls: type[BaseModel], data: dict[str, Any]) -> Any:
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or cls.__name__
+        raise ConfigError(f"bad {cls.__name__} setting {where}: {first['msg']}") from None

@@ -1,0 +1,161 @@
+"""Training data: aligned faces of each identity, held in memory, sampled and augmented per step.
+
+:func:`load_faceset` reads an identity's aligned crops (RGB uint8, resized to the model's
+resolution) and their landmarks in crop pixels. :class:`PairDataset` is indexed by *training
+step*: batch ``k`` depends only on ``(seed, k, rank)``, so a resumed run sees exactly the batches
+a straight run would, however many loader worker processes there are.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from doppel.core.errors import ConfigError, InputError, NoFaceError
+from doppel.faceset.query import faces
+from doppel.faceset.workspace import Workspace
+from doppel.ops.align import EYE_L, EYE_R, MOUTH_OUTER
+from doppel.train import augment
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FaceSet:
+    """``images`` uint8 ``(N, R, R, 3)`` RGB; ``landmarks`` float32 ``(N, 68, 2)`` crop pixels."""
+
+    names: tuple[str, ...]
+    images: np.ndarray
+    landmarks: np.ndarray
+    face_ids: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def split(self, holdout: float, seed: int = 0) -> tuple[FaceSet, FaceSet]:
+        """A (train, held-out) split: every ``1/holdout``-th face, spread over the set."""
+        if not 0 < holdout < 1 or len(self) < 2:
+            return self, self
+        step = max(2, round(1 / holdout))
+        held = np.zeros(len(self), dtype=bool)
+        held[np.random.default_rng(seed).integers(0, step)::step] = True
+        return self._take(~held), self._take(held)
+
+    def _take(self, keep: np.ndarray) -> FaceSet:
+        return FaceSet(self.names, self.images[keep], self.landmarks[keep], self.face_ids[keep])
+
+
+def load_faceset(ws: Workspace, identities: str | list[str], resolution: int, face_type: str) -> FaceSet:
+    """Every non-excluded face of ``identities`` whose crop has ``face_type``, resized to ``resolution``.
+
+    Raises ``WorkspaceError`` for an unknown identity, ``NoFaceError`` when none is usable,
+    ``InputError`` for a missing or unreadable crop.
+    """
+    names = [identities] if isinstance(identities, str) else list(identities)
+    images, lms, ids = [], [], []
+    for name in names:
+        records = faces(ws, name)
+        usable = [r for r in records if r.face_type == face_type]
+        if records and not usable:
+            raise ConfigError(f"identity {name!r} has {len(records)} faces of type "
+                              f"{records[0].face_type!r}, none of type {face_type!r}; "
+                              "re-extract or choose a matching --face-type")
+        if not usable:
+            raise NoFaceError(f"identity {name!r} has no faces; extract some first "
+                              "(`doppel extract`) or un-exclude pruned ones")
+        for r in usable:
+            bgr = cv2.imread(str(r.aligned_path), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise InputError("aligned face is missing or unreadable; re-extract this identity",
+                                 path=r.aligned_path)
+            lm = r.aligned_landmarks()[:68]
+            if bgr.shape[0] != resolution:
+                lm = lm * (resolution / bgr.shape[0])
+                bgr = cv2.resize(bgr, (resolution, resolution), interpolation=cv2.INTER_AREA
+                                 if bgr.shape[0] > resolution else cv2.INTER_CUBIC)
+            images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            lms.append(lm.astype(np.float32))
+            ids.append(r.id)
+    log.info("loaded %d faces of %s at %d px", len(images), ", ".join(names), resolution)
+    return FaceSet(tuple(names), np.stack(images), np.stack(lms), np.asarray(ids, dtype=np.int64))
+
+
+def _hull(points: np.ndarray, size: int) -> np.ndarray:
+    mask = np.zeros((size, size), dtype=np.uint8)
+    hull = cv2.convexHull(np.round(points * 4).astype(np.int32))
+    cv2.fillConvexPoly(mask, hull, 255, lineType=cv2.LINE_AA, shift=2)
+    return mask
+
+
+def face_hull_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """uint8 ``(S, S)`` 0/255: the convex hull of the 68 landmarks, raised to cover the forehead.
+
+    The brow points are lifted by a third of the brow-to-chin distance, since 68-point
+    landmarks stop at the eyebrows.
+    """
+    lm = np.asarray(landmarks, dtype=np.float64)[:68]
+    chin, brows = lm[8], lm[17:27]
+    lift = (chin - brows.mean(0)) / 3.0
+    return _hull(np.concatenate([lm, brows - lift]), size)
+
+
+def eyes_mouth_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """uint8 ``(S, S)`` 0/255: the hulls of both eyes and the mouth, slightly dilated."""
+    lm = np.asarray(landmarks, dtype=np.float64)[:68]
+    mask = np.maximum.reduce([_hull(lm[idx], size) for idx in (EYE_L, EYE_R, MOUTH_OUTER)])
+    k = max(3, size // 32) | 1
+    return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+
+
+class PairDataset(Dataset[dict[str, torch.Tensor]]):
+    """Item ``k`` is the whole batch of step ``k``: for each side (``src``, ``dst``) uint8 tensors
+    ``{side}_in`` (warped input) and ``{side}_target`` ``(B, R, R, 3)``, ``{side}_mask`` (face
+    hull) and ``{side}_em`` (eyes and mouth) ``(B, R, R)``."""
+
+    def __init__(self, src: FaceSet, dst: FaceSet, *, batch: int, seed: int, rank: int = 0,
+                 settings: augment.AugmentSettings = augment.AugmentSettings()) -> None:
+        self.sides = {"src": src, "dst": dst}
+        self.batch, self.seed, self.rank, self.settings = batch, seed, rank, settings
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, int(step), self.rank])
+        out: dict[str, torch.Tensor] = {}
+        for side, fs in self.sides.items():
+            idx = rng.integers(0, len(fs), self.batch)
+            parts: dict[str, list[np.ndarray]] = {"in": [], "target": [], "mask": [], "em": []}
+            for i in idx:
+                p = augment.draw(rng, fs.images.shape[1], self.settings)
+                img = fs.images[i]
+                parts["in"].append(augment.apply_image(img, p, warp=True))
+                parts["target"].append(augment.apply_image(img, p, warp=False))
+                lm = augment.apply_points(fs.landmarks[i], p, warp=False)
+                parts["mask"].append(face_hull_mask(lm, p.size))
+                parts["em"].append(eyes_mouth_mask(lm, p.size))
+            for key, arrays in parts.items():
+                out[f"{side}_{key}"] = torch.from_numpy(np.stack(arrays))
+        return out
+
+
+def make_loader(dataset: PairDataset, start_step: int, stop_step: int, workers: int) -> DataLoader:
+    """Batches for steps ``start_step .. stop_step - 1`` in order, built by ``workers`` processes."""
+    return DataLoader(dataset, batch_size=None, sampler=range(start_step, stop_step), num_workers=workers,
+                      prefetch_factor=2 if workers else None, persistent_workers=False)
+
+
+def to_model(batch: dict[str, torch.Tensor], device: torch.device, channels_last: bool) -> dict[str, torch.Tensor]:
+    """uint8 NHWC -> float32 NCHW in [0, 1] on ``device`` (images ``(B,3,R,R)``, masks ``(B,1,R,R)``)."""
+    out = {}
+    for key, t in batch.items():
+        t = t.to(device, non_blocking=True)
+        t = t.unsqueeze(-1) if t.ndim == 3 else t
+        x = t.permute(0, 3, 1, 2).float().div_(255.0)
+        out[key] = x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    return out

@@ -1,0 +1,128 @@
+"""Losses for the face model, EMA weights, and the optional patch discriminator.
+
+All tensors are float32 NCHW: images ``(N, 3, R, R)`` RGB in [0, 1], masks ``(N, 1, R, R)`` in
+[0, 1]. The reconstruction loss follows SAEHD's recipe: structural dissimilarity at two window
+sizes plus a pixel term, computed on faces multiplied by a softened face mask, with extra weight
+on the eyes and mouth, and a mask term.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@functools.cache
+def _gauss(size: int, sigma: float, device: torch.device) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float32, device=device) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def blur(x: torch.Tensor, size: int, sigma: float | None = None) -> torch.Tensor:
+    """Separable Gaussian blur of ``(N, C, H, W)`` with an odd ``size`` window ('same' padding, reflect)."""
+    size = max(3, size | 1)
+    g = _gauss(size, sigma if sigma is not None else size / 6.0, x.device)
+    c = x.shape[1]
+    pad = size // 2
+    x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    x = F.conv2d(x, g.view(1, 1, 1, size).expand(c, 1, 1, size), groups=c)
+    return F.conv2d(x, g.view(1, 1, size, 1).expand(c, 1, size, 1), groups=c)
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, window: int) -> torch.Tensor:
+    """Per-pixel SSIM map ``(N, C, H, W)`` of two images in [0, 1] with a Gaussian window."""
+    c1, c2 = 0.01**2, 0.03**2
+    c = x.shape[1]
+    stats = blur(torch.cat([x, y, x * x, y * y, x * y], 1), window, 1.5 * window / 11)
+    mx, my, xx, yy, xy = stats.split(c, 1)
+    vx, vy, cov = xx - mx * mx, yy - my * my, xy - mx * my
+    return ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+
+
+def dssim(x: torch.Tensor, y: torch.Tensor, window: int) -> torch.Tensor:
+    """Structural dissimilarity ``(1 - SSIM) / 2``, averaged: a scalar in [0, 1]."""
+    return ((1 - ssim(x, y, window)) / 2).mean()
+
+
+def ssim_windows(resolution: int) -> tuple[int, int]:
+    """The two SSIM window sizes SAEHD uses for a resolution (about R/11.6 and R/23.2)."""
+    return max(3, int(resolution / 11.6) | 1), max(3, int(resolution / 23.2) | 1)
+
+
+def soft_mask(mask: torch.Tensor) -> torch.Tensor:
+    """The target face mask, blurred so the loss fades out across the face edge."""
+    r = mask.shape[-1]
+    return blur(mask, r // 16 | 1).clamp(0, 1)
+
+
+def face_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, eyes_mouth: torch.Tensor, *,
+              ssim_weight: float = 1.0, pixel: str = "mse", pixel_weight: float = 1.0,
+              eyes_mouth_weight: float = 10.0) -> dict[str, torch.Tensor]:
+    """Masked multi-window DSSIM + pixel loss + eyes/mouth L1 for one side; returns named scalars."""
+    m = soft_mask(mask)
+    p, t = pred * m, target * m
+    w1, w2 = ssim_windows(pred.shape[-1])
+    out = {"ssim": 5.0 * ssim_weight * (dssim(p, t, w1) + dssim(p, t, w2))}
+    diff = p - t
+    out["pixel"] = 10.0 * pixel_weight * (diff.abs().mean() if pixel == "l1" else diff.square().mean())
+    out["eyes_mouth"] = 10.0 * eyes_mouth_weight * (diff.abs() * eyes_mouth).mean()
+    return out
+
+
+def mask_loss(pred_mask: torch.Tensor, target_mask: torch.Tensor, weight: float = 1.0) -> torch.Tensor:
+    return 10.0 * weight * (pred_mask - target_mask).square().mean()
+
+
+class PatchDiscriminator(nn.Module):
+    """A small patch-GAN critic: ``(N, 3, R, R)`` -> logits ``(N, 1, R/8, R/8)``, one per patch."""
+
+    def __init__(self, dims: int = 32) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = 3
+        for i, cout in enumerate((dims, dims * 2, dims * 4)):
+            layers += [nn.Conv2d(cin, cout, 4, stride=2, padding=1)]
+            if i:
+                layers += [nn.GroupNorm(8, cout)]
+            layers += [nn.LeakyReLU(0.2)]
+            cin = cout
+        layers += [nn.Conv2d(cin, cin, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(cin, 1, 3, padding=1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x * 2 - 1)
+
+
+def gan_generator_loss(critic: nn.Module, fake: torch.Tensor, power: float) -> torch.Tensor:
+    logits = critic(fake)
+    return power * F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+
+
+def gan_critic_loss(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    lr, lf = critic(real), critic(fake.detach())
+    return 0.5 * (F.binary_cross_entropy_with_logits(lr, torch.ones_like(lr))
+                  + F.binary_cross_entropy_with_logits(lf, torch.zeros_like(lf)))
+
+
+class EMA:
+    """An exponential moving average of a model's parameters, kept in a frozen copy ``shadow``."""
+
+    def __init__(self, model: nn.Module, shadow: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.shadow = shadow.requires_grad_(False).eval()
+        self._src = [p for p in model.parameters()]
+        self._dst = [p for p in self.shadow.parameters()]
+        self.copy_from(model)
+
+    @torch.no_grad()
+    def copy_from(self, model: nn.Module) -> None:
+        for d, s in zip(self._dst, model.parameters(), strict=True):
+            d.copy_(s)
+
+    @torch.no_grad()
+    def update(self) -> None:
+        torch._foreach_lerp_(self._dst, self._src, 1.0 - self.decay)
