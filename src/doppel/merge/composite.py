@@ -14,7 +14,7 @@ import numpy as np
 from doppel.merge import occlusion as occ
 from doppel.merge.blend import BLENDS
 from doppel.merge.colour import COLOUR_TRANSFERS
-from doppel.merge.masks import face_matte, region_hull
+from doppel.merge.masks import apply_polygons, face_matte, region_hull
 from doppel.merge.settings import MergeSettings
 from doppel.merge.temporal import MatteSmoother, VectorSmoother
 from doppel.ops.align import invert, warp_to_face, warp_to_frame
@@ -111,6 +111,8 @@ def prepare_face(frame: np.ndarray, matrix: np.ndarray, swapped: np.ndarray, lea
         matte = state.matte.update(matte, settings.mask_smoothing)
     else:
         state.matte.reset()
+    if settings.mask_polygons:
+        matte = apply_polygons(matte, settings.mask_polygons)
     occlusion: float | None = None
     if settings.occlusion != "off":
         found = occ.estimate(face, plate, face_hull, learned, landmarks_crop, landmark_score)

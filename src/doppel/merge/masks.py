@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
-from doppel.merge.settings import REFERENCE_SIZE, MergeSettings
+from doppel.merge.settings import REFERENCE_SIZE, MaskPolygon, MergeSettings
 from doppel.ops.mask import combine, erode_blur, hull_mask
 
 
@@ -27,3 +28,18 @@ def face_matte(landmarks_crop: np.ndarray, learned: np.ndarray | None, size: int
     raw = combine(hull, learned, mode)
     scale = size / REFERENCE_SIZE
     return erode_blur(raw, settings.mask_erode * scale, settings.mask_blur * scale)
+
+
+def apply_polygons(matte: np.ndarray, polygons: tuple[MaskPolygon, ...]) -> np.ndarray:
+    """The matte with review's polygons applied in order: ``include`` raises it to 1 inside the polygon,
+    ``exclude`` sets it to 0; edges are feathered by about 1 px at 128. ``matte``: float32 ``(S, S)``."""
+    size = matte.shape[0]
+    out = matte.astype(np.float32, copy=True)
+    sigma = max(size / 128.0, 0.8)
+    for poly in polygons:
+        pts = np.round(np.asarray(poly.points, dtype=np.float64) * size * 16).astype(np.int32)
+        fill = np.zeros_like(out)
+        cv2.fillPoly(fill, [pts], 1.0, lineType=cv2.LINE_AA, shift=4)
+        fill = cv2.GaussianBlur(fill, (0, 0), sigma)
+        out = np.maximum(out, fill) if poly.mode == "include" else out * (1.0 - fill)
+    return out

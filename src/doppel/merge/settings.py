@@ -15,7 +15,7 @@ import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -28,6 +28,21 @@ BlendMode = Literal["alpha", "poisson"]
 OcclusionMode = Literal["off", "detect", "exclude"]
 
 REFERENCE_SIZE = 256  # crop size that the pixel lengths below refer to
+
+Coordinate = Annotated[float, Field(ge=-1.0, le=2.0)]
+
+
+class MaskPolygon(BaseModel):
+    """A polygon drawn in review to add to (``include``) or cut from (``exclude``) the matte.
+
+    ``points`` are ``(x, y)`` in aligned-crop coordinates divided by the crop size (0..1 covers the
+    crop), so a polygon follows the face from frame to frame and fits any model resolution.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mode: Literal["include", "exclude"]
+    points: tuple[tuple[Coordinate, Coordinate], ...] = Field(min_length=3, max_length=256)
 
 
 class MergeSettings(BaseModel):
@@ -45,6 +60,9 @@ class MergeSettings(BaseModel):
     sharpen: float = Field(0.0, ge=0.0, le=2.0, description="unsharp-mask amount on the swapped face")
     face_scale: float = Field(1.0, ge=0.8, le=1.2, description="scale of the swapped face about its centre")
     keep_original: bool = Field(False, description="leave this frame's face as it was")
+    mask_polygons: tuple[MaskPolygon, ...] = Field((), max_length=32,
+                                                   description="include/exclude polygons applied to the matte "
+                                                   "(crop coordinates in [0, 1]; drawn in review)")
     smoothing: bool = Field(True, description="smooth colour and mask over time; off resets (use at cuts)")
     colour_smoothing: float = Field(0.7, ge=0.0, le=0.98,
                                     description="weight of the past in the colour statistics (0 = none)")
@@ -106,7 +124,8 @@ def validate_partial(data: Mapping[str, Any]) -> dict[str, Any]:
     """Check a partial settings dict (an override): known keys, values in range. Returns it normalised."""
     base = MergeSettings().model_dump()
     full = validate_settings({**base, **dict(data)})
-    return {k: getattr(full, k) for k in data}
+    dumped = full.model_dump(mode="json")  # JSON-ready (polygons as plain lists)
+    return {k: dumped[k] for k in data}
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
