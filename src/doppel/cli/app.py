@@ -9,6 +9,7 @@ from collections.abc import Callable
 import typer
 
 from doppel import __version__
+from doppel.cli import eval as eval_cmd
 from doppel.cli import init as init_cmd
 from doppel.cli import merge as merge_cmd
 from doppel.cli import train as train_cmd
@@ -60,6 +61,7 @@ def command(name: str, fn: Callable[..., None]) -> None:
 command("init", init_cmd.init)
 command("merge", merge_cmd.merge)
 command("train", train_cmd.train)
+command("eval", eval_cmd.eval_)
 
 
 def main() -> None:

@@ -1,0 +1,69 @@
+"""`doppel eval`: quality metrics of a merge against its original, a table, JSON and a contact sheet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from doppel.cli.common import JsonOpt, console, emit_json, progress_bar
+from doppel.core.errors import ConfigError
+from doppel.eval.pipeline import EvalRequest, evaluate
+from doppel.eval.render import request_for_render
+from doppel.eval.report import EvalReport, table_rows
+from doppel.faceset.workspace import Workspace
+from doppel.io.video import probe
+
+
+def print_table(report: EvalReport) -> None:
+    table = Table(title=f"{report.merged} vs {report.original}: {report.frames_compared}/{report.frames} frames "
+                        f"compared, {report.frames_embedded} embedded (every {report.embed_every})")
+    for col in ("metric", "merged", "original", "meaning"):
+        table.add_column(col, justify="right" if col in ("merged", "original") else "left")
+    for row in table_rows(report):
+        table.add_row(*row)
+    console.print(table)
+
+
+def eval_(
+    workspace: Path = typer.Argument(..., help="The workspace holding the identities' faces (and the render)."),
+    render: str | None = typer.Option(None, "--render", help="A render of this workspace (id or uid): compares "
+                                                              "its output with the clip it was made from."),
+    original: Path | None = typer.Option(None, "--original", help="The destination clip (without --render)."),
+    merged: Path | None = typer.Option(None, "--merged", help="The merged clip (without --render)."),
+    src: str | None = typer.Option(None, "--src", help="Source identity (default with --render: the model's)."),
+    dst: str | None = typer.Option(None, "--dst", help="Destination identity (default with --render: the model's)."),
+    out: Path | None = typer.Option(None, "--out", help="JSON report to write (default: MERGED.eval.json)."),
+    sheet: Path | None = typer.Option(None, "--sheet", help="Contact sheet PNG (default: MERGED.eval.png)."),
+    embed_every: int | None = typer.Option(None, "--embed-every", min=0,
+                                           help="Embed every Nth compared frame (default: at most 60 frames; "
+                                                "0: skip identity metrics)."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Measure identity, expression, pose, steadiness and seams of a merged clip against its original.
+
+    Writes the JSON report and a before/after contact sheet next to the merged clip (or where
+    --out/--sheet say) and prints a table (or the report with --json).
+    """
+    with Workspace.open(workspace) as ws:
+        if render is not None:
+            if original is not None or merged is not None:
+                raise ConfigError("give either --render or --original and --merged, not both")
+            request = request_for_render(ws, render, src=src, dst=dst, embed_every=embed_every)
+        else:
+            if original is None or merged is None or src is None:
+                raise ConfigError("give --render RENDER, or --original VIDEO --merged VIDEO --src IDENTITY")
+            probe(original), probe(merged)
+            request = EvalRequest(original=original, merged=merged, src=src, dst=dst, embed_every=embed_every)
+        base = request.merged.with_suffix("")
+        json_path = out or Path(f"{base}.eval.json")
+        request = EvalRequest(**{**request.__dict__, "sheet": sheet or Path(f"{base}.eval.png")})
+        with progress_bar("evaluating", "frames", enabled=not json_out) as progress:
+            report = evaluate(ws, request, progress=progress)
+    report.write(json_path)
+    if json_out:
+        emit_json({**report.to_dict(), "report": str(json_path)})
+        return
+    print_table(report)
+    console.print(f"report {json_path}; contact sheet {report.sheet}")

@@ -1,0 +1,1 @@
+"""Quality metrics of a swap (`doppel eval`): identity, expression and pose, steadiness, seams."""

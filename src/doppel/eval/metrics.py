@@ -1,0 +1,248 @@
+"""Quality metrics of a face swap, as pure functions on arrays.
+
+Conventions: landmarks are ``float`` ``(N, 2)`` frame pixels (x, y), iBUG 68-point order first;
+a landmark track is ``(T, N, 2)``; embeddings are ``float`` ``(D,)`` or ``(T, D)`` (any scale:
+they are L2-normalised here); frames are uint8 RGB ``(H, W, 3)``.
+
+- identity: cosine similarity of embeddings to identity centroids, and nearest-centroid retrieval;
+- expression and pose: landmark error normalised by the inter-ocular distance (the 300-W NME,
+  outer eye corners 36 and 45), head-pose difference as a rotation angle, and the correlation of
+  mouth and eye openness over time;
+- steadiness: landmark jitter (:func:`doppel.extract.metrics.pooled_jitter` over runs of
+  consecutive frames); flicker is :class:`doppel.merge.temporal.FlickerMeter` (merge's metric, reused);
+- seams: gradient energy on the matte's feather band, output over input (:class:`SeamMeter`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from doppel.extract.metrics import pooled_jitter, segments
+from doppel.extract.pose import head_pose, rotation_from_angles
+from doppel.ops.align import EYE_L, EYE_R
+from doppel.ops.mask import erode_blur, hull_mask
+
+EYE_OUTER = (36, 45)
+_INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
+_EYE_PAIRS = (((37, 41), (38, 40), (36, 39)), ((43, 47), (44, 46), (42, 45)))
+
+
+def _landmarks(lm: np.ndarray) -> np.ndarray:
+    a = np.asarray(lm, dtype=np.float64)
+    if a.ndim < 2 or a.shape[-2] < 68 or a.shape[-1] != 2:
+        raise ValueError(f"expected landmarks of shape (..., >=68, 2), got {a.shape}")
+    return a
+
+
+# -- identity --------------------------------------------------------------------------------------
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    """Rows (or the one vector) scaled to unit length; zero vectors stay zero."""
+    v = np.asarray(vectors, dtype=np.float64)
+    norm = np.linalg.norm(v, axis=-1, keepdims=True)
+    return v / np.maximum(norm, 1e-12)
+
+
+def centroid(embeddings: np.ndarray) -> np.ndarray:
+    """Unit-length mean direction of ``(K, D)`` embeddings (each normalised first)."""
+    e = np.asarray(embeddings, dtype=np.float64)
+    if e.ndim != 2 or len(e) == 0:
+        raise ValueError(f"expected (K >= 1, D) embeddings, got {e.shape}")
+    return normalise(normalise(e).mean(0))
+
+
+def cosine(embeddings: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each row of ``(T, D)`` (or one ``(D,)``) to ``reference`` ``(D,)``."""
+    return normalise(embeddings) @ normalise(reference)
+
+
+def nearest(embeddings: np.ndarray, centroids: Mapping[str, np.ndarray]) -> list[str]:
+    """For each ``(T, D)`` row, the name of the most similar centroid."""
+    if not centroids:
+        raise ValueError("no identity centroids to compare with")
+    names = list(centroids)
+    sims = normalise(embeddings) @ normalise(np.stack([centroids[n] for n in names])).T
+    return [names[i] for i in np.argmax(np.atleast_2d(sims), axis=1)]
+
+
+@dataclass(frozen=True)
+class IdentityScores:
+    """Per-frame similarities (``(T,)``) and what they add up to."""
+
+    sim_src: np.ndarray
+    sim_dst: np.ndarray | None
+    nearest: list[str]
+    src: str
+
+    @property
+    def retrieval(self) -> float:
+        """Share of frames whose nearest identity is the source."""
+        return float(np.mean([n == self.src for n in self.nearest])) if self.nearest else float("nan")
+
+    @property
+    def src_wins(self) -> float | None:
+        """Share of frames more similar to the source than to the destination."""
+        if self.sim_dst is None or len(self.sim_src) == 0:
+            return None
+        return float(np.mean(self.sim_src > self.sim_dst))
+
+
+def identity_scores(embeddings: np.ndarray, centroids: Mapping[str, np.ndarray], src: str,
+                    dst: str | None = None) -> IdentityScores:
+    """Similarity of ``(T, D)`` face embeddings to the ``src`` (and ``dst``) centroid, and the nearest
+    of all ``centroids`` per frame."""
+    if src not in centroids:
+        raise ValueError(f"no centroid for source identity {src!r}; have {sorted(centroids)}")
+    if dst is not None and dst not in centroids:
+        raise ValueError(f"no centroid for destination identity {dst!r}; have {sorted(centroids)}")
+    e = np.asarray(embeddings, dtype=np.float64).reshape(-1, np.asarray(centroids[src]).shape[-1])
+    if len(e) == 0:
+        return IdentityScores(np.zeros(0), None if dst is None else np.zeros(0), [], src)
+    return IdentityScores(cosine(e, centroids[src]), None if dst is None else cosine(e, centroids[dst]),
+                          nearest(e, centroids), src)
+
+
+# -- expression and pose ---------------------------------------------------------------------------
+def interocular(landmarks: np.ndarray) -> np.ndarray:
+    """Distance between the outer eye corners (36, 45): ``(...,)`` from ``(..., 68, 2)``."""
+    lm = _landmarks(landmarks)
+    return np.linalg.norm(lm[..., EYE_OUTER[1], :] - lm[..., EYE_OUTER[0], :], axis=-1)
+
+
+def nme(predicted: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Mean point-to-point distance over the 68 points divided by the reference's inter-ocular
+    distance, per frame: ``(T,)`` from two ``(T, 68, 2)`` tracks (or a scalar array for one frame)."""
+    p, r = _landmarks(predicted)[..., :68, :], _landmarks(reference)[..., :68, :]
+    if p.shape != r.shape:
+        raise ValueError(f"landmark tracks differ in shape: {p.shape} vs {r.shape}")
+    return np.linalg.norm(p - r, axis=-1).mean(-1) / np.maximum(interocular(r), 1e-6)
+
+
+def rotation_angle(a: np.ndarray, b: np.ndarray) -> float:
+    """The angle in degrees of the rotation taking ``(3, 3)`` rotation ``b`` to ``a``."""
+    # ||A - B||_F = 2 sqrt(2) sin(theta / 2): exact at 0, unlike acos of the trace
+    chord = float(np.linalg.norm(np.asarray(a, np.float64) - np.asarray(b, np.float64))) / (2 * math.sqrt(2))
+    return math.degrees(2 * math.asin(min(1.0, chord)))
+
+
+def pose_errors(predicted: np.ndarray, reference: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
+    """Head-pose difference in degrees per frame (the angle between the two fitted head rotations,
+    :func:`doppel.extract.pose.head_pose`), ``(T,)`` from two ``(T, 68, 2)`` tracks in a
+    ``(width, height)`` frame."""
+    p, r = _landmarks(predicted), _landmarks(reference)
+    out = []
+    for a, b in zip(p, r, strict=True):
+        ra = rotation_from_angles(*head_pose(a, frame_size))
+        rb = rotation_from_angles(*head_pose(b, frame_size))
+        out.append(rotation_angle(ra, rb))
+    return np.asarray(out)
+
+
+def mouth_openness(landmarks: np.ndarray) -> np.ndarray:
+    """Inner-lip gap (mean of three vertical pairs) over the inter-ocular distance: ``(...,)``."""
+    lm = _landmarks(landmarks)
+    gap = np.mean([np.linalg.norm(lm[..., a, :] - lm[..., b, :], axis=-1) for a, b in _INNER_LIP_PAIRS], axis=0)
+    return gap / np.maximum(interocular(lm), 1e-6)
+
+
+def eye_openness(landmarks: np.ndarray) -> np.ndarray:
+    """Eye aspect ratio (lid gaps over eye width), mean of both eyes: ``(...,)``."""
+    lm = _landmarks(landmarks)
+    ratios = []
+    for (a1, b1), (a2, b2), (c0, c1) in _EYE_PAIRS:
+        gaps = np.linalg.norm(lm[..., a1, :] - lm[..., b1, :], axis=-1) + np.linalg.norm(
+            lm[..., a2, :] - lm[..., b2, :], axis=-1)
+        width = np.linalg.norm(lm[..., c0, :] - lm[..., c1, :], axis=-1)
+        ratios.append(gaps / np.maximum(2 * width, 1e-6))
+    return np.mean(ratios, axis=0)
+
+
+def correlation(a: np.ndarray, b: np.ndarray, *, min_std: float = 1e-6) -> float | None:
+    """Pearson correlation of two ``(T,)`` signals; None when either is (nearly) constant or T < 3."""
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"expected two (T,) signals of one length, got {x.shape} and {y.shape}")
+    if len(x) < 3 or x.std() < min_std or y.std() < min_std:
+        return None
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+# -- steadiness ------------------------------------------------------------------------------------
+def track_jitter(frame_indices: np.ndarray, landmarks: np.ndarray, *, min_run: int = 3) -> float:
+    """RMS second difference (pixels) of a ``(T, N, 2)`` landmark track, pooled over runs of
+    consecutive frames (gaps break the chain); NaN when no run is ``min_run`` frames long."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    runs = segments(np.asarray(frame_indices), 1, min_length=min_run)
+    return pooled_jitter([lm[s] for s in runs])
+
+
+# -- masks and seams -------------------------------------------------------------------------------
+def frame_hull(landmarks: np.ndarray, frame_shape: tuple[int, ...]) -> np.ndarray:
+    """The face hull (merge's ``face`` region, forehead included) of frame landmarks, as a float32
+    ``(H, W)`` mask in [0, 1]."""
+    h, w = frame_shape[:2]
+    return hull_mask(_landmarks(landmarks), max(h, w), "face")[:h, :w]
+
+
+def frame_matte(landmarks: np.ndarray, frame_shape: tuple[int, ...], *, erode: float, blur: float) -> np.ndarray:
+    """The feathered hull matte that a merge with these mask settings puts in the frame, float32
+    ``(H, W)`` in [0, 1]. ``erode`` and ``blur`` are pixels of a 256 px ``full`` crop (as in
+    :class:`~doppel.merge.settings.MergeSettings`), scaled to the frame by the eye-centre distance
+    (0.31 of the crop side in the alignment template)."""
+    lm = _landmarks(landmarks)
+    eyes = float(np.linalg.norm(lm[EYE_R].mean(0) - lm[EYE_L].mean(0)))
+    scale = eyes / (0.31 * 256)
+    h, w = frame_shape[:2]
+    square = hull_mask(lm, max(h, w), "face")  # erode_blur works on square masks
+    return erode_blur(square, erode * scale, blur * scale)[:h, :w]
+
+
+def gradient_magnitude(image: np.ndarray) -> np.ndarray:
+    """Sobel gradient magnitude of the grey image, float32 ``(H, W)`` (grey levels per pixel)."""
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32) if image.ndim == 3 else image.astype(np.float32)
+    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3) / 8.0
+    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3) / 8.0
+    return np.sqrt(gx * gx + gy * gy)
+
+
+def seam_band(matte: np.ndarray, *, low: float = 0.05, high: float = 0.95, min_width: int = 3) -> np.ndarray:
+    """Bool ``(H, W)``: the matte's feather zone (``low < matte < high``), widened to at least
+    ``min_width`` pixels around the 0.5 contour so that a hard edge has a band too."""
+    m = np.asarray(matte, dtype=np.float32)
+    band = (m > low) & (m < high)
+    inside = (m >= 0.5).astype(np.uint8)
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (min_width, min_width))
+    edge = cv2.dilate(inside, k).astype(bool) & ~cv2.erode(inside, k).astype(bool)
+    return band | edge
+
+
+@dataclass
+class SeamMeter:
+    """Gradient energy on the seam band, pooled over frames: output over input.
+
+    1.0 means the band is exactly as busy in the output as in the input (no visible seam); a
+    pasted face whose colour or brightness jumps at the mask edge scores above 1.
+    """
+
+    out_sum: float = 0.0
+    in_sum: float = 0.0
+    pixels: int = 0
+    per_frame: list[float] = field(default_factory=list)
+
+    def update(self, inp: np.ndarray, out: np.ndarray, matte: np.ndarray) -> None:
+        band = seam_band(matte)
+        if not band.any():
+            return
+        go, gi = gradient_magnitude(out)[band], gradient_magnitude(inp)[band]
+        self.out_sum += float(go.sum())
+        self.in_sum += float(gi.sum())
+        self.pixels += int(band.sum())
+        self.per_frame.append(float(go.mean() / max(gi.mean(), 1e-6)))
+
+    @property
+    def score(self) -> float | None:
+        return self.out_sum / max(self.in_sum, 1e-6) if self.pixels else None

@@ -1,0 +1,242 @@
+"""`doppel eval`: compare a merged clip with its original, frame by frame.
+
+:func:`evaluate` reads top to bottom:
+
+1. ``check``: both clips readable, same size and frame count; identity centroids from the workspace.
+2. ``track``: faces of both clips with the same tracker; the original's main person, and the same
+   head in the merged clip (:mod:`doppel.eval.faces`).
+3. ``landmarks``: expression and pose error, openness correlations, jitter.
+4. ``pixels``: a second decode of both clips in step for flicker (merge's
+   :class:`~doppel.merge.temporal.FlickerMeter`), seams, identity embeddings (every
+   ``embed_every``-th compared frame: dlib's ResNet costs ~80 ms a face) and contact-sheet tiles.
+5. ``report``: the numbers, and the contact sheet written atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from doppel.core.errors import InputError, NoFaceError, WorkspaceError
+from doppel.core.progress import ProgressFn, no_progress
+from doppel.eval import metrics
+from doppel.eval.faces import SeenFace, main_person, matched, scan
+from doppel.eval.report import EvalReport, FrameRow
+from doppel.eval.sheet import contact_sheet, face_crop
+from doppel.extract import backends
+from doppel.faceset.query import faces
+from doppel.faceset.workspace import Workspace
+from doppel.io.atomic import atomic_path
+from doppel.io.video import probe, read_frames, read_image, write_image
+from doppel.merge.settings import MergeSettings
+from doppel.merge.temporal import FlickerMeter
+
+log = logging.getLogger(__name__)
+
+EMBEDDER = "dlib-resnet"
+MAX_EMBEDDED = 60  # compared frames embedded per clip by default (~80 ms each, twice: output and input)
+SHEET_COLUMNS = 6
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    """What to compare. ``swapped``: frames the merge replaced (from its render record), or None to
+    compare every frame where both clips show the face. ``settings`` give the seam matte."""
+
+    original: Path
+    merged: Path
+    src: str
+    dst: str | None = None
+    render: str | None = None
+    swapped: frozenset[int] | None = None
+    settings: MergeSettings = field(default_factory=MergeSettings)
+    embed_every: int | None = None
+    sheet: Path | None = None
+
+
+def identity_centroids(ws: Workspace) -> dict[str, np.ndarray]:
+    """Unit centroid of each identity's stored face embeddings (identities without any are left out)."""
+    out: dict[str, np.ndarray] = {}
+    for name in ws.identities():
+        embs = [f.embedding for f in faces(ws, name) if f.embedding is not None]
+        if embs:
+            out[name] = metrics.centroid(np.stack(embs))
+    return out
+
+
+def evaluate(ws: Workspace, request: EvalRequest, *, progress: ProgressFn = no_progress) -> EvalReport:
+    """Measure ``request.merged`` against ``request.original``; see the module docstring.
+
+    Raises ``InputError``/``MediaError`` for unreadable or mismatched clips, ``WorkspaceError`` when
+    an identity has no stored embeddings, ``NoFaceError`` when no frame shows the face in both.
+    """
+    started = time.perf_counter()
+    stages: dict[str, float] = {}
+    t = time.perf_counter()
+    # 1. check
+    a, b = probe(request.original), probe(request.merged)
+    if (a.width, a.height) != (b.width, b.height):
+        raise InputError(f"is {b.width}x{b.height} but the original is {a.width}x{a.height}; compare a merge "
+                         "with the clip it was made from", path=request.merged)
+    if a.frame_count != b.frame_count:
+        raise InputError(f"has {b.frame_count} frames but the original has {a.frame_count}", path=request.merged)
+    centroids = identity_centroids(ws)
+    for name in (request.src, request.dst):
+        if name is None:
+            continue
+        ws.require_identity(name)
+        if name not in centroids:
+            raise WorkspaceError(f"identity {name!r} has no face embeddings to compare with; extract its faces "
+                                 "first (`doppel extract`)", path=ws.root)
+    stages["check"] = time.perf_counter() - t
+
+    # 2. track
+    t = time.perf_counter()
+    total = 2 * a.frame_count + (a.frame_count if request.embed_every != 0 else 0)
+
+    def step(offset: int) -> ProgressFn:
+        return lambda done, _total, /: progress(offset + done, total)
+
+    ref = main_person(scan(request.original, progress=step(0), total=total))
+    out = matched(ref, scan(request.merged, progress=step(a.frame_count), total=total))
+    frames = sorted(i for i in out if request.swapped is None or i in request.swapped)
+    if not frames:
+        raise NoFaceError("no frame shows the face in both the original and the merged clip", path=request.merged)
+    stages["track"] = time.perf_counter() - t
+
+    # 3. landmarks
+    t = time.perf_counter()
+    lm_in = np.stack([ref[i].landmarks for i in frames]).astype(np.float64)
+    lm_out = np.stack([out[i].landmarks for i in frames]).astype(np.float64)
+    nme = metrics.nme(lm_out, lm_in)
+    pose = metrics.pose_errors(lm_out, lm_in, (a.width, a.height))
+    mouth_in, mouth_out = metrics.mouth_openness(lm_in), metrics.mouth_openness(lm_out)
+    eye_in, eye_out = metrics.eye_openness(lm_in), metrics.eye_openness(lm_out)
+    idx = np.asarray(frames)
+    stages["landmarks"] = time.perf_counter() - t
+
+    # 4. pixels
+    t = time.perf_counter()
+    every = request.embed_every or max(1, math.ceil(len(frames) / MAX_EMBEDDED))
+    embed_at = set(frames[::every])
+    sheet_at = set(frames[i] for i in np.linspace(0, len(frames) - 1, min(SHEET_COLUMNS, len(frames))).round()
+                   .astype(int))
+    pixels = _Pixels(request, ref, out, embed_at, sheet_at)
+    for n, (fa, fb) in enumerate(zip(read_frames(request.original), read_frames(request.merged), strict=True), 1):
+        pixels.update(fa.index, fa.image, fb.image)
+        progress(2 * a.frame_count + n, total)
+    stages["pixels"] = time.perf_counter() - t
+
+    # 5. report
+    t = time.perf_counter()
+    emb_frames = sorted(pixels.emb_out)
+    ids = ids_in = None
+    if emb_frames:
+        ids = metrics.identity_scores(np.stack([pixels.emb_out[i] for i in emb_frames]), centroids, request.src,
+                                      request.dst)
+        ids_in = metrics.identity_scores(np.stack([pixels.emb_in[i] for i in emb_frames]), centroids, request.src,
+                                         request.dst)
+    rows = [FrameRow(int(i), float(e), float(p)) for i, e, p in zip(frames, nme, pose, strict=True)]
+    if ids is not None:
+        pos = {f: k for k, f in enumerate(emb_frames)}
+        for row in rows:
+            if row.frame in pos:
+                k = pos[row.frame]
+                row.sim_src = float(ids.sim_src[k])
+                row.sim_dst = float(ids.sim_dst[k]) if ids.sim_dst is not None else None
+                row.nearest = ids.nearest[k]
+    sheet_path = None
+    if request.sheet is not None and pixels.tiles:
+        sheet_path = _write_sheet(ws, request, pixels, {r.frame: r for r in rows})
+    stages["report"] = time.perf_counter() - t
+
+    def mean(x: np.ndarray | None) -> float | None:
+        return float(np.mean(x)) if x is not None and len(x) else None
+
+    report = EvalReport(
+        original=str(request.original), merged=str(request.merged), src=request.src, dst=request.dst,
+        render=request.render, frames=a.frame_count, frames_compared=len(frames), frames_embedded=len(emb_frames),
+        embed_every=every,
+        id_sim_src=mean(ids.sim_src) if ids else None, id_sim_dst=mean(ids.sim_dst) if ids else None,
+        id_src_wins=ids.src_wins if ids else None, id_retrieval=ids.retrieval if ids else None,
+        id_sim_src_input=mean(ids_in.sim_src) if ids_in else None,
+        id_sim_dst_input=mean(ids_in.sim_dst) if ids_in else None,
+        id_retrieval_input=ids_in.retrieval if ids_in else None,
+        expression_nme=float(nme.mean()), expression_nme_median=float(np.median(nme)),
+        pose_error_deg=float(pose.mean()),
+        mouth_corr=metrics.correlation(mouth_in, mouth_out), eye_corr=metrics.correlation(eye_in, eye_out),
+        mouth_std_input=float(mouth_in.std()), eye_std_input=float(eye_in.std()),
+        jitter_px=metrics.track_jitter(idx, lm_out), jitter_px_input=metrics.track_jitter(idx, lm_in),
+        flicker_ratio=pixels.flicker.ratio, seam_score=pixels.seam.score, identities=sorted(centroids),
+        sheet=str(sheet_path) if sheet_path else None, per_frame=rows)
+    report.stages = {k: round(v, 3) for k, v in stages.items()}
+    report.seconds = time.perf_counter() - started
+    log.info("eval %s: %d frames compared, %d embedded, %.1f s", request.merged, len(frames), len(emb_frames),
+             report.seconds)
+    return report
+
+
+class _Pixels:
+    """Step 4's per-frame work, fed both clips' frames in order."""
+
+    def __init__(self, request: EvalRequest, ref: dict[int, SeenFace], out: dict[int, SeenFace],
+                 embed_at: set[int], sheet_at: set[int]) -> None:
+        self.request, self.ref, self.out = request, ref, out
+        self.embed_at, self.sheet_at = embed_at, sheet_at
+        self.embedder = backends.embedder(EMBEDDER) if embed_at and request.embed_every != 0 else None
+        self.flicker = FlickerMeter()
+        self.seam = metrics.SeamMeter()
+        self.emb_in: dict[int, np.ndarray] = {}
+        self.emb_out: dict[int, np.ndarray] = {}
+        self.tiles: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def update(self, index: int, original: np.ndarray, merged: np.ndarray) -> None:
+        r = self.ref.get(index)
+        swapped = self.request.swapped is None or index in self.request.swapped
+        if r is None or not swapped:
+            self.flicker.update(original, merged, None)
+            return
+        s = self.request.settings
+        matte = metrics.frame_matte(r.landmarks, original.shape, erode=s.mask_erode, blur=s.mask_blur)
+        self.flicker.update(original, merged, metrics.frame_hull(r.landmarks, original.shape) > 0.5)
+        o = self.out.get(index)
+        if o is None:
+            return
+        self.seam.update(original, merged, matte)
+        if self.embedder is not None and index in self.embed_at:
+            self.emb_in[index] = self.embedder.embed(original, r.landmarks)
+            self.emb_out[index] = self.embedder.embed(merged, o.landmarks)
+        if index in self.sheet_at:
+            self.tiles[index] = (face_crop(original, r.box), face_crop(merged, r.box))
+
+
+def _source_face(ws: Workspace, identity: str) -> np.ndarray | None:
+    """One aligned face of ``identity`` (its sharpest), for the sheet; None when none can be read."""
+    found = sorted(faces(ws, identity), key=lambda f: -f.blur)
+    for f in found[:3]:
+        try:
+            return read_image(f.aligned_path)
+        except InputError:
+            continue
+    return None
+
+
+def _write_sheet(ws: Workspace, request: EvalRequest, pixels: _Pixels, rows: dict[int, FrameRow]) -> Path:
+    assert request.sheet is not None
+    order = sorted(pixels.tiles)
+    labels = []
+    for i in order:
+        row = rows.get(i)
+        sim = f" src {row.sim_src:.2f}" if row is not None and row.sim_src is not None else ""
+        labels.append(f"merged #{i}{sim}")
+    sheet = contact_sheet([pixels.tiles[i][0] for i in order], [pixels.tiles[i][1] for i in order], labels,
+                          source=_source_face(ws, request.src), source_label=f"source: {request.src}",
+                          title=f"doppel eval: {request.merged.name} vs {request.original.name}")
+    with atomic_path(request.sheet) as tmp:
+        write_image(tmp, sheet)
+    return request.sheet

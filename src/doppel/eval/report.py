@@ -1,0 +1,107 @@
+"""The eval report: one flat record of metrics (the JSON keys), per-frame rows, and a table view."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from doppel import __version__
+from doppel.io.atomic import write_text_atomic
+
+REPORT_VERSION = 1
+
+
+@dataclass
+class FrameRow:
+    """Measurements of one frame where the face was found in both clips (None: not measured there)."""
+
+    frame: int
+    nme: float
+    pose_deg: float
+    sim_src: float | None = None
+    sim_dst: float | None = None
+    nearest: str | None = None
+
+
+@dataclass
+class EvalReport:
+    """What ``doppel eval`` measured. Similarities are cosines of dlib ResNet embeddings (in [-1, 1]);
+    ``*_input`` keys measure the original clip the same way, as the baseline."""
+
+    original: str
+    merged: str
+    src: str
+    dst: str | None
+    render: str | None
+    frames: int
+    frames_compared: int           # face found in both clips (and swapped, when the render says)
+    frames_embedded: int           # of those, identity-embedded (every ``embed_every``-th)
+    embed_every: int
+    id_sim_src: float | None
+    id_sim_dst: float | None
+    id_src_wins: float | None      # share of embedded frames with id_sim_src > id_sim_dst
+    id_retrieval: float | None     # share of embedded frames whose nearest identity is src
+    id_sim_src_input: float | None
+    id_sim_dst_input: float | None
+    id_retrieval_input: float | None
+    expression_nme: float | None    # mean over frames
+    expression_nme_median: float | None
+    pose_error_deg: float | None
+    mouth_corr: float | None        # None when the original's mouth barely moves
+    eye_corr: float | None
+    mouth_std_input: float | None
+    eye_std_input: float | None
+    jitter_px: float | None
+    jitter_px_input: float | None
+    flicker_ratio: float | None
+    seam_score: float | None
+    identities: list[str] = field(default_factory=list)
+    sheet: str | None = None
+    seconds: float = 0.0
+    stages: dict[str, float] = field(default_factory=dict)
+    per_frame: list[FrameRow] = field(default_factory=list)
+    version: str = __version__
+    report_version: int = REPORT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return _clean(asdict(self))
+
+    def write(self, path: Path) -> None:
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+
+def _clean(value: Any) -> Any:
+    """NaN/inf to None (JSON has no NaN), floats rounded to 5 digits."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, float):
+        return round(value, 5) if math.isfinite(value) else None
+    return value
+
+
+def _f(value: float | None, fmt: str = ".3f") -> str:
+    return "--" if value is None or not math.isfinite(value) else format(value, fmt)
+
+
+def table_rows(r: EvalReport) -> list[tuple[str, str, str, str]]:
+    """``(metric, merged, original, what it means)`` rows for a table."""
+    return [
+        ("id_sim_src", _f(r.id_sim_src), _f(r.id_sim_src_input), f"cosine to {r.src!r}: higher = more source"),
+        ("id_sim_dst", _f(r.id_sim_dst), _f(r.id_sim_dst_input), f"cosine to {r.dst!r}: lower = less destination"),
+        ("id_src_wins", _f(r.id_src_wins, ".1%"), "", "frames more source than destination (bar: >= 90%)"),
+        ("id_retrieval", _f(r.id_retrieval, ".1%"), _f(r.id_retrieval_input, ".1%"),
+         f"frames whose nearest of {len(r.identities)} identities is the source"),
+        ("expression_nme", _f(r.expression_nme, ".4f"), "0", "landmark error / inter-ocular distance"),
+        ("pose_error_deg", _f(r.pose_error_deg, ".2f"), "0", "head rotation difference, degrees"),
+        ("mouth_corr", _f(r.mouth_corr), "1",
+         f"mouth openness follows the original (input std {_f(r.mouth_std_input)})"),
+        ("eye_corr", _f(r.eye_corr), "1", f"eye openness follows the original (input std {_f(r.eye_std_input)})"),
+        ("jitter_px", _f(r.jitter_px), _f(r.jitter_px_input), "landmark RMS 2nd difference, frame px"),
+        ("flicker_ratio", _f(r.flicker_ratio), "1", "face-region frame-to-frame change, output / input"),
+        ("seam_score", _f(r.seam_score), "1", "gradient on the mask edge, output / input (1 = invisible)"),
+    ]

@@ -1,0 +1,62 @@
+"""The before/after contact sheet: face crops of the original (top row) over the merged clip
+(bottom row) at a few frames, with the source identity's own face at the left for comparison."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+TILE = 192
+_LABEL_H = 22
+_BG = (24, 24, 24)
+_FG = (235, 235, 235)
+
+
+def face_crop(frame: np.ndarray, box: tuple[float, float, float, float], *, margin: float = 1.8,
+              size: int = TILE) -> np.ndarray:
+    """A ``size`` x ``size`` uint8 RGB crop of ``frame`` centred on ``box`` (side: ``margin`` x the box's),
+    padded with black where it leaves the frame."""
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0) * margin
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    scale = size / max(side, 1.0)
+    m = np.array([[scale, 0, size / 2 - cx * scale], [0, scale, size / 2 - cy * scale]], dtype=np.float64)
+    return cv2.warpAffine(frame, m, (size, size), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+
+
+def _label(tile: np.ndarray, text: str) -> np.ndarray:
+    bar = np.full((_LABEL_H, tile.shape[1], 3), _BG, np.uint8)
+    cv2.putText(bar, text, (4, _LABEL_H - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.42, _FG, 1, cv2.LINE_AA)
+    return np.vstack([tile, bar])
+
+
+def _blank(text: str = "") -> np.ndarray:
+    return _label(np.full((TILE, TILE, 3), _BG, np.uint8), text)
+
+
+def contact_sheet(before: list[np.ndarray], after: list[np.ndarray], labels: list[str], *,
+                  source: np.ndarray | None = None, source_label: str = "source", title: str = "") -> np.ndarray:
+    """uint8 RGB sheet: a title line, then the ``before`` tiles over the ``after`` tiles (each
+    ``(TILE, TILE, 3)``), each column captioned by its ``labels`` entry (bottom row) and frame."""
+    if not (len(before) == len(after) == len(labels)) or not before:
+        raise ValueError(f"need as many before/after tiles as labels (>= 1), got {len(before)}/{len(after)}/"
+                         f"{len(labels)}")
+    top = [_label(t, "original") for t in before]
+    bottom = [_label(t, lab) for t, lab in zip(after, labels, strict=True)]
+    if source is not None:
+        src = cv2.resize(source, (TILE, TILE), interpolation=cv2.INTER_AREA)
+        top.insert(0, _label(src, source_label))
+        bottom.insert(0, _blank())
+    gap = np.full((TILE + _LABEL_H, 4, 3), _BG, np.uint8)
+
+    def row(tiles: list[np.ndarray]) -> np.ndarray:
+        parts: list[np.ndarray] = []
+        for t in tiles:
+            parts += [t, gap]
+        return np.hstack(parts[:-1])
+
+    grid = np.vstack([row(top), np.full((4, row(top).shape[1], 3), _BG, np.uint8), row(bottom)])
+    head = np.full((28, grid.shape[1], 3), _BG, np.uint8)
+    cv2.putText(head, title, (6, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.5, _FG, 1, cv2.LINE_AA)
+    return np.vstack([head, grid])
