@@ -10,6 +10,8 @@ import typer
 
 from doppel import __version__
 from doppel.cli import eval as eval_cmd
+from doppel.cli import extract as extract_cmd
+from doppel.cli import faceset as faceset_cmd
 from doppel.cli import init as init_cmd
 from doppel.cli import merge as merge_cmd
 from doppel.cli import train as train_cmd
@@ -41,8 +43,9 @@ def _root(
 
 
 
-def command(name: str, fn: Callable[..., None]) -> None:
-    """Register a subcommand, turning doppel's errors into one line on stderr and a non-zero exit."""
+def command(name: str, fn: Callable[..., None], group: typer.Typer | None = None) -> None:
+    """Register a subcommand (of ``group``, a sub-app, if given), turning doppel's errors into one
+    line on stderr and a non-zero exit."""
 
     @functools.wraps(fn)
     def run(*args: object, **kwargs: object) -> None:
@@ -55,10 +58,15 @@ def command(name: str, fn: Callable[..., None]) -> None:
             typer.echo("doppel: interrupted", err=True)
             raise typer.Exit(130) from None
 
-    app.command(name)(run)
+    (group or app).command(name)(run)
 
 
 command("init", init_cmd.init)
+command("extract", extract_cmd.extract)
+app.add_typer(faceset_cmd.app, name="faceset")
+command("stats", faceset_cmd.stats, faceset_cmd.app)
+command("prune", faceset_cmd.prune, faceset_cmd.app)
+command("unprune", faceset_cmd.unprune, faceset_cmd.app)
 command("merge", merge_cmd.merge)
 command("train", train_cmd.train)
 command("eval", eval_cmd.eval_)

@@ -173,6 +173,8 @@ class _Track:
     id: int
     smoother: FixedLagSmoother
     faces: list[_Face] = field(default_factory=list)
+    # Faces placed from the previous landmarks (not re-detected): kept only if a detection follows.
+    pending: list[_Face] = field(default_factory=list)
     last_embed: float = -math.inf
 
     def mean_embedding(self) -> np.ndarray | None:
@@ -253,15 +255,22 @@ class _ClipRun:
             face.embedding = self.embedder.embed(image, obs.landmarks)
             track.last_embed = when
             self.timings.add("embed", t)
-        track.faces.append(face)
+        if obs.det_score == COASTED_SCORE:
+            track.pending.append(face)
+            return
         t = time.perf_counter()
-        for pos, smooth in track.smoother.push(obs.landmarks):
-            self._finalise(track.faces[pos], smooth)
+        for f in [*track.pending, face]:
+            track.faces.append(f)
+            for pos, smooth in track.smoother.push(f.obs.landmarks):
+                self._finalise(track.faces[pos], smooth)
+        track.pending.clear()
         self.timings.add("smooth_align", t)
 
     def _flush(self, track_id: int) -> None:
+        """The track ended: drop its unconfirmed coasted faces, finalise the rest."""
         track = self.tracks.get(track_id)
         if track is not None:
+            track.pending.clear()
             for pos, smooth in track.smoother.flush():
                 self._finalise(track.faces[pos], smooth)
 
