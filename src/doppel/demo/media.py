@@ -116,7 +116,8 @@ def synth_frames(name: PortraitName = "astronaut", frames: int = 40, width: int 
             alpha = cv2.warpAffine(ones, m, (width, height), flags=cv2.INTER_LINEAR).astype(np.float32)[..., None]
             frame = frame * (1 - alpha / 255) + face * (alpha / 255)
         gain = 1 + motion.light * math.sin(0.45 * ph + 2.0)
-        tint = np.array([1 + 0.03 * math.sin(0.2 * ph), 1.0, 1 - 0.03 * math.sin(0.2 * ph)], np.float32)
+        tint = np.array([1 + 0.2 * motion.light * math.sin(0.2 * ph), 1.0, 1 - 0.2 * motion.light * math.sin(0.2 * ph)],
+                        np.float32)
         out.append(np.clip(frame * gain * tint, 0, 255).astype(np.uint8))
         transforms.append(m)
         present.append(shown)

@@ -194,9 +194,11 @@ class _ClipRun:
         self.ws, self.identity, self.path, self.cfg = ws, identity, path, cfg
         self.person, self.progress, self.screen = person, progress, screen
         self.timings = Timings()
+        t = time.perf_counter()
         self.detector: Detector = backends.detector(cfg.detector, cfg.upsample)
         self.landmarker: Landmarker = backends.landmarker(cfg.landmarker)
         self.embedder: Embedder = backends.embedder(cfg.embedder)
+        self.timings.add("load_models", t)  # once per process: backends are cached
         self.tracks: dict[int, _Track] = {}
         self.examined: list[tuple[int, float]] = []
         self._inflight = threading.BoundedSemaphore(32)
