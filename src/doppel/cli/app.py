@@ -9,12 +9,16 @@ from collections.abc import Callable
 import typer
 
 from doppel import __version__
+from doppel.cli import consent as consent_cmd
 from doppel.cli import eval as eval_cmd
 from doppel.cli import extract as extract_cmd
 from doppel.cli import faceset as faceset_cmd
+from doppel.cli import glitches as glitches_cmd
 from doppel.cli import init as init_cmd
 from doppel.cli import merge as merge_cmd
+from doppel.cli import review as review_cmd
 from doppel.cli import train as train_cmd
+from doppel.cli import verify as verify_cmd
 from doppel.core.errors import DoppelError
 
 app = typer.Typer(
@@ -68,8 +72,14 @@ command("stats", faceset_cmd.stats, faceset_cmd.app)
 command("prune", faceset_cmd.prune, faceset_cmd.app)
 command("unprune", faceset_cmd.unprune, faceset_cmd.app)
 command("merge", merge_cmd.merge)
+command("glitches", glitches_cmd.glitches)
+command("review", review_cmd.review)
 command("train", train_cmd.train)
 command("eval", eval_cmd.eval_)
+app.add_typer(consent_cmd.app, name="consent")
+command("add", consent_cmd.add, consent_cmd.app)
+command("list", consent_cmd.list_, consent_cmd.app)
+command("verify", verify_cmd.verify)
 
 
 def main() -> None:

@@ -54,6 +54,9 @@ class Workspace:
         root.mkdir(parents=True, exist_ok=True)
         for sub in SUBDIRS:
             (root / sub).mkdir(exist_ok=True)
+        from doppel.provenance.keys import create_workspace_keys  # the content-credentials signing identity
+
+        create_workspace_keys(root / "keys")
         tmp = root / f".{DB_NAME}.tmp"
         tmp.unlink(missing_ok=True)
         conn = sqlite3.connect(tmp)

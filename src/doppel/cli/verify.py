@@ -1,0 +1,45 @@
+"""`doppel verify FILE`: is this a doppel output? Reads the watermark and the content credentials."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+from doppel.cli.common import JsonOpt, console, emit_json, progress_bar
+from doppel.provenance.verify import MAX_FRAMES, verify_file
+
+
+def verify(
+    file: Path = typer.Argument(..., help="A video or image to check."),
+    workspace: Path | None = typer.Option(None, "--workspace", "-w", help="Look the render up in this workspace "
+                                                                           "and trust its signing CA."),
+    frames: int = typer.Option(MAX_FRAMES, "--frames", min=1, help="Frames to read for the watermark, spread "
+                                                                    "over the clip."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Report the watermark (detected, payload, confidence, frames checked) and the credentials (present,
+    intact, trusted, source type, render id), and what could not be checked. Exit 0 when the file was
+    read, 2 when it could not be."""
+    with progress_bar("reading frames", enabled=not json_out) as progress:
+        report = verify_file(file, workspace=workspace, max_frames=frames, progress=progress)
+    if json_out:
+        emit_json(report.to_dict())
+    else:
+        wm, cred = report.watermark, report.credentials
+        console.print(f"[bold]{escape(str(file))}[/bold]" + (escape(f": {report.error}") if report.error else ""))
+        if wm.get("checked"):
+            console.print(f"  watermark:   {'FOUND' if wm['detected'] else 'not found'}"
+                          + (f", payload {wm['payload']:#010x}, false-positive bound {wm['false_positive_bound']:.1e}"
+                             if wm["detected"] else "") + f" ({wm['frames_checked']} frames checked)")
+        state = ("trusted" if cred.get("trusted") else "intact (signer not trusted here)" if cred.get("valid")
+                 else "NOT intact") if cred.get("present") else "none"
+        console.print(escape(f"  credentials: {state}" + (f", render {cred.get('render_id')}, source type "
+                                                          f"{cred.get('source_type')}" if cred.get("present") else "")))
+        for line in report.findings:
+            console.print(escape(f"  - {line}"))
+        for line in report.not_checked:
+            console.print(escape(f"  - not checked: {line}"))
+    if not report.readable and not report.credentials.get("present"):
+        raise typer.Exit(2)

@@ -1,0 +1,160 @@
+"""`doppel verify`'s logic: read a file's watermark and content credentials and say what was found.
+
+:func:`verify_file` never raises on bad input (not a media file, truncated, stripped metadata):
+every problem becomes part of the report, with what could and could not be checked.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from doppel.core.errors import DoppelError, MediaError
+from doppel.core.progress import ProgressFn, no_progress
+from doppel.io.video import probe, read_frames
+from doppel.provenance.credentials import CredentialsReport, read_credentials
+from doppel.provenance.watermark import Z_THRESHOLD, WatermarkReport, detect
+
+log = logging.getLogger(__name__)
+
+MAX_FRAMES = 90
+"""Frames read for watermark detection, spread evenly over a clip (more read more reliably)."""
+
+
+@dataclass
+class VerifyReport:
+    file: str
+    readable: bool = False
+    kind: str | None = None
+    error: str | None = None
+    watermark: dict[str, Any] = field(default_factory=dict)
+    credentials: dict[str, Any] = field(default_factory=dict)
+    workspace: dict[str, Any] | None = None
+    findings: list[str] = field(default_factory=list)
+    not_checked: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "readable": self.readable, "kind": self.kind, "error": self.error,
+                "watermark": self.watermark, "credentials": self.credentials, "workspace": self.workspace,
+                "findings": self.findings, "not_checked": self.not_checked}
+
+
+def _frames(path: Path, max_frames: int, report: VerifyReport, progress: ProgressFn) -> list[np.ndarray]:
+    """Up to ``max_frames`` frames spread over the clip; a damaged file gives what decoded before the damage."""
+    every = 1
+    try:
+        info = probe(path)
+        report.kind = info.kind
+        every = max(1, info.frame_count // max_frames)
+    except MediaError as exc:
+        if "damaged or truncated" not in exc.message:
+            raise
+        report.kind = "video"
+        report.findings.append("the file is damaged or truncated; read the frames that decode")
+    frames: list[np.ndarray] = []
+    try:
+        for frame in islice(read_frames(path, every=every), max_frames):
+            frames.append(frame.image)
+            progress(len(frames), max_frames)
+    except MediaError as exc:
+        if not frames:
+            raise
+        report.findings.append(f"decoding stopped after {len(frames)} sampled frames ({exc.message})")
+    return frames
+
+
+def verify_file(path: Path, *, workspace: Path | None = None, max_frames: int = MAX_FRAMES,
+                progress: ProgressFn = no_progress) -> VerifyReport:
+    """Check ``path`` (any video or image) for doppel's watermark and for C2PA content credentials."""
+    path = Path(path)
+    report = VerifyReport(str(path))
+    if not path.exists():
+        report.error = "no such file"
+        report.not_checked += ["watermark", "credentials"]
+        return report
+    if path.is_dir():
+        report.error = "is a folder; give a video or image file"
+        report.not_checked += ["watermark", "credentials"]
+        return report
+    # -- watermark ---------------------------------------------------------------------------------
+    wm: WatermarkReport | None = None
+    try:
+        frames = _frames(path, max_frames, report, progress)
+        report.readable = True
+        wm = detect(frames)
+    except DoppelError as exc:
+        report.error = exc.message.removeprefix(f"{path}: ")
+        report.not_checked.append("watermark (the file is not a readable video or image)")
+    if wm is not None:
+        report.watermark = wm.to_dict() | {"checked": True, "threshold_z": Z_THRESHOLD}
+        if wm.detected:
+            report.findings.append(f"doppel watermark found in {wm.frames_checked} frames: payload {wm.payload:#010x}, "
+                                   f"false-positive bound {wm.false_positive_bound:.1e} (mark z {wm.mark_z:.1f})")
+        else:
+            why = "CRC did not match" if not wm.crc_ok else f"mark z {wm.mark_z:.1f} below {Z_THRESHOLD}"
+            report.findings.append(f"no doppel watermark found in {wm.frames_checked} frames ({why})")
+            if wm.frames_checked < 10 and report.kind != "image":
+                report.findings.append("few frames were readable; a watermark may be missed on so little footage")
+    else:
+        report.watermark = {"checked": False, "detected": False, "payload": None, "confidence": 0.0,
+                            "frames_checked": 0}
+    # -- credentials --------------------------------------------------------------------------------
+    anchors = None
+    if workspace is not None:
+        ca = Path(workspace) / "keys" / "ca.pem"
+        anchors = ca.read_bytes() if ca.is_file() else None
+        if anchors is None:
+            report.not_checked.append(f"trust in the workspace's CA ({ca} not found)")
+    cred: CredentialsReport = read_credentials(path, anchors=anchors)
+    report.credentials = cred.to_dict()
+    if cred.present:
+        where = "embedded" if cred.embedded else f"in the sidecar {cred.sidecar}"
+        state = ("intact and signed by a trusted signer" if cred.trusted else
+                 "intact, signer not on any configured trust list" if cred.valid else
+                 f"NOT intact ({', '.join(f for f in cred.failures if f != 'signingCredential.untrusted')})")
+        report.findings.append(f"content credentials {where}: {state}; source type {cred.source_type}, "
+                               f"render {cred.render_id}, model {cred.model}")
+        if not cred.trusted and anchors is None:
+            report.not_checked.append("trust in the signer (pass --workspace WS to trust that workspace's CA)")
+        if wm is not None and wm.detected and cred.watermark_payload is not None \
+                and cred.watermark_payload != wm.payload:
+            report.findings.append("the watermark payload does not match the one the credentials name")
+    else:
+        report.findings.append(f"no content credentials ({cred.error})")
+    # -- workspace -----------------------------------------------------------------------------------
+    if workspace is not None:
+        report.workspace = _lookup(Path(workspace), wm, cred, report)
+    return report
+
+
+def _lookup(root: Path, wm: WatermarkReport | None, cred: CredentialsReport, report: VerifyReport) -> dict[str, Any]:
+    from doppel.faceset.workspace import Workspace
+
+    try:
+        ws = Workspace.open(root)
+    except DoppelError as exc:
+        report.not_checked.append(f"the workspace ({exc.message})")
+        return {"opened": False, "error": exc.message}
+    with ws:
+        rows = []
+        if wm is not None and wm.detected:
+            rows += ws.conn.execute("SELECT * FROM renders WHERE watermark_payload = ?", (wm.payload,)).fetchall()
+        if cred.render_id:
+            rows += ws.conn.execute("SELECT * FROM renders WHERE uid = ?", (cred.render_id,)).fetchall()
+        renders = {r["uid"]: {"uid": r["uid"], "output_path": r["output_path"], "status": r["status"],
+                              "created_at": r["created_at"], "consent_hash": r["consent_hash"],
+                              "watermark_payload": r["watermark_payload"]} for r in rows}
+        consents = []
+        for h in cred.consent_hashes:
+            row = ws.conn.execute("SELECT record_hash FROM consents WHERE record_hash = ?", (h,)).fetchone()
+            consents.append({"record_hash": h, "in_workspace": row is not None})
+    if renders:
+        report.findings.append(f"render(s) {', '.join(renders)} found in workspace {root}")
+    elif (wm is not None and wm.detected) or cred.render_id:
+        report.findings.append(f"no matching render in workspace {root}")
+    return {"opened": True, "renders": list(renders.values()), "consents": consents}
