@@ -29,8 +29,10 @@ def _fmt_time(seconds: float | None) -> str:
 
 
 def resolve_configs(ws: Workspace, name: str, preset_name: str | None, model_flags: dict[str, Any],
-                    train_flags: dict[str, Any]) -> tuple[ModelConfig, TrainConfig, str | None]:
-    """Model and train configs: saved ones when resuming, else the preset; then explicit flags on top."""
+                    train_flags: dict[str, Any], base_dir: Path | None = None
+                    ) -> tuple[ModelConfig, TrainConfig, str | None]:
+    """Model and train configs: saved ones when resuming, else the base model's (with --base and no
+    --preset), else the preset; then explicit flags on top."""
     mdir = model_dir(ws, name)
     saved_train: dict[str, Any] = {}
     if (mdir / checkpoint.CONFIG).is_file():
@@ -41,6 +43,12 @@ def resolve_configs(ws: Workspace, name: str, preset_name: str | None, model_fla
             preset_name = preset_name or meta.get("preset")
         if preset_name and model_flags.get("_preset_given"):
             base_model = model_config(base_model, **preset(preset_name).model.model_dump())
+    elif base_dir is not None and preset_name is None:
+        base_model = checkpoint.read_config(base_dir)
+        if (base_dir / checkpoint.TRAIN).is_file():
+            meta = json.loads((base_dir / checkpoint.TRAIN).read_text())
+            saved_train = {k: v for k, v in meta.get("train", {}).items() if k in ("batch", "precision", "workers")}
+            preset_name = meta.get("preset")
     else:
         p = preset(preset_name or "cpu")
         preset_name = preset_name or "cpu"
@@ -104,8 +112,8 @@ def train(
         tflags = {"batch": batch, "accum": accum, "lr": lr, "gan_power": gan_power, "precision": precision,
                   "workers": workers, "compile": compile_, "seed": seed, "checkpoint_minutes": checkpoint_minutes,
                   "preview_minutes": preview_minutes}
-        mcfg, tcfg, pname = resolve_configs(ws, model, preset_name, mflags, tflags)
         base_dir = resolve_base(ws, base) if base else None
+        mcfg, tcfg, pname = resolve_configs(ws, model, preset_name, mflags, tflags, base_dir)
         spec = RunSpec(name=model, model=mcfg, train=tcfg, src=src_ids, dst=dst_ids, pretrain=pretrain,
                        preset=pname, iters=iters, minutes=minutes, base=base_dir, device=device, holdout=holdout)
         result, signum = _run_with_signals(ws, spec, quiet=json_out)

@@ -72,11 +72,14 @@ def write_config(model_dir: Path, cfg: ModelConfig) -> None:
     write_text_atomic(model_dir / CONFIG, json.dumps(cfg.model_dump(), indent=2, sort_keys=True) + "\n")
 
 
-def check_compatible(saved: ModelConfig, wanted: ModelConfig, model_dir: Path) -> None:
-    """Refuse to resume a model with a different architecture or capacity."""
+def check_compatible(saved: ModelConfig, wanted: ModelConfig, model_dir: Path, *, base: bool = False) -> None:
+    """Refuse to resume a model (or start from a ``base`` model) with a different architecture or capacity."""
     diff = {k: (v, getattr(wanted, k)) for k, v in saved.model_dump().items() if getattr(wanted, k) != v}
     if diff:
         what = ", ".join(f"{k} {a!r} (asked {b!r})" for k, (a, b) in sorted(diff.items()))
+        if base:
+            raise ConfigError(f"base model has {what}; a model started from it must use the base's architecture "
+                              "and capacity (drop those options or use the same --preset)", path=model_dir)
         raise ConfigError(f"model was trained with {what}; resume it without those options, "
                           "or train a new --model", path=model_dir)
 
@@ -117,7 +120,15 @@ def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
             state.setdefault(int(idx), {})[key] = val
     for idx, st in scalars.get("state", {}).items():
         state.setdefault(int(idx), {}).update(st)
-    opt.load_state_dict({"state": state, "param_groups": scalars["param_groups"]})
+    groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in scalars["param_groups"]]
+    opt.load_state_dict({"state": state, "param_groups": groups})
+    # Saved tensors are contiguous; give moment buffers their parameter's strides again (channels-last
+    # weights), since fused optimisers pair elements by memory position.
+    for group in opt.param_groups:
+        for param in group["params"]:
+            for key, val in opt.state.get(param, {}).items():
+                if isinstance(val, torch.Tensor) and val.shape == param.shape and val.stride() != param.stride():
+                    opt.state[param][key] = torch.empty_like(param, dtype=val.dtype).copy_(val)
 
 
 def _sha256(path: Path) -> str:
@@ -137,8 +148,9 @@ def save(model_dir: Path, step: int, tensors: dict[str, torch.Tensor], meta: dic
     root = checkpoints_dir(model_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:09d}"
+    for stale in root.glob(".tmp-step-*"):  # left by a killed run (one trainer per model folder)
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = root / f".tmp-step-{step:09d}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
         st = tmp / "state.safetensors"

@@ -147,7 +147,8 @@ class PairDataset(Dataset[dict[str, torch.Tensor]]):
 def make_loader(dataset: PairDataset, start_step: int, stop_step: int, workers: int) -> DataLoader:
     """Batches for steps ``start_step .. stop_step - 1`` in order, built by ``workers`` processes."""
     return DataLoader(dataset, batch_size=None, sampler=range(start_step, stop_step), num_workers=workers,
-                      prefetch_factor=2 if workers else None, persistent_workers=False)
+                      prefetch_factor=2 if workers else None, persistent_workers=False,
+                      generator=torch.Generator().manual_seed(dataset.seed))  # leaves the global RNG alone
 
 
 def to_model(batch: dict[str, torch.Tensor], device: torch.device, channels_last: bool) -> dict[str, torch.Tensor]:

@@ -157,7 +157,7 @@ class _Run:
         model = build_model(self.cfg)
         if state is None and self.spec.base is not None:
             base_cfg = checkpoint.read_config(self.spec.base)
-            checkpoint.check_compatible(base_cfg, self.cfg, self.spec.base)
+            checkpoint.check_compatible(base_cfg, self.cfg, self.spec.base, base=True)
             checkpoint.load_weights(self.spec.base, model)
             log.info("starting from base model %s", self.spec.base)
         model = model.to(self.device)

@@ -1,0 +1,245 @@
+"""`doppel train` end to end with a tiny model: outputs, exact resume, interrupts, bad input, export, swapper."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from doppel.cli.app import app
+from doppel.faceset.workspace import Workspace
+
+TINY = ["--resolution", "64", "--e-dims", "8", "--ae-dims", "16", "--d-dims", "8", "--d-mask-dims", "4",
+        "--batch", "2", "--workers", "0"]
+PAIR = ["--src", "astronaut", "--dst", "hopper"]
+DOPPEL = [sys.executable, "-m", "doppel.cli.app"]
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import facefixtures
+
+    root = tmp_path_factory.mktemp("tpl") / "ws"
+    ws = facefixtures.make_workspace(root, n=8, size=64)
+    ws.identity_id("nobody", create=True)  # an identity with no faces
+    facefixtures.add_identity(ws, "noconsent", "astronaut", 4, size=64, seed=5)
+    ws.close()
+    return root
+
+
+@pytest.fixture
+def ws(template: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "ws"
+    shutil.copytree(template, dst)
+    return dst
+
+
+def cli(*args: str) -> tuple[int, dict | None, str]:
+    res = CliRunner().invoke(app, [str(a) for a in args])
+    out = res.stdout
+    data = json.loads(out) if out.strip().startswith("{") else None
+    return res.exit_code, data, (res.stderr if res.stderr_bytes is not None else "") + out
+
+
+def test_train_writes_model_folder_and_registers(ws: Path) -> None:
+    code, rep, text = cli("train", ws, *PAIR, "--model", "m", *TINY, "--iters", "3", "--json")
+    assert code == 0, text
+    assert rep is not None and rep["step"] == 3 and rep["status"] == "done" and rep["resumed_from"] is None
+    mdir = ws / "models" / "m"
+    for name in ("config.json", "train.json", "model.safetensors", "preview.png", "metrics.csv"):
+        assert (mdir / name).is_file(), name
+    assert [p.name for p in (mdir / "checkpoints").iterdir()] == ["step-000000003"]
+    import cv2
+
+    grid = cv2.imread(str(mdir / "preview.png"))
+    assert grid.shape == (64 * 4, 64 * 5, 3)
+    rows = _rows(mdir)
+    assert [int(r["step"]) for r in rows] == [1, 3] and float(rows[-1]["loss"]) > 0
+    with Workspace.open(ws) as w:
+        row = w.conn.execute("SELECT m.*, s.name AS s, d.name AS d FROM models m JOIN identities s ON "
+                             "s.id = m.src_identity_id JOIN identities d ON d.id = m.dst_identity_id").fetchone()
+    assert (row["name"], row["s"], row["d"], row["step"], row["arch"], row["resolution"]) == \
+        ("m", "astronaut", "hopper", 3, "liae", 64)
+    # already there: a rerun with the same --iters does nothing and says so
+    code, rep, text = cli("train", ws, *PAIR, "--model", "m", "--iters", "3", "--json")
+    assert code == 0 and rep is not None and rep["steps_run"] == 0 and rep["resumed_from"] == 3
+
+
+def _rows(mdir: Path) -> list[dict[str, str]]:
+    with open(mdir / "metrics.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _weights(mdir: Path) -> dict[str, torch.Tensor]:
+    state = sorted((mdir / "checkpoints").iterdir())[-1] / "state.safetensors"
+    return load_file(str(state))
+
+
+def test_resume_is_exact(ws: Path, tmp_path: Path) -> None:
+    straight = tmp_path / "straight"
+    shutil.copytree(ws, straight)
+    assert cli("train", straight, *PAIR, "--model", "m", *TINY, "--iters", "4", "--json")[0] == 0
+    assert cli("train", ws, *PAIR, "--model", "m", *TINY, "--iters", "2", "--json")[0] == 0
+    code, rep, text = cli("train", ws, *PAIR, "--model", "m", "--iters", "4", "--json")  # settings come from disk
+    assert code == 0, text
+    assert rep is not None and rep["resumed_from"] == 2 and rep["step"] == 4
+    a, b = _weights(straight / "models" / "m"), _weights(ws / "models" / "m")
+    assert set(a) == set(b)
+    for k in a:
+        if k.startswith(("model.", "ema.", "opt.")):
+            torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+    assert torch.equal(a["rng.torch"], b["rng.torch"])
+
+
+def test_base_model_and_pretrain(ws: Path) -> None:
+    code, _, text = cli("train", ws, "--pretrain", "--faces", "astronaut", "--faces", "hopper", "--model", "base",
+                          *TINY, "--iters", "2", "--json")
+    assert code == 0, text
+    code, _, text = cli("train", ws, *PAIR, "--model", "pair", "--base", "base", "--iters", "1", "--json")
+    assert code == 0, text  # capacity comes from the base model
+    base_w = load_file(str(ws / "models" / "base" / "model.safetensors"))
+    first = load_file(str(sorted((ws / "models" / "pair" / "checkpoints").iterdir())[-1] / "state.safetensors"))
+    k = "encoder.down.0.conv.weight"
+    assert (first[f"model.{k}"] - base_w[k]).abs().max() < 0.01  # one step away from the base weights
+    meta = json.loads((ws / "models" / "pair" / "train.json").read_text())
+    assert meta["base"].endswith("models/base")
+    # a base of another capacity is refused
+    code, _, text = cli("train", ws, *PAIR, "--model", "pair2", "--d-mask-dims", "16", "--base", "base",
+                        "--iters", "1")
+    assert code == 2 and "base model has" in text and "d_mask_dims 4 (asked 16)" in text
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (["--src", "astronaut", "--dst", "nobody", "--model", "x"], 2, "no faces"),
+    (["--src", "astronaut", "--dst", "ghost", "--model", "x"], 2, "no identity 'ghost'"),
+    (["--src", "astronaut", "--dst", "hopper", "--model", "x", "--preset", "huge"], 2, "unknown preset 'huge'"),
+    (["--src", "astronaut", "--dst", "hopper", "--model", "x", "--device", "cuda"], 2, "not available"),
+    (["--src", "astronaut", "--dst", "hopper", "--model", "x", "--resolution", "100"], 2, "multiple of 32"),
+    (["--src", "noconsent", "--dst", "hopper", "--model", "x"], 3, "no consent record"),
+    (["--pretrain", "--model", "x"], 2, "--faces"),
+])
+def test_bad_input(ws: Path, args: list[str], code: int, message: str) -> None:
+    got, _, text = cli("train", ws, *args, *TINY[-2:], "--iters", "1")
+    assert got == code, text
+    assert message in text
+    assert not (ws / "models" / "x" / "model.safetensors").exists()
+
+
+def test_missing_workspace_and_arch_change(ws: Path, tmp_path: Path) -> None:
+    code, _, text = cli("train", tmp_path / "nope", *PAIR, "--model", "m", "--iters", "1")
+    assert code == 2 and "no such workspace" in text
+    assert cli("train", ws, *PAIR, "--model", "m", *TINY, "--iters", "1")[0] == 0
+    code, _, text = cli("train", ws, *PAIR, "--model", "m", "--arch", "df", "--iters", "2")
+    assert code == 2 and "arch 'liae' (asked 'df')" in text
+    code, _, text = cli("train", ws, "--src", "hopper", "--dst", "astronaut", "--model", "m", "--iters", "2")
+    assert code == 2 and "same face sets" in text
+
+
+def _spawn(ws: Path, *extra: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([*DOPPEL, "train", str(ws), *PAIR, "--model", "m", *TINY, *extra, "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
+def _wait_for(pred, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.1)
+
+
+def _steps_logged(mdir: Path) -> int:
+    try:
+        rows = _rows(mdir)
+    except (OSError, csv.Error):
+        return 0
+    return max((int(r["step"]) for r in rows if r.get("step")), default=0)
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_and_resumes(ws: Path) -> None:
+    mdir = ws / "models" / "m"
+    proc = _spawn(ws, "--iters", "100000", "--checkpoint-minutes", "100")
+    _wait_for(lambda: _steps_logged(mdir) >= 10)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    rep = json.loads(out)
+    assert rep["status"] == "interrupted" and rep["step"] >= 10
+    code, rep2, text = cli("train", ws, *PAIR, "--model", "m", "--iters", str(rep["step"] + 2), "--json")
+    assert code == 0, text
+    assert rep2 is not None and rep2["resumed_from"] == rep["step"] and rep2["step"] == rep["step"] + 2
+
+
+@pytest.mark.slow
+def test_sigkill_resumes_from_last_checkpoint(ws: Path) -> None:
+    mdir = ws / "models" / "m"
+    proc = _spawn(ws, "--iters", "100000", "--checkpoint-minutes", "0.003")
+    _wait_for(lambda: len(list((mdir / "checkpoints").glob("step-*"))) >= 2 if (mdir / "checkpoints").is_dir()
+              else False)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    intact = sorted((mdir / "checkpoints").glob("step-*"))
+    last = int(intact[-1].name.split("-")[1])
+    code, rep, text = cli("train", ws, *PAIR, "--model", "m", "--iters", str(last + 1), "--json")
+    assert code == 0, text
+    assert rep is not None and rep["resumed_from"] == last and rep["step"] == last + 1
+    assert not list((mdir / "checkpoints").glob(".tmp-*"))
+    rows = [int(r["step"]) for r in _rows(mdir)]
+    assert rows == sorted(rows) and rows[-1] == last + 1  # rows past the checkpoint were dropped
+
+
+def test_corrupt_latest_checkpoint_falls_back(ws: Path) -> None:
+    mdir = ws / "models" / "m"
+    assert cli("train", ws, *PAIR, "--model", "m", *TINY, "--iters", "1", "--json")[0] == 0
+    assert cli("train", ws, *PAIR, "--model", "m", "--iters", "2", "--json")[0] == 0
+    latest = mdir / "checkpoints" / "step-000000002" / "state.safetensors"
+    latest.write_bytes(latest.read_bytes()[:1000])  # truncated, as by a crash mid-copy
+    code, rep, text = cli("train", ws, *PAIR, "--model", "m", "--iters", "3", "--json")
+    assert code == 0, text
+    assert rep is not None and rep["resumed_from"] == 1 and rep["step"] == 3
+
+
+def test_export_and_swapper(ws: Path) -> None:
+    from doppel.train import export
+    from doppel.train.swapper import load_swapper
+
+    assert cli("train", ws, *PAIR, "--model", "m", *TINY, "--iters", "2", "--json")[0] == 0
+    mdir = ws / "models" / "m"
+    path = export.export_onnx(mdir)
+    assert path.is_file() and export.is_current(mdir)
+    faces = np.random.default_rng(0).random((3, 64, 64, 3), dtype=np.float32)
+    model = export.load_inference_model(mdir)
+    assert export.parity(export.SwapPath(model), path, faces) < 1e-4
+    a, b = load_swapper(mdir, runtime="torch"), load_swapper(mdir, runtime="onnx")
+    (fa, ma), (fb, mb) = a.swap(faces), b.swap(faces)
+    assert fa.shape == (3, 64, 64, 3) and ma.shape == (3, 64, 64, 1) and fa.dtype == np.float32
+    np.testing.assert_allclose(fa, fb, atol=1e-4)
+    np.testing.assert_allclose(ma, mb, atol=1e-4)
+    assert a.resolution == 64 and a.face_type == "full"
+    # new weights make the export stale; auto on CPU re-exports and uses ONNX Runtime
+    from doppel.train import checkpoint
+
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)
+    checkpoint.save_weights(mdir, model, {})
+    assert not export.is_current(mdir)
+    auto = load_swapper(mdir)
+    assert type(auto).__name__ == "OnnxSwapper" and export.is_current(mdir)
+    from doppel.core.errors import InputError
+
+    with pytest.raises(InputError, match="shape"):
+        auto.swap(np.zeros((1, 32, 32, 3), np.float32))
