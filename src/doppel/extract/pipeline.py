@@ -6,7 +6,7 @@
 2. ``scan``: decode (in a background thread), screen sampled frames for explicit content, track
    faces (:mod:`doppel.extract.track`), smooth each track's landmarks with a fixed lag
    (:mod:`doppel.extract.smooth`), cut the aligned crop with the transform of the *smoothed*
-   landmarks and write it (in a writer thread); embed a few faces per track (about one a second).
+   landmarks and write it (in a writer thread); embed a few faces per track (one every two seconds).
 3. ``select``: the person's tracks: those whose mean embedding matches the ``person`` reference,
    else the longest track and the tracks that match it.
 4. ``rows``: head pose and the face/frame rows.
@@ -67,11 +67,11 @@ class ExtractConfig:
     embedder: str = "dlib-resnet"
     upsample: int = 0
     detect_size: int = 640
-    detect_every: int = 8
+    detect_every: int = 10
     threshold: float = 0.0
     track_threshold: float = -0.4
     max_coast: int = 2
-    embed_every_seconds: float = 1.0
+    embed_every_seconds: float = 2.0
     smooth_lag: int | None = None  # frames; None: about 0.12 s of footage
     image_format: Literal["jpg", "png"] = "jpg"
     jpeg_quality: int = 95

@@ -35,7 +35,7 @@ _ROI_MARGIN = 1.6  # region side / face side
 @dataclass(frozen=True)
 class TrackerConfig:
     detect_size: int = 640
-    detect_every: int = 8
+    detect_every: int = 10
     threshold: float = 0.0
     track_threshold: float = -0.4
     max_coast: int = 2
