@@ -1,0 +1,61 @@
+"""`doppel glitches`: rank the frames of a render by how likely they give the fake away."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from doppel.cli.common import JsonOpt, console, emit_json, progress_bar
+from doppel.core.errors import WorkspaceError
+from doppel.faceset.workspace import Workspace
+from doppel.merge import store
+from doppel.review.analyse import analyse
+from doppel.review.cache import ReviewCache
+from doppel.review.glitches import load_scores, ranked
+
+
+def _render(ws: Workspace, ref: str) -> store.Render:
+    """A render by uid, unique uid prefix, or (failing those) number."""
+    renders = store.list_renders(ws)
+    found = [r for r in renders if r.uid.startswith(ref.lower())]
+    if not found and ref.isdigit():
+        found = [r for r in renders if r.id == int(ref)]
+    if len(found) != 1:
+        known = ", ".join(r.uid for r in renders) or "none yet"
+        what = "no render" if not found else "more than one render"
+        raise WorkspaceError(f"{what} matches {ref!r} (renders: {known})", path=ws.root)
+    return found[0]
+
+
+def glitches(
+    workspace: Path = typer.Argument(..., help="The workspace holding the render."),
+    render: str = typer.Argument(..., help="Render id (uid or a unique prefix of it, or its number)."),
+    top: int = typer.Option(20, "--top", "-k", min=1, help="How many frames to list."),
+    again: bool = typer.Option(False, "--again", help="Measure again even if the render was analysed."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Score every frame of RENDER (once; cached) and print the frames most likely to be glitches.
+
+    Reasons: landmark confidence drop or jump, identity drifting from the source, mask instability,
+    colour jump, mouth/eye/gaze disagreement with the plate, occlusion, face dropout. Scores are robust
+    z-scores against the render itself; frames scoring 4 or more are flagged.
+    """
+    with Workspace.open(workspace) as ws:
+        r = _render(ws, render)
+        measured = None
+        if again or not ReviewCache(ws, r.uid).ready():
+            with progress_bar("measuring", enabled=not json_out) as progress:
+                measured = analyse(ws, r.id, progress=progress)
+        scores = load_scores(ws, r.id)
+    best = ranked(scores, top)
+    flagged = sum(g.flagged for g in scores)
+    if json_out:
+        emit_json({"render": r.uid, "frames": len(scores), "flagged": flagged,
+                   "analysis": measured.to_dict() if measured else None, "glitches": [g.to_dict() for g in best]})
+        return
+    console.print(f"render {r.uid}: {len(scores)} frames, {flagged} flagged")
+    for g in best:
+        why = ", ".join(f"{x['reason']} z={x['z']:.1f}" for x in g.reasons) or "-"
+        mark = "FLAG" if g.flagged else "    "
+        typer.echo(f"{g.frame:7d}  {g.score:7.2f}  {mark}  {g.status:11s}  {why}")

@@ -1,0 +1,270 @@
+"""Analysing a render for review: replay it once, cache its frames and thumbnails, measure and score it.
+
+:func:`analyse` does the whole render (what ``doppel glitches`` and the review app run once);
+:func:`refresh` re-renders chosen frames after an edit and rescores the render; :func:`dirty_frames`
+says which frames' settings changed since they were last rendered.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from doppel.core.errors import WorkspaceError
+from doppel.core.progress import ProgressFn, no_progress
+from doppel.core.swap import Swapper
+from doppel.extract.backends import embedder, landmarker
+from doppel.faceset.query import FaceRecord, faces
+from doppel.faceset.workspace import Workspace
+from doppel.io.video import probe
+from doppel.merge import store
+from doppel.review import features as ft
+from doppel.review.cache import CACHE_VERSION, PER_SHEET, SHEET_COLUMNS, ReviewCache
+from doppel.review.glitches import FLAG_SCORE, Glitch, Measure, ranked, score, store_scores
+from doppel.review.replay import ReplayedFrame, clip_path, model_of, replay
+
+log = logging.getLogger(__name__)
+
+IDENTITY_BUDGET = 250  # identity embeddings per render (~80 ms each); frames between are interpolated
+LANDMARKER = "dlib-68"
+EMBEDDER = "dlib-resnet"
+
+
+@dataclass
+class AnalysisReport:
+    render_uid: str
+    frames: int
+    swapped: int
+    flagged: int
+    identity_reference: str  # "source" (the model's source faces) or "render" (median of the swaps)
+    identity_stride: int
+    seconds: float
+    top: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Meter:
+    """Measures frames: landmarks on plate and swap, eye/mouth/gaze, colour, identity, face-space mask."""
+
+    def __init__(self) -> None:
+        self.landmarker = landmarker(LANDMARKER)
+        self.embedder = embedder(EMBEDDER)
+
+    def measure(self, fr: ReplayedFrame, with_identity: bool) -> tuple[Measure, np.ndarray, np.ndarray | None]:
+        """The frame's :class:`Measure`, its crop-space mask and (if asked) the swap's identity embedding."""
+        m = Measure(fr.index, fr.status, fr.shot_cut, fr.occlusion, settings_hash=fr.settings.hash())
+        mask = np.zeros((ft.MASK_SIZE, ft.MASK_SIZE), np.uint8)
+        face = fr.face
+        if face is None:
+            return m, mask, None
+        m.landmark_score = face.landmark_score
+        if fr.status != "swapped":
+            return m, mask, None
+        box = tuple(float(v) for v in face.bbox)
+        lm_plate = self.landmarker.landmarks(fr.original, box)  # type: ignore[arg-type]
+        lm_swap = self.landmarker.landmarks(fr.output, box)  # type: ignore[arg-type]
+        m.alignment = ft.landmark_shift(lm_plate, lm_swap)
+        m.mouth = abs(ft.mouth_openness(lm_swap) - ft.mouth_openness(lm_plate))
+        m.eyes = float(np.abs(ft.eye_openness(lm_swap) - ft.eye_openness(lm_plate)).mean())
+        g_plate, g_swap = ft.gaze(fr.original, lm_plate), ft.gaze(fr.output, lm_swap)
+        if g_plate is not None and g_swap is not None:
+            m.gaze = float(np.linalg.norm(g_swap - g_plate, axis=1).mean())
+        if fr.region is not None:
+            offset = ft.colour_offset(fr.original, fr.output, fr.region)
+            m.colour = None if offset is None else [round(float(v), 4) for v in offset]
+            mask = ft.crop_mask(fr.region, face.transform, face.size)
+        vec = self.embedder.embed(fr.output, lm_swap) if with_identity else None
+        return m, mask, vec
+
+
+JUMP_WINDOW = 4  # neighbours on each side whose median landmarks a frame's alignment is compared with
+
+
+def _jumps(dest: dict[int, FaceRecord], measures: list[Measure]) -> None:
+    """How far each frame's alignment landmarks sit from the median of its neighbours' (same shot, up to
+    :data:`JUMP_WINDOW` each side), over the interocular distance. A median, not a second difference,
+    so that every frame of a short run of bad fits stands out, not only its edges."""
+    shot = np.cumsum([1 if m.shot_cut else 0 for m in measures])
+    n = len(measures)
+    for m in measures:
+        i = m.index
+        face = dest.get(i)
+        if face is None or m.status != "swapped":
+            continue
+        nb = [dest[j].landmarks_smooth for j in range(max(0, i - JUMP_WINDOW), min(n, i + JUMP_WINDOW + 1))
+              if j != i and j in dest and shot[j] == shot[i]]
+        if len(nb) >= 2:
+            m.landmark_jump = ft.landmark_shift(face.landmarks_smooth, np.median(np.stack(nb), axis=0))
+
+
+def _reference(ws: Workspace, identity: str | None) -> np.ndarray | None:
+    """Mean identity embedding of the model's source faces (None when none were embedded)."""
+    if identity is None or ws.identity_id(identity) is None:
+        return None
+    vecs = [f.embedding for f in faces(ws, identity) if f.embedding is not None and f.embedding.size == 128]
+    return np.mean(vecs, axis=0).astype(np.float32) if vecs else None
+
+
+def _identity_distances(measures: list[Measure], vectors: dict[int, np.ndarray],
+                        reference: np.ndarray | None) -> tuple[str, np.ndarray | None]:
+    """Fill ``identity`` (distance to ``reference``, or to the median swap when there is none); returns
+    which reference was used and the vector."""
+    kind = "source"
+    if reference is None:
+        if not vectors:
+            return "none", None
+        reference, kind = np.median(np.stack(list(vectors.values())), axis=0).astype(np.float32), "render"
+    for i, vec in vectors.items():
+        measures[i].identity = round(float(np.linalg.norm(vec - reference)), 5)
+    return kind, reference
+
+
+def _summary(render: store.Render, info: dict[str, Any], glitches: Sequence[Glitch], version: int) -> dict[str, Any]:
+    """What the web page loads: one compact JSON per render."""
+    status_code = {"swapped": "s", "passthrough": "p", "kept": "k"}
+    return {
+        "version": CACHE_VERSION, "uid": render.uid, "revision": version, **info,
+        "sheet": {"per_sheet": PER_SHEET, "columns": SHEET_COLUMNS},
+        "score": [g.score for g in glitches],
+        "flagged": [g.frame for g in glitches if g.flagged],
+        "cuts": [g.frame for g in glitches if g.shot_cut],
+        "status": "".join(status_code.get(g.status, "p") for g in glitches),
+        "flag_score": FLAG_SCORE,
+    }
+
+
+def _finish(ws: Workspace, cache: ReviewCache, render: store.Render, measures: list[Measure], masks: np.ndarray,
+            extra: dict[str, Any], info: dict[str, Any], revision: int) -> list[Glitch]:
+    glitches = score(measures, masks)
+    store_scores(ws, render.id, glitches)
+    cache.write_masks(masks)
+    cache.write_json(cache.measures_path, {"version": CACHE_VERSION, "uid": render.uid, **extra,
+                                           "measures": [asdict(m) for m in measures]})
+    cache.write_json(cache.scores_path, _summary(render, info, glitches, revision))
+    return glitches
+
+
+def analyse(ws: Workspace, render_id: int, *, swapper: Swapper | None = None, progress: ProgressFn = no_progress,
+            identity_budget: int = IDENTITY_BUDGET) -> AnalysisReport:
+    """Replay the whole render, cache its frames and thumbnails, measure, score and store every frame."""
+    started = time.perf_counter()
+    render = store.get_render(ws, render_id)
+    cache = ReviewCache(ws, render.uid)
+    video = probe(clip_path(ws, render))
+    model = model_of(ws, render)
+    reference = _reference(ws, model.src_identity)
+    n_faces = ws.conn.execute("SELECT COUNT(*) FROM faces f JOIN identities i ON i.id = f.identity_id "
+                              "WHERE f.clip_id = ? AND i.name = ?", (render.clip_id, model.dst_identity)).fetchone()[0]
+    stride = max(1, math.ceil(n_faces / max(1, identity_budget)))
+    meter = _Meter()
+    measures: list[Measure] = []
+    masks: list[np.ndarray] = []
+    vectors: dict[int, np.ndarray] = {}
+    thumbs: dict[int, np.ndarray] = {}
+    dest: dict[int, FaceRecord] = {}
+    swapped_seen = 0
+
+    def step(done: int, total: int | None) -> None:
+        progress(done, video.frame_count)
+
+    for fr in replay(ws, render.id, swapper=swapper, progress=step):
+        if fr.index != len(measures):
+            raise WorkspaceError(f"render {render.uid}: frame {fr.index} came out of order", path=ws.root)
+        with_id = fr.status == "swapped" and swapped_seen % stride == 0
+        swapped_seen += fr.status == "swapped"
+        m, mask, vec = meter.measure(fr, with_id)
+        measures.append(m)
+        masks.append(mask)
+        if vec is not None:
+            vectors[fr.index] = vec
+        if fr.face is not None:
+            dest[fr.index] = fr.face
+        cache.write_frame(fr.index, fr.original, fr.output, fr.region)
+        thumbs[fr.index] = cache.thumbnail(fr.output)
+    if not measures:
+        raise WorkspaceError(f"render {render.uid}: no frames to analyse", path=ws.root)
+    _jumps(dest, measures)
+    kind, reference = _identity_distances(measures, vectors, reference)
+    size = cache.thumb_size(video.width, video.height)
+    sheets = cache.write_sheets(thumbs, len(measures), size)
+    info = {"frames": len(measures), "fps": video.fps, "width": video.width, "height": video.height,
+            "thumb": list(size), "sheets": sheets}
+    extra = {"identity_reference": kind, "identity_stride": stride,
+             "reference": None if reference is None else [float(v) for v in reference], "info": info}
+    glitches = _finish(ws, cache, render, measures, np.stack(masks), extra, info, revision=1)
+    flagged = sum(g.flagged for g in glitches)
+    top = [g.to_dict() for g in ranked(glitches, 10)]
+    return AnalysisReport(render.uid, len(measures), swapped_seen, flagged, kind, stride,
+                          round(time.perf_counter() - started, 3), top)
+
+
+def load_measures(cache: ReviewCache) -> tuple[dict[str, Any], list[Measure], np.ndarray]:
+    data = cache.read_json(cache.measures_path)
+    measures = [Measure.from_dict(d) for d in data["measures"]]
+    masks = cache.read_masks()
+    if masks is None or len(masks) != len(measures):
+        raise WorkspaceError("review cache is incomplete; run `doppel glitches` again", path=cache.root)
+    return data, measures, masks.copy()
+
+
+def dirty_frames(ws: Workspace, render_id: int) -> list[int]:
+    """Frames with a face whose settings (base + overrides, now) differ from those they were rendered with."""
+    render = store.get_render(ws, render_id)
+    cache = ReviewCache(ws, render.uid)
+    _, measures, _ = load_measures(cache)
+    settings = store.frame_settings(ws, render.id)
+    return [m.index for m in measures if m.status != "passthrough" and settings.at(m.index).hash() != m.settings_hash]
+
+
+def refresh(ws: Workspace, render_id: int, frames: Sequence[int] | None = None, *,
+            swapper: Swapper | None = None, progress: ProgressFn = no_progress) -> list[int]:
+    """Re-render ``frames`` (default: :func:`dirty_frames`) with the current settings, update their cached
+    images, thumbnails and measures, and rescore the render. Returns the frames re-rendered."""
+    render = store.get_render(ws, render_id)
+    cache = ReviewCache(ws, render.uid)
+    data, measures, masks = load_measures(cache)
+    todo = sorted(set(dirty_frames(ws, render_id) if frames is None else frames))
+    todo = [f for f in todo if 0 <= f < len(measures)]
+    if not todo:
+        return []
+    meter = _Meter()
+    vectors: dict[int, np.ndarray] = {}
+    thumbs: dict[int, np.ndarray] = {}
+    for fr in replay(ws, render.id, todo, swapper=swapper, progress=progress):
+        m, mask, vec = meter.measure(fr, fr.status == "swapped")
+        old = measures[fr.index]
+        m.shot_cut = old.shot_cut  # a replay window may start mid-shot; keep the full run's cut
+        m.landmark_jump = old.landmark_jump  # alignment is not a setting: unchanged by edits
+        measures[fr.index], masks[fr.index] = m, mask
+        if vec is not None:
+            vectors[fr.index] = vec
+        cache.write_frame(fr.index, None, fr.output, fr.region)
+        thumbs[fr.index] = cache.thumbnail(fr.output)
+    reference = np.asarray(data["reference"], np.float32) if data.get("reference") else None
+    for i, vec in vectors.items():
+        measures[i].identity = None if reference is None else round(float(np.linalg.norm(vec - reference)), 5)
+    info = data["info"]
+    cache.update_sheet_cells(thumbs, tuple(info["thumb"]))  # type: ignore[arg-type]
+    revision = int(cache.read_json(cache.scores_path).get("revision", 1)) + 1
+    extra = {k: data[k] for k in ("identity_reference", "identity_stride", "reference", "info")}
+    _finish(ws, cache, render, measures, masks, extra, info, revision)
+    return todo
+
+
+def rescore(ws: Workspace, render_id: int) -> list[Glitch]:
+    """Score the render again from its cached measures and store the scores (e.g. after a full re-merge
+    rewrote its ``render_frames`` rows)."""
+    render = store.get_render(ws, render_id)
+    cache = ReviewCache(ws, render.uid)
+    data, measures, masks = load_measures(cache)
+    revision = int(cache.read_json(cache.scores_path).get("revision", 1)) + 1
+    extra = {k: data[k] for k in ("identity_reference", "identity_stride", "reference", "info")}
+    return _finish(ws, cache, render, measures, masks, extra, data["info"], revision)

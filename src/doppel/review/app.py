@@ -1,0 +1,399 @@
+"""The review web app (FastAPI): timeline with glitch scores, frame views, overrides, re-render, export.
+
+Safe by default: every request must carry the session token (``X-Doppel-Token`` header, ``token``
+query parameter, or the cookie set when the tokenised URL is opened); requests that change
+anything must carry it in the header (so a cookie alone, e.g. from another site, changes nothing);
+the ``Host`` header must name the address served (no DNS rebinding); no endpoint takes a path:
+files are found from a render id (checked against ``[0-9a-f]+``) and a frame number, and static
+assets from a fixed list. Every edit is validated against the merge settings schema.
+
+The app holds no pipeline logic: it calls :mod:`doppel.review.analyse` (measure, re-render
+frames) and :func:`doppel.merge.review.rerender` (export through merge's writer, watermark and
+content credentials included).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from fastapi import Body, FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from doppel.core.errors import ConfigError, DoppelError, InputError, RefusedError, WorkspaceError
+from doppel.core.swap import Swapper
+from doppel.faceset.workspace import Workspace
+from doppel.merge import store
+from doppel.merge.settings import CHOICES, schema
+from doppel.review import analyse as an
+from doppel.review import edits
+from doppel.review.cache import UID, ReviewCache, decode_image, encode_jpeg
+from doppel.review.glitches import load_scores, ranked
+
+log = logging.getLogger(__name__)
+
+COOKIE = "doppel_review"
+HEADER = "x-doppel-token"
+VIEWS = ("original", "swapped", "mask", "diff")
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def static_files() -> dict[str, Path]:
+    """The bundled assets, by file name (the only files the app serves besides a render's cache)."""
+    folder = resources.files("doppel.review") / "static"
+    return {p.name: Path(str(p)) for p in folder.iterdir() if p.is_file()}
+
+
+@dataclass
+class Job:
+    id: int
+    kind: str
+    render: str
+    status: str = "running"  # running | done | failed
+    done: int = 0
+    total: int | None = None
+    result: Any = None
+    error: str | None = None
+    started: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "render": self.render, "status": self.status,
+                "done": self.done, "total": self.total, "result": self.result, "error": self.error}
+
+
+class Jobs:
+    """Background work (analyse, re-render, export), one at a time: they share the CPU and the model."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[int, Job] = {}
+        self._run_lock = threading.Lock()
+        self._lock = threading.Lock()
+
+    def start(self, kind: str, render: str, work: Callable[[Job], Any]) -> Job:
+        with self._lock:
+            job = Job(len(self.jobs) + 1, kind, render)
+            self.jobs[job.id] = job
+
+        def run() -> None:
+            with self._run_lock:
+                try:
+                    job.result = work(job)
+                    job.status = "done"
+                except DoppelError as exc:
+                    job.error, job.status = exc.message, "failed"
+                except Exception as exc:  # reported to the page, logged in full here
+                    log.exception("review job %s failed", kind)
+                    job.error, job.status = f"{type(exc).__name__}: {exc}", "failed"
+
+        threading.Thread(target=run, name=f"review-{kind}-{job.id}", daemon=True).start()
+        return job
+
+    def get(self, job_id: int) -> Job | None:
+        return self.jobs.get(job_id)
+
+
+def _host_allowed(header: str, allowed: set[str]) -> bool:
+    if "*" in allowed:
+        return True
+    host = header.strip().lower()
+    if host.startswith("["):
+        host = host[1:host.find("]")] if "]" in host else host
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host in allowed
+
+
+def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
+               swapper_factory: Callable[[], Swapper] | None = None,
+               identity_budget: int = an.IDENTITY_BUDGET) -> FastAPI:
+    """The app for the workspace at ``root``. ``swapper_factory`` stands in for loading the render's model
+    (tests); by default each re-render or export loads the model the render was made with.
+    ``identity_budget``: identity embeddings per analysed render (see :func:`doppel.review.analyse.analyse`)."""
+    root = Path(root).resolve()
+    Workspace.open(root).close()  # fail now, not on the first request, if it is not a workspace
+    assets = static_files()
+    allowed = {host.lower(), *LOCAL_HOSTS} if host not in ("0.0.0.0", "::") else {"*"}
+    jobs = Jobs()
+    app = FastAPI(title="doppel review", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @contextlib.contextmanager
+    def workspace() -> Iterator[Workspace]:
+        ws = Workspace.open(root)
+        try:
+            yield ws
+        finally:
+            ws.close()
+
+    def swapper() -> Swapper | None:
+        return swapper_factory() if swapper_factory is not None else None
+
+    def render_of(ws: Workspace, uid: str) -> store.Render:
+        if not UID.match(uid):
+            raise WorkspaceError(f"no render {uid!r}")
+        return store.get_render(ws, uid)
+
+    def cache_of(uid: str) -> ReviewCache:
+        if not UID.match(uid):
+            raise WorkspaceError(f"no render {uid!r}")
+        with workspace() as ws:
+            cache = ReviewCache(ws, uid)
+        if not cache.root.resolve().is_relative_to(root):
+            raise WorkspaceError(f"no render {uid!r}")
+        return cache
+
+    def frame_count(uid: str) -> int:
+        cache = cache_of(uid)
+        if not cache.ready():
+            raise InputError(f"render {uid} is not analysed yet; analyse it first")
+        return int(cache.read_json(cache.scores_path)["frames"])
+
+    # -- the guard ---------------------------------------------------------------------------------
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        if not _host_allowed(request.headers.get("host", ""), allowed):
+            return JSONResponse({"error": "refused: unexpected Host header"}, status_code=403)
+        header = request.headers.get(HEADER, "")
+        query = request.query_params.get("token", "")
+        cookie = request.cookies.get(COOKIE, "")
+        supplied = next((t for t in (header, query, cookie) if t), "")
+        if not supplied or not secrets.compare_digest(supplied.encode(), token.encode()):
+            return JSONResponse({"error": "refused: open the URL with the session token that "
+                                          "`doppel review` printed"}, status_code=401)
+        if request.method not in ("GET", "HEAD") and not secrets.compare_digest(header.encode(), token.encode()):
+            return JSONResponse({"error": f"refused: changes need the {HEADER} header"}, status_code=403)
+        response: Response = await call_next(request)
+        if query and not cookie:
+            response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+        response.headers["Content-Security-Policy"] = ("default-src 'self'; img-src 'self' blob: data:; "
+                                                       "style-src 'self'; script-src 'self'; frame-ancestors 'none'")
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.exception_handler(DoppelError)
+    async def doppel_error(request: Request, exc: DoppelError) -> JSONResponse:
+        code = {ConfigError: 422, WorkspaceError: 404, RefusedError: 403}.get(type(exc), 400)
+        return JSONResponse({"error": exc.message}, status_code=code)
+
+    # -- page and assets ---------------------------------------------------------------------------
+    @app.get("/")
+    def index() -> Response:
+        return FileResponse(assets["index.html"], media_type="text/html")
+
+    @app.get("/static/{name}")
+    def static(name: str) -> Response:
+        path = assets.get(name)
+        if path is None:
+            return JSONResponse({"error": "not found"}, status_code=404)
+        return FileResponse(path)
+
+    # -- renders -----------------------------------------------------------------------------------
+    @app.get("/api/renders")
+    def renders() -> list[dict[str, Any]]:
+        with workspace() as ws:
+            out = []
+            for r in store.list_renders(ws):
+                clip = ws.conn.execute("SELECT path FROM clips WHERE id = ?", (r.clip_id,)).fetchone()
+                out.append({"uid": r.uid, "status": r.status, "output": Path(r.output_path).name,
+                            "clip": Path(clip["path"]).name if clip else None, "created_at": r.created_at,
+                            "analysed": ReviewCache(ws, r.uid).ready()})
+        return out
+
+    @app.get("/api/schema")
+    def settings_schema() -> dict[str, Any]:
+        return {"schema": schema(), "choices": {k: list(v) for k, v in CHOICES.items()},
+                "editable": list(edits.EDITABLE)}
+
+    @app.get("/api/renders/{uid}")
+    def render(uid: str) -> Response:
+        with workspace() as ws:
+            r = render_of(ws, uid)
+            cache = ReviewCache(ws, r.uid)
+            base = {"uid": r.uid, "status": r.status, "output": Path(r.output_path).name,
+                    "settings": r.settings.model_dump(mode="json"), "overrides": edits.overrides_json(ws, r.id)}
+            if not cache.ready():
+                return JSONResponse({**base, "analysed": False})
+            data = cache.read_json(cache.scores_path)
+            data.update(base, analysed=True, dirty=len(an.dirty_frames(ws, r.id)))
+        return JSONResponse(data)
+
+    @app.get("/api/renders/{uid}/glitches")
+    def glitches(uid: str, top: int = 20) -> list[dict[str, Any]]:
+        if not 1 <= top <= 100000:
+            raise ConfigError(f"top={top}: expected 1..100000")
+        with workspace() as ws:
+            r = render_of(ws, uid)
+            return [g.to_dict() for g in ranked(load_scores(ws, r.id), top)]
+
+    @app.get("/api/renders/{uid}/sheets/{number}.jpg")
+    def sheet(uid: str, number: int) -> Response:
+        cache = cache_of(uid)
+        path = cache.sheet(number) if 0 <= number < 10000 else None
+        if path is None or not path.is_file():
+            return JSONResponse({"error": "not found"}, status_code=404)
+        return FileResponse(path, media_type="image/jpeg")
+
+    @app.get("/api/renders/{uid}/frames/{index}")
+    def frame_info(uid: str, index: int) -> dict[str, Any]:
+        n = frame_count(uid)
+        if not 0 <= index < n:
+            raise ConfigError(f"frame {index} is out of range 0..{n - 1}")
+        with workspace() as ws:
+            r = render_of(ws, uid)
+            row = ws.conn.execute("SELECT * FROM render_frames WHERE render_id = ? AND frame_index = ?",
+                                  (r.id, index)).fetchone()
+            settings = store.frame_settings(ws, r.id)
+            at = settings.at(index)
+            return {
+                "frame": index, "status": row["status"] if row else None,
+                "occlusion": row["occlusion"] if row else None, "shot_cut": bool(row["shot_cut"]) if row else False,
+                "score": row["glitch_score"] if row else None,
+                "reasons": json.loads(row["glitch_reasons"]) if row and row["glitch_reasons"] else [],
+                "settings": at.model_dump(mode="json"),
+                "overrides": [o.id for o in settings.overrides if o.covers(index)],
+                "polygons": edits.polygons_at(ws, r, index),
+            }
+
+    @app.get("/api/renders/{uid}/frames/{index}/{view}.jpg")
+    def frame_image(uid: str, index: int, view: str) -> Response:
+        if view not in VIEWS:
+            return JSONResponse({"error": f"unknown view {view!r}; one of {', '.join(VIEWS)}"}, status_code=404)
+        cache = cache_of(uid)
+        if index < 0 or index > 10_000_000:
+            return JSONResponse({"error": "not found"}, status_code=404)
+        orig, out = cache.frame("orig", index), cache.frame("out", index)
+        if not out.is_file():
+            return JSONResponse({"error": "not found"}, status_code=404)
+        if view == "original":
+            return FileResponse(orig, media_type="image/jpeg")
+        if view == "swapped":
+            return FileResponse(out, media_type="image/jpeg")
+        merged = decode_image(out)
+        assert merged is not None
+        if view == "diff":
+            plate = decode_image(orig)
+            diff = np.zeros_like(merged) if plate is None else cv2.absdiff(merged, plate)
+            image = np.clip(diff.astype(np.float32) * 4.0, 0, 255).astype(np.uint8)
+        else:
+            mask = decode_image(cache.frame("mask", index), cv2.IMREAD_GRAYSCALE)
+            image = merged.copy()
+            if mask is not None:
+                on = mask > 127
+                tint = np.array([255, 40, 60], np.float32)
+                image[on] = (0.55 * image[on] + 0.45 * tint).astype(np.uint8)
+                contours, _ = cv2.findContours(on.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+                cv2.drawContours(image, contours, -1, (255, 255, 0), 1)
+        return Response(encode_jpeg(image), media_type="image/jpeg")
+
+    # -- edits -------------------------------------------------------------------------------------
+    @app.post("/api/renders/{uid}/overrides")
+    def add_override(uid: str, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
+        n = frame_count(uid)
+        try:
+            first = int(body["first"])
+            last = int(body.get("last", first))
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError("an override needs integer 'first' (and optional 'last') frames") from None
+        with workspace() as ws:
+            r = render_of(ws, uid)
+            oid = edits.add_settings_override(ws, r.id, first, last, body.get("settings"), n)
+            return {"id": oid, "first": first, "last": last, "dirty": len(an.dirty_frames(ws, r.id))}
+
+    @app.delete("/api/renders/{uid}/overrides/{override_id}")
+    def delete_override(uid: str, override_id: int) -> dict[str, Any]:
+        with workspace() as ws:
+            r = render_of(ws, uid)
+            if override_id not in {o.id for o in store.overrides_of(ws, r.id)}:
+                raise WorkspaceError(f"render {uid} has no override {override_id}")
+            store.remove_override(ws, override_id)
+            return {"deleted": override_id, "dirty": len(an.dirty_frames(ws, r.id))}
+
+    @app.post("/api/renders/{uid}/polygons")
+    def polygons(uid: str, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
+        n = frame_count(uid)
+        polys = body.get("polygons")
+        if not isinstance(polys, list):
+            raise ConfigError("'polygons' must be a list of {mode, points}")
+        try:
+            frame = int(body["frame"])
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError("'frame' must be an integer") from None
+        with workspace() as ws:
+            r = render_of(ws, uid)
+            oid, first, last = edits.set_polygons(ws, r.id, frame, polys, n)
+            return {"id": oid, "first": first, "last": last, "dirty": len(an.dirty_frames(ws, r.id))}
+
+    # -- work --------------------------------------------------------------------------------------
+    def start(kind: str, uid: str, work: Callable[[Workspace, store.Render, Callable[[int, int | None], None]], Any],
+              ) -> dict[str, Any]:
+        with workspace() as ws:
+            render_of(ws, uid)
+
+        def run(job: Job) -> Any:
+            def progress(done: int, total: int | None) -> None:
+                job.done, job.total = done, total
+
+            with workspace() as ws:
+                return work(ws, render_of(ws, uid), progress)
+
+        return jobs.start(kind, uid, run).to_dict()
+
+    @app.post("/api/renders/{uid}/analyse")
+    def analyse(uid: str) -> dict[str, Any]:
+        return start("analyse", uid, lambda ws, r, progress: an.analyse(ws, r.id, swapper=swapper(), progress=progress,
+                                                                        identity_budget=identity_budget).to_dict())
+
+    @app.post("/api/renders/{uid}/rerender")
+    def rerender(uid: str, body: dict[str, Any] = Body(default={})) -> dict[str, Any]:
+        frames = body.get("frames")
+        if frames is not None:
+            n = frame_count(uid)
+            if not isinstance(frames, list) or not all(isinstance(f, int) and 0 <= f < n for f in frames):
+                raise ConfigError(f"'frames' must be a list of frame numbers in 0..{n - 1}")
+        else:
+            frame_count(uid)
+
+        def work(ws: Workspace, r: store.Render, progress: Callable[[int, int | None], None]) -> Any:
+            return {"frames": an.refresh(ws, r.id, frames, swapper=swapper(), progress=progress)}
+
+        return start("rerender", uid, work)
+
+    @app.post("/api/renders/{uid}/export")
+    def export(uid: str) -> dict[str, Any]:
+        frame_count(uid)
+
+        def work(ws: Workspace, r: store.Render, progress: Callable[[int, int | None], None]) -> Any:
+            from doppel.merge.review import rerender as merge_rerender
+
+            an.refresh(ws, r.id, None, swapper=swapper())
+            report = merge_rerender(ws, r.id, swapper=swapper(), progress=progress)
+            an.rescore(ws, r.id)  # merge rewrote the frame rows; put the scores back
+            return {"output": report.output, "frames": report.frames, "provenance": report.provenance}
+
+        return start("export", uid, work)
+
+    @app.get("/api/jobs/{job_id}")
+    def job(job_id: int) -> Response:
+        found = jobs.get(job_id)
+        if found is None:
+            return JSONResponse({"error": f"no job {job_id}"}, status_code=404)
+        return JSONResponse(found.to_dict())
+
+    return app
