@@ -10,6 +10,7 @@ import typer
 
 from doppel import __version__
 from doppel.cli import consent as consent_cmd
+from doppel.cli import demo as demo_cmd
 from doppel.cli import eval as eval_cmd
 from doppel.cli import extract as extract_cmd
 from doppel.cli import faceset as faceset_cmd
@@ -80,6 +81,7 @@ command("glitches", glitches_cmd.glitches)
 command("review", review_cmd.review)
 command("train", train_cmd.train)
 command("eval", eval_cmd.eval_)
+command("demo", demo_cmd.demo)
 app.add_typer(consent_cmd.app, name="consent")
 command("add", consent_cmd.add, consent_cmd.app)
 command("list", consent_cmd.list_, consent_cmd.app)

@@ -152,10 +152,12 @@ def write_clip(path: str | Path, clip: SyntheticClip, *, fps: int = 25, audio: b
 
 
 def make_demo_clip(path: str | Path, *, name: PortraitName = "astronaut", seconds: float = 4.0,
-                   width: int = 640, height: int = 360, fps: int = 25) -> Path:
-    """The built-in demo clip: a portrait moving for ``seconds`` at ``width`` x ``height``."""
+                   width: int = 640, height: int = 360, fps: int = 25, motion: Motion | None = None,
+                   seed: int = 1) -> Path:
+    """The built-in demo clip: a portrait moving for ``seconds`` at ``width`` x ``height``
+    (``motion``: default amplitudes with a 2.5 s cycle; ``seed``: the background)."""
     clip = synth_frames(name, max(1, round(seconds * fps)), width, height,
-                        motion=Motion(period=2.5 * fps), seed=1)
+                        motion=motion or Motion(period=2.5 * fps), seed=seed)
     return write_clip(path, clip, fps=fps)
 
 
