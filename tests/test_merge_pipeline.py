@@ -3,7 +3,6 @@ overrides, re-rendering for review."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from doppel.merge import store
 from doppel.merge.pipeline import Compositor, MergeRequest, _Context, _Item, _Stages, merge
 from doppel.merge.review import render_frames, rerender
 from doppel.merge.settings import MergeSettings
+from doppel.provenance.credentials import read_credentials
 from doppel.provenance.watermark import Watermarker, detect, render_payload
 from test_merge_helpers import ShiftSwapper, face_clip, mean_shape, setup_workspace
 
@@ -29,23 +29,7 @@ ABSENT = (5, 6, 7)
 
 
 @pytest.fixture
-def credentials(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """Calls to content credentials. Until doppel.provenance.credentials lands, a recorder stands in."""
-    calls: list[Path] = []
-    if importlib.util.find_spec("doppel.provenance.credentials") is None:
-        from doppel.merge.provenance import Provenance
-
-        def record(self: Provenance, video: Path, info: dict) -> dict:  # type: ignore[type-arg]
-            assert video.exists() and info["render_uid"]
-            calls.append(video)
-            return {"recorded": True}
-
-        monkeypatch.setattr(Provenance, "credentials", record)
-    return calls
-
-
-@pytest.fixture
-def scene(tmp_path: Path, credentials: list[Path]) -> Iterator[tuple[Workspace, Path, dict[int, np.ndarray]]]:
+def scene(tmp_path: Path) -> Iterator[tuple[Workspace, Path, dict[int, np.ndarray]]]:
     clip, marks = face_clip(tmp_path / "in.mp4", N, absent=ABSENT)
     ws = setup_workspace(tmp_path / "ws", clip, marks, frame_count=N)
     yield ws, clip, marks
@@ -90,6 +74,11 @@ def test_output_keeps_frames_timing_resolution_audio(scene: tuple, tmp_path: Pat
     rows = store.frames_of(ws, report.render_id)
     assert [r.status for r in rows] == ["passthrough" if i in ABSENT else "swapped" for i in range(N)]
     assert store.get_render(ws, report.render_id).status == "done"
+    creds = read_credentials(out)
+    assert creds.present and creds.valid and creds.render_id == report.render_uid
+    assert creds.consent_hashes == [report.provenance["consent_hash"]]
+    assert Path(report.provenance["credentials_sidecar"]) == out.with_suffix(".c2pa")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith((".", "out"))) == ["out.c2pa", "out.mp4"]
     # the face changed; frames without the person differ only by the watermark and re-encoding
     a, b = list(read_frames(clip)), list(read_frames(out))
     assert _psnr(_face(a[10].image, marks[10]), _face(b[10].image, marks[10])) < 32
@@ -99,7 +88,7 @@ def test_output_keeps_frames_timing_resolution_audio(scene: tuple, tmp_path: Pat
 
 
 @pytest.mark.media
-def test_every_frame_carries_the_render_watermark(tmp_path: Path, credentials: list[Path]) -> None:
+def test_every_frame_carries_the_render_watermark(tmp_path: Path) -> None:
     """On real footage (the watermark needs natural images), with synthetic face rows on 20 of 40 frames."""
     src = shared_clip("lp_d18_man_neutral_studio.mp4")
     clip = tmp_path / "in.mp4"
@@ -206,7 +195,7 @@ def test_render_frames_for_review_matches_full_run_and_follows_edits(scene: tupl
     assert redo.render_uid == report.render_uid and redo.kept == 1
 
 
-def test_no_destination_person_and_no_consent(tmp_path: Path, credentials: list[Path]) -> None:
+def test_no_destination_person_and_no_consent(tmp_path: Path) -> None:
     clip, _ = face_clip(tmp_path / "in.mp4", 6, absent=tuple(range(6)))
     with setup_workspace(tmp_path / "ws", clip, {}, frame_count=6) as ws, pytest.raises(NoFaceError, match="bob"):
         merge(ws, MergeRequest(input=clip, output=tmp_path / "o.mp4", model="m1"), swapper=ShiftSwapper())

@@ -1,7 +1,8 @@
 """Per-frame cache of model output, so that resuming or re-rendering never reruns inference.
 
-One folder per (model weights, clip, crop) under ``WS/renders/cache/``; one 16-bit RGBA PNG per
-frame: the swapped face in RGB and the learned mask in alpha. The file name carries a hash of the
+One folder per (model weights, clip, crop) under ``WS/renders/cache/``; one ``.npy`` file per frame
+(uint16 ``(S, S, 4)``, no pickle): the swapped face in RGB and the learned mask in the fourth channel.
+Uncompressed on purpose: writing it costs well under a millisecond. The file name carries a hash of the
 frame's crop transform, so re-extracted landmarks never reuse a stale face. Each file is written
 atomically: an interrupted merge leaves only complete entries.
 """
@@ -9,14 +10,13 @@ atomically: an interrupted merge leaves only complete entries.
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from doppel.io.atomic import write_bytes_atomic
-
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def cache_dir(renders_dir: Path, model_fingerprint: str, clip_hash: str, resolution: int, face_type: str) -> Path:
@@ -32,23 +32,32 @@ class InferenceCache:
 
     def _path(self, frame_index: int, transform: np.ndarray) -> Path:
         digest = hashlib.sha1(np.round(np.asarray(transform, np.float64), 4).tobytes()).hexdigest()[:10]
-        return self.folder / f"{frame_index:06d}_{digest}.png"
+        return self.folder / f"{frame_index:06d}_{digest}.npy"
 
     def get(self, frame_index: int, transform: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """The cached ``(face (S, S, 3), mask (S, S))`` float32 in [0, 1], or None."""
         path = self._path(frame_index, transform)
-        data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None
-        if data is None or data.ndim != 3 or data.shape[2] != 4:
+        try:
+            data = np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            data = None
+        if data is None or data.dtype != np.uint16 or data.ndim != 3 or data.shape[2] != 4:
             self.misses += 1
             return None
         self.hits += 1
-        rgba = cv2.cvtColor(data, cv2.COLOR_BGRA2RGBA).astype(np.float32) / 65535.0
+        rgba = data.astype(np.float32) / 65535.0
         return np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
 
     def put(self, frame_index: int, transform: np.ndarray, face: np.ndarray, mask: np.ndarray) -> None:
         rgba = np.concatenate([face, mask[..., None]], axis=2)
         data = np.clip(rgba * 65535.0 + 0.5, 0, 65535).astype(np.uint16)
-        ok, buf = cv2.imencode(".png", cv2.cvtColor(data, cv2.COLOR_RGBA2BGRA), [cv2.IMWRITE_PNG_COMPRESSION, 1])
-        if ok:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            write_bytes_atomic(self._path(frame_index, transform), buf.tobytes())
+        # temp + rename (no fsync: a torn entry after a power cut fails to load and counts as a miss)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=self.folder)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.save(fh, data, allow_pickle=False)
+            os.replace(tmp, self._path(frame_index, transform))
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

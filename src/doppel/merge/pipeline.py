@@ -34,14 +34,15 @@ from doppel.merge.cache import InferenceCache, cache_dir
 from doppel.merge.composite import TemporalState, blend_into, prepare_face
 from doppel.merge.layers import write_layers
 from doppel.merge.model import ModelInfo, find_model, load_model
-from doppel.merge.provenance import Provenance, provenance_for
+from doppel.merge.provenance import Provenance, place_sidecar, provenance_for
 from doppel.merge.settings import FrameSettings, MergeSettings
 from doppel.merge.sources import Destination, destination_faces
-from doppel.merge.temporal import FlickerMeter, ShotCutDetector
+from doppel.merge.temporal import FlickerMeter, ShotCutDetector, face_region
 from doppel.ops.align import estimate_transform, transform_points, warp_to_face
 
 log = logging.getLogger(__name__)
 
+OUTPUT_CONTAINERS = (".mp4", ".mov", ".m4v")  # H.264 + audio, and a C2PA manifest can be embedded
 QUEUE_FRAMES = 16  # frames buffered between two stages
 DB_FLUSH_EVERY = 64  # render_frames rows written per transaction
 
@@ -273,8 +274,8 @@ class Compositor:
         self.previous_swapped = False
 
     def process(self, item: _Item) -> np.ndarray | None:
-        """Fill ``item.output`` (watermarked) and its occlusion and cut flags; returns the face region
-        in the frame (bool ``(H, W)``) or None."""
+        """Fill ``item.output`` (watermarked) and its occlusion and cut flags; returns the face's landmark
+        hull in the frame (bool ``(H, W)``, where flicker is measured) or None."""
         ctx, t0 = self.ctx, time.perf_counter()
         frame, s = item.frame, item.settings
         item.shot_cut = self.cuts.update(frame.image, s.shot_cut_threshold)
@@ -286,10 +287,6 @@ class Compositor:
                                item.face.landmark_score if item.face else None, s, self.state)
             item.output = blend_into(frame.image, res, s)
             item.occlusion = res.occlusion
-            x0, y0, x1, y1 = res.roi
-            if x1 > x0 and y1 > y0:
-                region = np.zeros(frame.image.shape[:2], bool)
-                region[y0:y1, x0:x1] = res.frame_matte > 0.5
             if ctx.layers is not None:
                 t1 = time.perf_counter()
                 write_layers(ctx.layers, frame.index, res.face, res.matte, res.transform,
@@ -298,6 +295,8 @@ class Compositor:
                 t0 += time.perf_counter() - t1
         else:
             item.output = frame.image
+        if item.face is not None:
+            region = face_region(item.face.landmarks_smooth, frame.image.shape)
         self.previous_swapped = item.status == "swapped"
         t1 = time.perf_counter()
         ctx.stages.add("composite", t1 - t0)
@@ -327,9 +326,9 @@ def _composite(ctx: _Context, inp: _Pipe, out: _Pipe, flicker: FlickerMeter) -> 
 def _check_output(output: Path, input_path: Path) -> None:
     if output.resolve() == input_path.resolve():
         raise InputError("output would overwrite the input; choose another name", path=output)
-    if output.suffix.lower() not in (".mp4", ".mov", ".mkv", ".m4v"):
-        raise InputError(f"unsupported output container {output.suffix!r}; use .mp4, .mov, .mkv or .m4v",
-                         path=output)
+    if output.suffix.lower() not in OUTPUT_CONTAINERS:
+        raise InputError(f"unsupported output container {output.suffix!r}; use one of "
+                         f"{', '.join(OUTPUT_CONTAINERS)} (video that carries content credentials)", path=output)
     parent = output.parent if str(output.parent) else Path(".")
     if output.is_dir():
         raise InputError("is a folder; give an output file name", path=output)
@@ -437,10 +436,12 @@ def _run(ws: Workspace, ctx: _Context, info: VideoInfo, request: MergeRequest, r
                 t0 = time.perf_counter()
             ctx.stages.add("encode", time.perf_counter() - t0)
             t0 = time.perf_counter()
-            report.provenance = ctx.provenance.credentials(tmp, {
-                "render_uid": report.render_uid, "model": ctx.model.name, "input": str(request.input),
-                "frames": report.frames, "swapped": report.swapped, "settings_hash": report.settings_hash})
+            sidecar = ctx.provenance.credentials(tmp, request.output, model_name=ctx.model.name,
+                                                 model_id=ctx.model.id, frames=report.frames, swapped=report.swapped)
             ctx.stages.add("credentials", time.perf_counter() - t0)
+        report.provenance = {"watermark_payload": ctx.provenance.payload,
+                             "credentials_sidecar": str(place_sidecar(sidecar, request.output)),
+                             "consent_hash": ctx.provenance.consent_hash}
     finally:
         ctx.stop.set()
         for t in threads:

@@ -7,9 +7,9 @@ credentials module, merging refuses rather than writing an unmarked video.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -46,17 +46,29 @@ class Provenance:
             raise RuntimeError("set_render() must come before watermark()")
         return self._embed(rgb)
 
-    def credentials(self, video: Path, info: dict[str, Any]) -> dict[str, Any]:
-        """Sign content credentials into the finished ``video`` (in place); returns what was recorded."""
-        try:
-            from doppel.provenance.credentials import embed_credentials
-        except ImportError:
-            raise RefusedError("refused: this doppel has no content-credentials module "
-                               "(doppel.provenance.credentials); merge never writes a video without them") from None
-        result = embed_credentials(self.ws, video, {**info, "consent_hash": self.consent_hash,
-                                                    "source_identity": self.identity,
-                                                    "watermark_payload": self.payload})
-        return result if isinstance(result, dict) else {"credentials": str(result)}
+    def credentials(self, video: Path, final: Path, *, model_name: str, model_id: int | None,
+                    frames: int, swapped: int) -> Path:
+        """Sign content credentials into the finished ``video`` (a temporary file that will be renamed to
+        ``final``) in place. Returns the sidecar written beside ``video``; move it beside ``final`` with
+        :func:`place_sidecar` once the video is in place."""
+        from doppel.provenance.credentials import RenderCredentials, embed_credentials
+
+        if self.uid is None:
+            raise RuntimeError("set_render() must come before credentials()")
+        info = RenderCredentials(
+            render_uid=self.uid, model_name=model_name, model_id=model_id, consent_hashes=[self.consent_hash],
+            watermark_payload=self.payload, title=final.name,
+            actions=[("c2pa.edited", f"face replaced with model {model_name} in {swapped} of {frames} frames")])
+        return Path(embed_credentials(self.ws, video, info))
+
+
+def place_sidecar(sidecar: Path, final_video: Path) -> Path:
+    """Move the credentials sidecar of a renamed video beside it (``final_video`` with suffix ``.c2pa``)."""
+    from doppel.provenance.credentials import sidecar_path
+
+    target = sidecar_path(final_video)
+    os.replace(sidecar, target)
+    return target
 
 
 def provenance_for(ws: Workspace, src_identity: str | None) -> Provenance:

@@ -55,7 +55,8 @@ class MatteSmoother:
 
 def frame_signature(frame: np.ndarray) -> np.ndarray:
     """A small normalised hue-saturation-value histogram of a uint8 RGB frame, for cut detection."""
-    small = cv2.resize(frame, (96, 54), interpolation=cv2.INTER_AREA)
+    step = max(1, min(frame.shape[0], frame.shape[1]) // 64)
+    small = np.ascontiguousarray(frame[::step, ::step])
     hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
     hist = cv2.calcHist([hsv], [0, 1, 2], None, [12, 4, 4], [0, 180, 0, 256, 0, 256]).ravel()
     return (hist / max(hist.sum(), 1.0)).astype(np.float32)
@@ -83,6 +84,14 @@ class ShotCutDetector:
         return self.last_distance > threshold
 
 
+def face_region(landmarks: np.ndarray, frame_shape: tuple[int, ...]) -> np.ndarray:
+    """The convex hull of 68-point landmarks (frame pixels) as a bool ``(H, W)`` mask: where flicker counts."""
+    mask = np.zeros(frame_shape[:2], np.uint8)
+    hull = cv2.convexHull(np.round(np.asarray(landmarks)[:68]).astype(np.int32))
+    cv2.fillConvexPoly(mask, hull, 1)
+    return mask.astype(bool)
+
+
 @dataclass
 class FlickerMeter:
     """Frame-to-frame mean absolute change inside the face region, for input and output.
@@ -104,8 +113,8 @@ class FlickerMeter:
             self._prev = None
             return
         if self._prev is not None:
-            ys, xs = np.nonzero(region)
-            y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+            x0, y0, w, h = cv2.boundingRect(region.astype(np.uint8))
+            x1, y1 = x0 + w, y0 + h
             sel = region[y0:y1, x0:x1]
             p_in, p_out = self._prev
             for now, before, acc in ((inp, p_in, self.input_change), (out, p_out, self.output_change)):

@@ -21,13 +21,19 @@ def _check(plate: np.ndarray, face: np.ndarray, matte: np.ndarray) -> None:
 
 
 def alpha_blend(plate: np.ndarray, face: np.ndarray, matte: np.ndarray) -> np.ndarray:
-    """``plate + matte * (face - plate)``, rounded; exact plate where the matte is 0."""
+    """``plate + matte * (face - plate)`` with the matte quantised to 1/255, rounded; exactly the plate
+    where the matte is 0 (and outside the bounding box of the matte nothing is even computed)."""
     _check(plate, face, matte)
-    m = np.clip(matte, 0.0, 1.0)[..., None].astype(np.float32)
-    p = plate.astype(np.float32)
-    out = p + m * (face.astype(np.float32) - p)
-    blended = np.clip(out + 0.5, 0, 255).astype(np.uint8)
-    return np.where(m > 0, blended, plate)
+    out = plate.copy()
+    m8 = np.clip(matte * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    x, y, w, h = cv2.boundingRect(m8)
+    if w == 0 or h == 0:
+        return out
+    m = m8[y:y + h, x:x + w, None].astype(np.uint16)
+    p = plate[y:y + h, x:x + w].astype(np.uint16)
+    f = face[y:y + h, x:x + w].astype(np.uint16)
+    out[y:y + h, x:x + w] = ((p * (255 - m) + f * m + 127) // 255).astype(np.uint8)
+    return out
 
 
 def poisson_blend(plate: np.ndarray, face: np.ndarray, matte: np.ndarray, *, threshold: float = 0.5) -> np.ndarray:

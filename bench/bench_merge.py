@@ -1,0 +1,253 @@
+"""Merge benchmark: end-to-end throughput on the shared 720p clip, and flicker ratio per shared clip.
+
+Throughput: ``doppel.merge.pipeline.merge`` on ``lp_s18_woman_redhair_720p.mp4`` (1280x720, 282
+frames) with a real architecture at the ``cpu`` and ``gpu-128`` presets. Until a trained model of
+these identities exists the networks have **untrained (randomly initialised) weights**: speed does
+not depend on training, quality does, so only the speed figures mean anything here. Each run is a
+fresh subprocess (so its peak RSS is its own) with an empty inference cache. Extraction of the
+clip happens once, before timing. Also measured: pure inference per face, PyTorch vs ONNX Runtime.
+
+Flicker: frame-to-frame mean absolute change inside the face's landmark hull, output over input
+(doppel's bar: <= 1.2), per shared clip. Without a trained model it is measured with two stand-in
+swappers that isolate what merge itself adds (warp there and back, mask, colour transfer and its
+temporal smoothing, blend, watermark): ``reconstruct`` returns the aligned destination crop, and
+``recolour`` returns it with its red and blue channels swapped (so colour transfer works hard).
+
+Run: ``python bench/run.py merge`` or ``python bench/bench_merge.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+MEDIA = ROOT.parent / "shared" / "media"
+CLIP_720P = "lp_s18_woman_redhair_720p.mp4"
+CLIPS = ["lp_d18_man_neutral_studio.mp4", "lp_d19_man_glasses_studio.mp4", "lp_d3_woman_expressions.mp4",
+         "lp_d12_man_talking_gesturing.mp4", "lp_d0_asian_man_greenscreen.mp4", CLIP_720P]
+WORKDIR = Path(tempfile.gettempdir()) / "doppel-bench-merge"
+TARGET_FPS = 12.0
+TARGET_FLICKER = 1.2
+
+
+# -- workspace set-up (not timed) ----------------------------------------------------------------
+def _workspace(clips: list[str]) -> Path:
+    from doppel.extract.pipeline import content_hash, extract_clip
+    from doppel.faceset.workspace import Workspace
+    from doppel.provenance.consent import add_consent
+
+    root = WORKDIR / "ws"
+    if not root.exists():
+        with Workspace.init(root) as ws:
+            add_consent(ws, "src", "doppel benchmark", "benchmark only", "public-domain-demo")
+    with Workspace.open(root) as ws:
+        for name in clips:
+            row = ws.clip_by_hash(content_hash(MEDIA / name))
+            ident = _ident(name)
+            if row is None or ws.identity_id(ident) is None:
+                extract_clip(ws, ident, MEDIA / name)
+    return root
+
+
+def _ident(clip: str) -> str:
+    return "dst-" + clip.split("_")[1]
+
+
+def _register_model(ws: Any, name: str, preset: str, dst: str, resolution: int | None = None) -> None:
+    """A models row (and, for a real preset, a model folder with untrained weights in training's format)."""
+    import torch
+
+    from doppel.faceset.workspace import now
+    from doppel.train import checkpoint
+    from doppel.train.config import PRESETS
+    from doppel.train.models import build_model
+
+    cfg = PRESETS[preset].model if preset in PRESETS else PRESETS["cpu"].model.model_copy(
+        update={"resolution": resolution or 128})
+    ws.conn.execute("DELETE FROM models WHERE name = ?", (name,))
+    folder = ws.models_dir() / name
+    folder.mkdir(exist_ok=True)
+    if preset in PRESETS and not (folder / checkpoint.WEIGHTS).is_file():
+        torch.manual_seed(0)
+        checkpoint.write_config(folder, cfg)
+        checkpoint.save_weights(folder, build_model(cfg), {"note": "untrained, for the merge benchmark"})
+    with ws.transaction() as c:
+        c.execute("INSERT INTO models (name, path, arch, preset, resolution, face_type, src_identity_id,"
+                  " dst_identity_id, step, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                  (name, f"models/{name}", cfg.arch, preset, cfg.resolution, cfg.face_type,
+                   ws.identity_id("src"), ws.identity_id(dst), now(), now()))
+
+
+# -- swappers used by the benchmark -------------------------------------------------------------------
+class TorchSwapper:
+    """A real architecture at a preset, untrained weights, PyTorch fp32 (for the runtime comparison)."""
+
+    def __init__(self, preset: str) -> None:
+        import torch
+
+        from doppel.train.config import PRESETS
+        from doppel.train.models import build_model
+
+        torch.manual_seed(0)
+        cfg = PRESETS[preset].model
+        self.resolution, self.face_type = cfg.resolution, cfg.face_type
+        self.net = build_model(cfg).eval()
+
+    def swap(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            face, mask = self.net.swap(torch.from_numpy(faces).permute(0, 3, 1, 2).contiguous())
+        return face.permute(0, 2, 3, 1).numpy(), mask.permute(0, 2, 3, 1).numpy()
+
+
+class StandIn:
+    """Flicker stand-ins: the aligned destination crop itself, or recoloured (benchmark only)."""
+
+    def __init__(self, mode: str, resolution: int = 128) -> None:
+        self.mode, self.resolution, self.face_type = mode, resolution, "full"
+
+    def swap(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = faces[..., ::-1] if self.mode == "recolour" else faces
+        return np.ascontiguousarray(out, np.float32), np.ones((*faces.shape[:3], 1), np.float32)
+
+
+# -- one measured merge, in its own process ---------------------------------------------------------
+def worker(kind: str, clip: str, batch: int, quick: bool) -> dict[str, Any]:
+    from doppel.faceset.workspace import Workspace
+    from doppel.merge.pipeline import MergeRequest, merge
+
+    root = WORKDIR / "ws"
+    real = kind in ("cpu", "gpu-128")
+    swapper: Any = None if real else StandIn(kind)  # real presets load through doppel.train.load_swapper
+    name = f"bench-{kind}"
+    out = WORKDIR / f"out-{kind}-{clip}"
+    with Workspace.open(root) as ws:
+        _register_model(ws, name, kind, _ident(clip), None if real else swapper.resolution)
+        shutil.rmtree(ws.renders_dir() / "cache", ignore_errors=True)
+        t0 = time.perf_counter()
+        if real:  # load once outside the timing (ONNX export on first use), as the product does per run
+            from doppel.merge.model import find_model, load_model
+
+            swapper = load_model(find_model(ws, name))
+        load_s = time.perf_counter() - t0
+        report = merge(ws, MergeRequest(input=MEDIA / clip, output=out, model=name, batch=batch), swapper=swapper)
+    out.unlink(missing_ok=True)
+    return {"runtime": type(swapper).__name__, "model_load_s": round(load_s, 2), "frames": report.frames,
+            "swapped": report.swapped, "seconds": round(report.seconds, 2),
+            "fps": round(report.fps, 2), "flicker_ratio": report.flicker_ratio, "stages_s": report.stages,
+            "stage_ms_per_frame": {k: round(v / max(report.frames, 1) * 1000, 1) for k, v in report.stages.items()},
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "occluded_frames": len(report.occluded_frames), "shot_cuts": report.shot_cuts,
+            "loadavg": [round(x, 2) for x in os.getloadavg()]}
+
+
+def _spawn(kind: str, clip: str, batch: int, quick: bool) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--worker", kind, clip, str(batch)] + (["--quick"] if quick else [])
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"bench worker {kind} {clip} failed:\n{done.stderr[-3000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+# -- pure inference: PyTorch vs ONNX Runtime ------------------------------------------------------------
+def inference_runtimes(preset: str, batch: int, seconds: float) -> dict[str, float]:
+    import onnxruntime as ort
+    import torch
+
+    sw = TorchSwapper(preset)
+    x = np.random.default_rng(0).random((batch, sw.resolution, sw.resolution, 3), dtype=np.float32)
+
+    def timed(fn: Any) -> float:
+        fn()
+        t, n = time.perf_counter(), 0
+        while time.perf_counter() - t < seconds or n < 2:
+            fn()
+            n += 1
+        return round((time.perf_counter() - t) / n / batch * 1000, 2)
+
+    out = {"torch_fp32_ms_per_face": timed(lambda: sw.swap(x))}
+
+    class Swap(torch.nn.Module):
+        def __init__(self, net: torch.nn.Module) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.net.swap(t)  # type: ignore[operator,no-any-return]
+
+    path = WORKDIR / f"{preset}.onnx"
+    torch.onnx.export(Swap(sw.net), (torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(),), str(path),
+                      input_names=["face"], output_names=["swapped", "mask"], dynamic_axes={"face": {0: "n"}},
+                      dynamo=False)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    xn = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    out["onnxruntime_ms_per_face"] = timed(lambda: sess.run(None, {"face": xn}))
+    return out
+
+
+# -- the benchmark -------------------------------------------------------------------------------------
+def run(quick: bool) -> dict[str, Any]:
+    if not (MEDIA / CLIP_720P).exists():
+        return {"skipped": f"{MEDIA} absent", "passed": False, "target": "needs shared media"}
+    WORKDIR.mkdir(parents=True, exist_ok=True)
+    clips = [*CLIPS[:1], CLIP_720P] if quick else CLIPS
+    _workspace(clips)
+    result: dict[str, Any] = {"weights": "untrained (random init): speed only", "batch": 8}
+    throughput: dict[str, Any] = {}
+    for preset in ("cpu", "gpu-128"):
+        runs = [_spawn(preset, CLIP_720P, 8, quick) for _ in range(1 if quick else 2)]
+        fps = sorted(r["fps"] for r in runs)
+        throughput[preset] = {"fps_median": float(np.median(fps)), "fps_runs": fps, **runs[0]}
+    result["throughput_720p"] = throughput
+    result["inference_runtimes"] = {p: inference_runtimes(p, 8, 2.0 if quick else 5.0) for p in ("cpu", "gpu-128")}
+    flicker: dict[str, Any] = {}
+    for clip in clips:
+        flicker[clip] = {mode: _spawn(mode, clip, 16, quick)["flicker_ratio"] for mode in ("reconstruct", "recolour")}
+    result["flicker"] = flicker
+    worst = max(max(v.values()) for v in flicker.values())
+    cpu_fps = throughput["cpu"]["fps_median"]
+    result.update(
+        target=f">= {TARGET_FPS:g} frames/s at 720p with a cpu-preset model; flicker ratio <= {TARGET_FLICKER}",
+        passed=bool(cpu_fps >= TARGET_FPS and worst <= TARGET_FLICKER),
+        headline=(f"720p: cpu preset {cpu_fps:.1f} fps, gpu-128 {throughput['gpu-128']['fps_median']:.1f} fps "
+                  f"(untrained weights), peak {throughput['cpu']['peak_rss_mb']:.0f} MB; "
+                  f"flicker worst {worst:.2f} (stand-in swappers)"),
+        table=_table(throughput, flicker),
+    )
+    return result
+
+
+def _table(throughput: dict[str, Any], flicker: dict[str, Any]) -> str:
+    lines = ["| preset | fps (median) | ms/frame per stage | peak MB | load |", "|---|---|---|---|---|"]
+    for preset, r in throughput.items():
+        stages = ", ".join(f"{k} {v}" for k, v in r["stage_ms_per_frame"].items())
+        lines.append(f"| {preset} | {r['fps_median']} | {stages} | {r['peak_rss_mb']} | {r['loadavg'][0]} |")
+    lines += ["", "| clip | flicker (reconstruct) | flicker (recolour) |", "|---|---|---|"]
+    for clip, v in flicker.items():
+        lines.append(f"| {clip} | {v['reconstruct']:.3f} | {v['recolour']:.3f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--worker", nargs=3, metavar=("KIND", "CLIP", "BATCH"))
+    args = ap.parse_args()
+    if args.worker:
+        kind, clip, batch = args.worker
+        print(json.dumps(worker(kind, clip, int(batch), args.quick)))
+    else:
+        print(json.dumps(run(args.quick), indent=2))
