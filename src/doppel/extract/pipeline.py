@@ -220,13 +220,17 @@ class _ClipRun:
         tracker = FaceTracker(self.detector, self.landmarker, cfg.tracker(), self.timings)
         total = math.ceil(self.info.frame_count / cfg.every)
         self.run_dir.mkdir(parents=True, exist_ok=False)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="doppel-writer") as self.pool:
+        # Screening runs in its own thread (onnxruntime releases the GIL), one frame at a time.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="doppel-writer") as self.pool, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="doppel-screen") as screening:
+            screened: list[Future[None]] = []
             t = time.perf_counter()
             for frame in prefetch(read_frames(self.path), depth=8):
                 t = self.timings.add("decode_wait", t)
                 if screener.wants(frame.index, frame.time):
-                    screener.feed(frame.index, frame.image)
-                    t = self.timings.add("screen", t)
+                    if screened and screened[-1].done():
+                        screened[-1].result()  # raise a screening failure now, not at the end
+                    screened.append(screening.submit(screener.feed, frame.index, frame.image))
                 if frame.index % cfg.every:
                     continue
                 self.examined.append((frame.index, frame.time))
@@ -241,11 +245,11 @@ class _ClipRun:
             for tid in tracker.finish():
                 self._flush(tid)
             t = time.perf_counter()
+            for fut in screened:
+                fut.result()
+            t = self.timings.add("screen_wait", t)
         self.timings.add("write_wait", t)
-        t = time.perf_counter()
-        report = screener.finish()
-        self.timings.add("screen", t)
-        return report.to_dict()
+        return screener.finish().to_dict()
 
     def _add(self, obs: Observation, when: float, image: np.ndarray) -> None:
         track = self.tracks.get(obs.track_id)
