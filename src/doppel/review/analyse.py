@@ -136,7 +136,7 @@ def _summary(render: store.Render, info: dict[str, Any], glitches: Sequence[Glit
         "score": [g.score for g in glitches],
         "flagged": [g.frame for g in glitches if g.flagged],
         "cuts": [g.frame for g in glitches if g.shot_cut],
-        "status": "".join(status_code.get(g.status, "p") for g in glitches),
+        "frame_status": "".join(status_code.get(g.status, "p") for g in glitches),
         "flag_score": FLAG_SCORE,
     }
 

@@ -157,6 +157,8 @@ def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
         return cache
 
     def frame_count(uid: str) -> int:
+        with workspace() as ws:
+            render_of(ws, uid)  # 404 for a render that does not exist
         cache = cache_of(uid)
         if not cache.ready():
             raise InputError(f"render {uid} is not analysed yet; analyse it first")

@@ -91,8 +91,8 @@ function drawTimeline() {
   const bw = Math.max(1, w / n);
   for (let i = 0; i < n; i++) {
     const s = d.score[i], x = (i / n) * w;
-    if (d.status[i] === "p") { g.fillStyle = "#2a2d33"; g.fillRect(x, h - 3, bw, 3); }
-    if (d.status[i] === "k") { g.fillStyle = "#4d6b4d"; g.fillRect(x, h - 3, bw, 3); }
+    if (d.frame_status[i] === "p") { g.fillStyle = "#2a2d33"; g.fillRect(x, h - 3, bw, 3); }
+    if (d.frame_status[i] === "k") { g.fillStyle = "#4d6b4d"; g.fillRect(x, h - 3, bw, 3); }
     if (s <= 0) continue;
     const bh = Math.max(2, (Math.min(s, top) / top) * (h - 8));
     g.fillStyle = flagged.has(i) ? "#ff3b4a" : "#6f7f99";
