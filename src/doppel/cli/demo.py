@@ -21,7 +21,8 @@ def _fmt(value: object, fmt: str = ".3f") -> str:
 
 
 def summary(report: DemoReport) -> list[str]:
-    ev, tr, vf = report.eval, report.train, report.verify.get("watermark", {})
+    ev, tr = report.eval, report.train
+    vf, cred = report.verify.get("watermark", {}), report.verify.get("credentials", {})
     return [
         f"demo finished in {report.seconds / 60:.1f} min: {report.out}",
         f"  output       {report.output}  ({report.merge.get('swapped')} of {report.merge.get('frames')} "
@@ -33,7 +34,9 @@ def summary(report: DemoReport) -> list[str]:
         f"  expression   nme {_fmt(ev.get('expression_nme'), '.4f')}, "
         f"pose error {_fmt(ev.get('pose_error_deg'), '.1f')} deg; "
         f"flicker ratio {_fmt(ev.get('flicker_ratio'), '.2f')}, seam {_fmt(ev.get('seam_score'), '.2f')}",
-        f"  watermark    {'found' if vf.get('detected') else 'NOT found'} (payload {vf.get('payload')})",
+        f"  provenance   watermark {'found' if vf.get('detected') else 'NOT found'} (payload {vf.get('payload')}); "
+        f"content credentials {'intact' if cred.get('valid') else 'NOT intact'}"
+        f"{', trusted signer' if cred.get('trusted') else ''}",
         f"  reports      {report.eval_report}, {report.verify_report}",
         f"  contact      {report.contact_sheet}",
     ]

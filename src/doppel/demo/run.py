@@ -218,11 +218,9 @@ class _Demo:
 
     # 6 ------------------------------------------------------------------------------------------
     def verify(self, ws: Workspace, output: Path, progress: ProgressFn) -> dict[str, Any]:
-        from doppel.io.video import read_frames
-        from doppel.provenance.watermark import detect
+        from doppel.provenance.verify import verify_file
 
-        report = detect(f.image for f in read_frames(output)).to_dict()
-        data = {"file": str(output), "watermark": report}
+        data = verify_file(output, workspace=ws.root, progress=progress).to_dict()
         write_text_atomic(self.out / "verify.json", json.dumps(data, indent=2, default=str) + "\n")
         return data
 
