@@ -96,3 +96,34 @@ def test_missing_input(ws_clip: tuple[Path, Path], tmp_path: Path) -> None:
     ws, _ = ws_clip
     code, out = _merge(str(ws), str(tmp_path / "nope.mp4"), "--model", "m1", "-o", str(tmp_path / "out.mp4"))
     assert code != 0 and "nope.mp4: no such file" in out
+
+
+def test_merge_with_a_real_model_folder(tmp_path: Path) -> None:
+    """The product path end to end: a (tiny, untrained) model in training's format, loaded by
+    doppel.train.swapper, merged from the command line with --json, --layers and an override."""
+    import json
+
+    import torch
+
+    from doppel.io.video import probe
+    from doppel.train import checkpoint
+    from doppel.train.config import model_config
+    from doppel.train.models import build_model
+
+    clip, marks = face_clip(tmp_path / "in.mp4", 8, absent=(2,))
+    setup_workspace(tmp_path / "ws", clip, marks, frame_count=8).close()
+    cfg = model_config(resolution=64, e_dims=8, ae_dims=16, d_dims=8, d_mask_dims=4)
+    folder = tmp_path / "ws" / "models" / "m1"
+    torch.manual_seed(0)
+    checkpoint.write_config(folder, cfg)
+    checkpoint.save_weights(folder, build_model(cfg), {})
+    out = tmp_path / "out.mp4"
+    result = runner.invoke(app, ["merge", str(tmp_path / "ws"), str(clip), "--model", "m1", "-o", str(out), "--json",
+                                 "--layers", str(tmp_path / "layers"), "--set", "colour=mkl",
+                                 "--override", "5-6:keep_original=true"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["frames"], report["swapped"], report["passthrough"], report["kept"]) == (8, 5, 1, 2)
+    assert report["settings"]["colour"] == "mkl" and report["stages"]["infer"] > 0
+    assert probe(out).frame_count == 8 and out.with_suffix(".c2pa").is_file()
+    assert len(list((tmp_path / "layers").glob("face_*.png"))) == 5

@@ -3,6 +3,7 @@ test-double swapper. (No tests in here; other test_merge*/test_colour*/test_blen
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -45,24 +46,26 @@ def draw_face(frame: np.ndarray, landmarks: np.ndarray) -> None:
 
 
 def face_clip(path: Path, n: int = 24, *, size: tuple[int, int] = (160, 120), absent: tuple[int, ...] = (),
-              audio: bool = True, seed: int = 0) -> tuple[Path, dict[int, np.ndarray]]:
-    """A clip with a slowly moving synthetic face; frames in ``absent`` have none. Returns the clip and
-    the landmarks of each frame with a face."""
+              audio: bool = True, seed: int = 0, cut_at: int | None = None, pts: list[int] | None = None,
+              time_base: Fraction | None = None) -> tuple[Path, dict[int, np.ndarray]]:
+    """A clip with a slowly moving synthetic face; frames in ``absent`` have none; from ``cut_at`` on the
+    background is another shot's. Returns the clip and the landmarks of each frame with a face."""
     w, h = size
     rng = np.random.default_rng(seed)
-    base = cv2.resize(rng.integers(40, 120, (h // 8, w // 8, 3), dtype=np.uint8), (w, h),
-                      interpolation=cv2.INTER_LINEAR)
+    base, other = (cv2.resize(rng.integers(lo, lo + 80, (h // 8, w // 8, 3), dtype=np.uint8), (w, h),
+                              interpolation=cv2.INTER_LINEAR) for lo in (40, 150))
+    other[..., 2] //= 3  # another shot: brighter and yellower
     shape = mean_shape()
     frames, marks = [], {}
     for i in range(n):
-        img = base.copy()
+        img = (other if cut_at is not None and i >= cut_at else base).copy()
         if i not in absent:
             centre = np.array([w * 0.5 + 3 * np.sin(i / 5), h * 0.48 + 2 * np.cos(i / 7)])
             lm = (shape - 0.5) * (h * 0.55) + centre
             draw_face(img, lm)
             marks[i] = lm
         frames.append(img)
-    return make_clip(path, frames, audio=audio), marks
+    return make_clip(path, frames, audio=audio, pts=pts, time_base=time_base), marks
 
 
 class ShiftSwapper:

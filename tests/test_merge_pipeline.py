@@ -4,6 +4,7 @@ overrides, re-rendering for review."""
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -205,3 +206,16 @@ def test_no_destination_person_and_no_consent(tmp_path: Path) -> None:
             pytest.raises(RefusedError, match="consent"):
         merge(ws, MergeRequest(input=clip2, output=tmp_path / "o.mp4", model="m1"), swapper=ShiftSwapper())
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_variable_frame_rate_timing_and_shot_cuts(tmp_path: Path) -> None:
+    pts = [0, 40, 80, 200, 240, 400, 440, 480, 520, 560, 600, 640]  # ms, irregular
+    clip, marks = face_clip(tmp_path / "vfr.mkv", len(pts), audio=False, cut_at=7, pts=pts,
+                            time_base=Fraction(1, 1000))
+    out = tmp_path / "out.mp4"
+    with setup_workspace(tmp_path / "ws", clip, marks, frame_count=len(pts)) as ws:
+        report = merge(ws, MergeRequest(input=clip, output=out, model="m1"), swapper=ShiftSwapper())
+        rows = store.frames_of(ws, report.render_id)
+    assert [f.time for f in read_frames(out)] == pytest.approx([p / 1000 for p in pts], abs=1e-3)
+    assert not probe(out).has_audio
+    assert report.shot_cuts == [7] and [r.frame_index for r in rows if r.shot_cut] == [7]

@@ -52,6 +52,10 @@ def test_cli_assignments_are_typed() -> None:
         parse_assignment("smoothing=maybe")
     with pytest.raises(ConfigError, match="key=value"):
         parse_assignment("smoothing")
+    poly = load_settings(None, ['mask_polygons=[{"mode": "exclude", "points": [[0, 0], [0.5, 0], [0.5, 0.5]]}]'])
+    assert poly.mask_polygons[0].mode == "exclude"
+    with pytest.raises(ConfigError, match="JSON"):
+        parse_assignment("mask_polygons=[oops")
 
 
 def test_file_then_flags(tmp_path: Path) -> None:

@@ -141,6 +141,11 @@ def parse_assignment(text: str) -> tuple[str, Any]:
         if lowered not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
             raise ConfigError(f"{key}={raw!r}: expected true or false")
         return key, lowered in ("true", "1", "yes", "on")
+    if field.annotation not in (int, float, str) and typing.get_origin(field.annotation) is not Literal:
+        try:  # structured settings (mask_polygons) are given as JSON
+            return key, json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{key}: expected a JSON value ({exc.msg})") from None
     return key, raw  # pydantic coerces numbers from strings and checks ranges
 
 
