@@ -51,6 +51,7 @@ hypotheses) and a CRC match (2^-16). :func:`false_positive_bound` gives the resu
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -67,7 +68,7 @@ WORK = 512
 PAYLOAD_BITS = 32
 CRC_BITS = 16
 CODE_BITS = PAYLOAD_BITS + CRC_BITS
-SYNC_CELLS = 1536
+SYNC_CELLS = 1280
 STRENGTH = 2.0
 """Target correlation ``T`` of each field, in luma levels per cell (0..255 scale)."""
 MAX_DELTA = 9.0
@@ -78,6 +79,9 @@ HIGHPASS_SIGMA = 10.0
 """Gaussian sigma (working pixels) of the detection high-pass."""
 MAX_CROP = 0.12
 """Largest crop, as a fraction of width or height (summed over both sides), searched for."""
+CHASE_BITS = 8
+CHASE_FLIPS = 2
+"""Soft-decision decoding tries every flip of up to 2 of the 8 least reliable code bits (37 words)."""
 Z_THRESHOLD = 6.0
 """Mark correlation needed (besides a CRC match) to report a clip as marked."""
 FP_FLOOR = 1e-12
@@ -119,6 +123,29 @@ def decode(soft: np.ndarray) -> tuple[int, bool]:
     return payload, (word & 0xFFFF) == crc16(payload)
 
 
+def _chase_patterns() -> list[tuple[int, ...]]:
+    return [()] + [c for r in range(1, CHASE_FLIPS + 1) for c in itertools.combinations(range(CHASE_BITS), r)]
+
+
+def chase_decode(soft: np.ndarray) -> tuple[int, bool, int]:
+    """Soft-decision decoding: also try flipping up to ``CHASE_FLIPS`` of the ``CHASE_BITS`` least reliable
+    bits, keeping the CRC-valid word that flips the least total reliability. Returns (payload, crc_ok, flips)."""
+    order = np.argsort(np.abs(soft))[:CHASE_BITS]
+    best: tuple[float, int, int] | None = None
+    for pattern in _chase_patterns():
+        trial = soft.copy()
+        idx = [int(order[i]) for i in pattern]
+        trial[idx] *= -1
+        payload, ok = decode(trial)
+        if ok:
+            cost = float(np.abs(soft[idx]).sum())
+            if best is None or cost < best[0]:
+                best = (cost, payload, len(idx))
+    if best is None:
+        return decode(soft)[0], False, 0
+    return best[1], True, best[2]
+
+
 # -- the key -----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Layout:
@@ -138,14 +165,16 @@ def _layout() -> _Layout:
     return _Layout(signs.reshape(GRID, GRID), fields.reshape(GRID, GRID))
 
 
+@lru_cache(maxsize=1)
 def _field_matrix() -> np.ndarray:
-    """(CODE_BITS + 1, GRID*GRID) 0/1 matrix: row 0 the mark, row k+1 code bit k."""
+    """(CODE_BITS + 1, GRID*GRID) 0/1 matrix: row 0 the mark, row k+1 code bit k (read-only, cached)."""
     lay = _layout()
     f = lay.field.ravel()
     m = np.zeros((CODE_BITS + 1, f.size), dtype=np.float32)
     m[0, f < 0] = 1.0
     for k in range(CODE_BITS):
         m[k + 1, f == k] = 1.0
+    m.setflags(write=False)
     return m
 
 
@@ -267,6 +296,7 @@ class WatermarkReport:
     crop: tuple[float, float, float, float]   # best geometry: (left, right, top, bottom) fractions
     bit_margin: float            # mean |soft bit| / its noise std: how clearly the bits read
     false_positive_bound: float = 1.0        # P(an unmarked clip scores this well), see false_positive_bound()
+    bits_corrected: int = 0                  # code bits flipped by soft-decision decoding to pass the CRC
     bit_accuracy: float | None = None        # against a known payload (benchmarks, tests)
     soft_bits: list[float] | None = None
 
@@ -335,7 +365,8 @@ def false_positive_bound(z: float, crc_checked: bool = True) -> float:
     """Upper bound on P(unmarked clip reaches mark correlation ``z`` at some searched geometry and passes CRC)."""
     hyps = len(_hypotheses(0.02, MAX_CROP)) ** 2 * 2  # coarse grid, plus the refinement around the best
     tail = 0.5 * math.erfc(z / math.sqrt(2.0))
-    bound = min(1.0, hyps * tail) * (2.0 ** -CRC_BITS if crc_checked else 1.0)
+    words = len(_chase_patterns())  # each candidate word is one more chance of a chance CRC match
+    bound = min(1.0, hyps * tail) * (min(1.0, words * 2.0 ** -CRC_BITS) if crc_checked else 1.0)
     # The Gaussian model is checked against measured null statistics only so far out; claim no more than this.
     return max(bound, FP_FLOOR)
 
@@ -373,13 +404,13 @@ def detect(frames: Iterable[np.ndarray]) -> WatermarkReport:
             z, crop = z2, crop2  # type: ignore[assignment]
     _, corr, noise = _score(mean, energy, crop)
     soft = corr[1:] / noise[1:]
-    payload, crc_ok = decode(soft)
+    payload, crc_ok, flips = chase_decode(soft)
     detected = bool(crc_ok and z >= Z_THRESHOLD)
     bound = false_positive_bound(z, crc_checked=bool(crc_ok))
     confidence = 1.0 - bound if detected else 0.0
     return WatermarkReport(detected, payload if detected else None, confidence, n, float(z), bool(crc_ok),
                            tuple(round(float(c), 4) for c in crop), float(np.mean(np.abs(soft))),  # type: ignore[arg-type]
-                           false_positive_bound=bound, soft_bits=[float(v) for v in soft])
+                           false_positive_bound=bound, bits_corrected=flips, soft_bits=[float(v) for v in soft])
 
 
 @lru_cache(maxsize=1)
