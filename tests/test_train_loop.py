@@ -243,3 +243,19 @@ def test_export_and_swapper(ws: Path) -> None:
 
     with pytest.raises(InputError, match="shape"):
         auto.swap(np.zeros((1, 32, 32, 3), np.float32))
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_gloo(ws: Path) -> None:
+    """torchrun with two CPU processes (gloo): one report from rank 0, one model, world size 2."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "doppel.cli.app", "train", str(ws), *PAIR, "--model", "ddp", *TINY, "--iters", "3", "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(proc.stdout)
+    assert rep["world"] == 2 and rep["step"] == 3
+    assert rep["images_per_s"] > 0
+    with Workspace.open(ws) as w:
+        assert w.conn.execute("SELECT step FROM models WHERE name = 'ddp'").fetchone()[0] == 3
+    code, rep2, text = cli("train", ws, *PAIR, "--model", "ddp", "--iters", "4", "--json")  # resume, one process
+    assert code == 0 and rep2 is not None and rep2["resumed_from"] == 3, text

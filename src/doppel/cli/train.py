@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -116,9 +117,12 @@ def train(
         mcfg, tcfg, pname = resolve_configs(ws, model, preset_name, mflags, tflags, base_dir)
         spec = RunSpec(name=model, model=mcfg, train=tcfg, src=src_ids, dst=dst_ids, pretrain=pretrain,
                        preset=pname, iters=iters, minutes=minutes, base=base_dir, device=device, holdout=holdout)
-        result, signum = _run_with_signals(ws, spec, quiet=json_out)
+        secondary = int(os.environ.get("RANK", "0")) != 0  # under torchrun only rank 0 reports
+        result, signum = _run_with_signals(ws, spec, quiet=json_out or secondary)
     report = _report(result)
-    if json_out:
+    if secondary:
+        pass
+    elif json_out:
         emit_json(report)
     else:
         console.print(f"{result.status}: model {model} at step {result.step} "
