@@ -71,6 +71,7 @@ class ExtractConfig:
     threshold: float = 0.0
     track_threshold: float = -0.4
     max_coast: int = 2
+    check_every: int = 2
     embed_every_seconds: float = 2.0
     smooth_lag: int | None = None  # frames; None: about 0.12 s of footage
     image_format: Literal["jpg", "png"] = "jpg"
@@ -84,6 +85,7 @@ class ExtractConfig:
             (self.face_type in FACE_TYPES, f"--face-type must be one of {', '.join(FACE_TYPES)}, "
                                            f"got {self.face_type!r}"),
             (self.detect_every >= 1, f"detect_every must be >= 1, got {self.detect_every}"),
+            (self.check_every >= 1, f"check_every must be >= 1, got {self.check_every}"),
             (self.detect_size >= 64, f"detect_size must be >= 64, got {self.detect_size}"),
             (self.image_format in ("jpg", "png"), f"image_format must be jpg or png, got {self.image_format!r}"),
             (1 <= self.jpeg_quality <= 100, f"jpeg_quality must be within 1..100, got {self.jpeg_quality}"),
@@ -97,7 +99,7 @@ class ExtractConfig:
     def tracker(self) -> TrackerConfig:
         return TrackerConfig(detect_size=self.detect_size, detect_every=self.detect_every,
                              threshold=self.threshold, track_threshold=self.track_threshold,
-                             max_coast=self.max_coast)
+                             max_coast=self.max_coast, check_every=self.check_every)
 
 
 @dataclass
@@ -243,7 +245,7 @@ class _ClipRun:
                 self.progress(len(self.examined), total)
                 t = time.perf_counter()
             for tid in tracker.finish():
-                self._flush(tid)
+                self._flush(tid, clip_end=True)
             t = time.perf_counter()
             for fut in screened:
                 fut.result()
@@ -256,12 +258,12 @@ class _ClipRun:
         if track is None:
             track = self.tracks[obs.track_id] = _Track(obs.track_id, FixedLagSmoother(self.lag))
         face = _Face(obs, when, image)
-        if obs.det_score != COASTED_SCORE and when - track.last_embed >= self.cfg.embed_every_seconds:
+        if obs.confirmed and when - track.last_embed >= self.cfg.embed_every_seconds:
             t = time.perf_counter()
             face.embedding = self.embedder.embed(image, obs.landmarks)
             track.last_embed = when
             self.timings.add("embed", t)
-        if obs.det_score == COASTED_SCORE:
+        if not obs.confirmed:
             track.pending.append(face)
             return
         t = time.perf_counter()
@@ -272,10 +274,18 @@ class _ClipRun:
         track.pending.clear()
         self.timings.add("smooth_align", t)
 
-    def _flush(self, track_id: int) -> None:
-        """The track ended: drop its unconfirmed coasted faces, finalise the rest."""
+    def _flush(self, track_id: int, *, clip_end: bool = False) -> None:
+        """The track ended: drop its unconfirmed faces, finalise the rest. At the clip's end, faces
+        that were merely not checked (no failed re-detection) are kept."""
         track = self.tracks.get(track_id)
         if track is not None:
+            if clip_end:
+                for f in track.pending:
+                    if f.obs.det_score == COASTED_SCORE:
+                        break
+                    track.faces.append(f)
+                    for pos, smooth in track.smoother.push(f.obs.landmarks):
+                        self._finalise(track.faces[pos], smooth)
             track.pending.clear()
             for pos, smooth in track.smoother.flush():
                 self._finalise(track.faces[pos], smooth)

@@ -1,7 +1,8 @@
 """Follow faces from frame to frame so that one track is one person.
 
-Per frame, each live track predicts its face box from its previous landmarks, confirms it with
-the detector run on a small region around that box (cheap: the face is scaled to ~96 px), and
+Per frame, each live track predicts its face box from its previous landmarks, confirms it (every
+``check_every`` frames) with the detector run on a small region around that box (cheap: the face
+is scaled to ~96 px), and
 places landmarks in the predicted box (in the detected one only when the two disagree: the
 detector's box sizes jump between pyramid scales, and landmarks follow the box). A track whose
 face is not re-detected coasts on its landmark box for at most ``max_coast`` frames, then
@@ -39,6 +40,7 @@ class TrackerConfig:
     threshold: float = 0.0
     track_threshold: float = -0.4
     max_coast: int = 2
+    check_every: int = 2  # re-detect each track every Nth frame (and every frame while coasting)
     min_iou: float = 0.3
     reanchor_iou: float = 0.5
     calib_rate: float = 0.05
@@ -54,6 +56,9 @@ class Observation:
     box: Box
     det_score: float
     landmarks: np.ndarray  # float32 (N, 2), raw
+    # Re-detected in this frame (or a new detection). Unconfirmed faces (coasting, or not checked on
+    # this frame) are the face only if a later check confirms the track.
+    confirmed: bool = True
 
 
 @dataclass
@@ -65,6 +70,7 @@ class TrackState:
     length: int = 1
     coast: int = 0
     box: Box = (0.0, 0.0, 0.0, 0.0)
+    score: float = 0.0  # of the last detection
 
 
 def _lm_frame(lm: np.ndarray) -> tuple[np.ndarray, float]:
@@ -146,34 +152,37 @@ class FaceTracker:
         kept: list[TrackState] = []
         for track in self.live:
             pred = _box_from(track.landmarks, track.calib)
-            det = self._roi_detect(gray, pred)
+            check = track.coast > 0 or (self._processed + track.id) % self.config.check_every == 0
+            det = self._roi_detect(gray, pred) if check else None
             t = self.timings.add("detect", t)
-            if det is None:
+            if det is None and check:
                 track.coast += 1
                 if track.coast > self.config.max_coast:
                     ended.append(track.id)
                     continue
                 box, score = pred, COASTED_SCORE
+            elif det is None:  # not checked on this frame: confirmed (or not) by the next check
+                box, score = pred, track.score
             else:
                 # The detector's boxes jump between its pyramid scales (+-20% from frame to frame) and
                 # the landmarker follows its box, so the box comes from the previous landmarks unless
                 # the detection disagrees with it.
                 track.coast = 0
                 box = pred if box_iou(det.box, pred) >= self.config.reanchor_iou else det.box
-                score = det.score
+                score = track.score = det.score
             lm = self.landmarker.landmarks(gray, box)
             t = self.timings.add("landmarks", t)
             c_old, s_old = _lm_frame(track.landmarks)
             c_new, s_new = _lm_frame(lm)
             jumped = abs(math.log(s_new / s_old)) > 0.35 or float(np.linalg.norm(c_new - c_old)) > 0.6 * s_old
-            if det is None and jumped:  # coasting onto something that is not the face
+            if det is None and jumped:  # drifting onto something that is not the face
                 ended.append(track.id)
                 continue
             if det is not None:  # a slow average of how the detector's box sits on the landmarks
                 rate = self.config.calib_rate
                 track.calib = (1 - rate) * track.calib + rate * _calibrate(det.box, lm)
             track.landmarks, track.box = lm, box
-            found.append(Observation(track.id, track.length, frame_index, box, score, lm))
+            found.append(Observation(track.id, track.length, frame_index, box, score, lm, confirmed=det is not None))
             track.length += 1
             kept.append(track)
         self.live = kept
@@ -186,7 +195,8 @@ class FaceTracker:
                     continue
                 lm = self.landmarker.landmarks(gray, det.box)
                 t = self.timings.add("landmarks", t)
-                track = TrackState(self._next_id, frame_index, lm, _calibrate(det.box, lm), box=det.box)
+                track = TrackState(self._next_id, frame_index, lm, _calibrate(det.box, lm), box=det.box,
+                                   score=det.score)
                 self._next_id += 1
                 self.live.append(track)
                 found.append(Observation(track.id, 0, frame_index, det.box, det.score, lm))
