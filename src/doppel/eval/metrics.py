@@ -24,11 +24,12 @@ import numpy as np
 
 from doppel.extract.metrics import pooled_jitter, segments
 from doppel.extract.pose import head_pose, rotation_from_angles
-from doppel.ops.align import EYE_L, EYE_R
+from doppel.ops.align import BROWS, EYE_L, EYE_R
 from doppel.ops.mask import erode_blur, hull_mask
 
 EYE_OUTER = (36, 45)
 _INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
+MATTE_WORK_SIZE = 192  # px: side of the window the seam matte is computed in
 _EYE_PAIRS = (((37, 41), (38, 40), (36, 39)), ((43, 47), (44, 46), (42, 45)))
 
 
@@ -197,8 +198,22 @@ def frame_matte(landmarks: np.ndarray, frame_shape: tuple[int, ...], *, erode: f
     eyes = float(np.linalg.norm(lm[EYE_R].mean(0) - lm[EYE_L].mean(0)))
     scale = eyes / (0.31 * 256)
     h, w = frame_shape[:2]
-    square = hull_mask(lm, max(h, w), "face")  # erode_blur works on square masks
-    return erode_blur(square, erode * scale, blur * scale)[:h, :w]
+    # Work in a square window around the face (the matte is 0 beyond its feather): much cheaper
+    # than blurring the whole frame.
+    pad = abs(erode * scale) + 2 * blur * scale + 8
+    hull_pts = np.concatenate([lm[:68], lm[BROWS] + (lm[27] - lm[8]) * 0.3])
+    lo, hi = hull_pts.min(0) - pad, hull_pts.max(0) + pad
+    side = int(np.ceil(max(hi - lo)))
+    x0, y0 = int(np.floor(lo[0])), int(np.floor(lo[1]))
+    k = min(1.0, MATTE_WORK_SIZE / side)  # the feathered matte is smooth: build it small, then enlarge
+    small = erode_blur(hull_mask((lm - (x0, y0)) * k, max(1, round(side * k)), "face"), erode * scale * k,
+                       blur * scale * k)
+    local = cv2.resize(small, (side, side), interpolation=cv2.INTER_LINEAR) if k < 1 else small
+    out = np.zeros((h, w), np.float32)
+    fx0, fy0, fx1, fy1 = max(0, x0), max(0, y0), min(w, x0 + side), min(h, y0 + side)
+    if fx1 > fx0 and fy1 > fy0:
+        out[fy0:fy1, fx0:fx1] = local[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
+    return out
 
 
 def gradient_magnitude(image: np.ndarray) -> np.ndarray:
@@ -234,10 +249,16 @@ class SeamMeter:
     per_frame: list[float] = field(default_factory=list)
 
     def update(self, inp: np.ndarray, out: np.ndarray, matte: np.ndarray) -> None:
-        band = seam_band(matte)
+        ys, xs = np.nonzero(matte > 0.01)
+        if len(ys) == 0:
+            return
+        h, w = matte.shape
+        y0, y1, x0, x1 = max(0, ys.min() - 3), min(h, ys.max() + 4), max(0, xs.min() - 3), min(w, xs.max() + 4)
+        band = seam_band(matte[y0:y1, x0:x1])
         if not band.any():
             return
-        go, gi = gradient_magnitude(out)[band], gradient_magnitude(inp)[band]
+        go = gradient_magnitude(out[y0:y1, x0:x1])[band]
+        gi = gradient_magnitude(inp[y0:y1, x0:x1])[band]
         self.out_sum += float(go.sum())
         self.in_sum += float(gi.sum())
         self.pixels += int(band.sum())
