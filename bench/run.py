@@ -68,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {', '.join(available())})")
     parser.add_argument("--quick", action="store_true", help="fewer repeats and inputs (a smoke run)")
+    parser.add_argument("--exclude", action="append", default=[], metavar="NAME",
+                        help="leave this benchmark out (repeatable), e.g. --exclude quality")
     args = parser.parse_args(argv)
-    names = args.names or available()
+    names = [n for n in (args.names or available()) if n not in args.exclude]
     modules = {name: _load(name) for name in names}  # fail on a bad name before running anything
     date = dt.date.today().isoformat()
     host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname())
@@ -82,7 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {name}{' (quick)' if args.quick else ''}", flush=True)
         before = [round(x, 2) for x in os.getloadavg()]
         start = time.perf_counter()
-        result = module.run(args.quick)
+        try:
+            result = module.run(args.quick)
+        except Exception as exc:  # one broken benchmark must not lose the others' results
+            result = {"passed": False, "target": "", "headline": f"error: {type(exc).__name__}: {exc}"[:300]}
         result.update(quick=args.quick, seconds=round(time.perf_counter() - start, 1), loadavg_before=before,
                       loadavg_after=[round(x, 2) for x in os.getloadavg()],
                       finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
