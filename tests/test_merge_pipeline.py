@@ -4,8 +4,8 @@ overrides, re-rendering for review."""
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -18,9 +18,10 @@ from doppel.core.errors import NoFaceError, RefusedError
 from doppel.faceset.workspace import Workspace
 from doppel.io.video import VideoWriter, probe, read_frames
 from doppel.merge import store
-from doppel.merge.pipeline import Compositor, MergeRequest, _Context, _Item, _Stages, merge
+from doppel.merge.pipeline import MergeRequest, merge
 from doppel.merge.review import render_frames, rerender
 from doppel.merge.settings import MergeSettings
+from doppel.merge.stages import Compositor, RunContext, StageTimer, WorkItem
 from doppel.provenance.credentials import read_credentials
 from doppel.provenance.watermark import Watermarker, detect, render_payload
 from test_merge_helpers import ShiftSwapper, face_clip, mean_shape, setup_workspace
@@ -113,11 +114,11 @@ def test_passthrough_is_bit_identical_without_the_watermark(scene: tuple) -> Non
         def watermark(self, rgb: np.ndarray) -> np.ndarray:
             return rgb
 
-    ctx = _Context(swapper=ShiftSwapper(), model=None, dest=None, frame_settings=None, cache=None,  # type: ignore[arg-type]
-                   provenance=NoMark(), layers=None, batch=1, stages=_Stages(), stop=None)  # type: ignore[arg-type]
+    ctx = RunContext(swapper=ShiftSwapper(), model=None, dest=None, frame_settings=None, cache=None,  # type: ignore[arg-type]
+                   provenance=NoMark(), layers=None, batch=1, stages=StageTimer(), stop=None)  # type: ignore[arg-type]
     comp = Compositor(ctx)
     for frame in read_frames(clip, stop=3):
-        item = _Item(frame, MergeSettings())
+        item = WorkItem(frame, MergeSettings())
         comp.process(item)
         assert item.output is not None and np.array_equal(item.output, frame.image)
 
@@ -219,3 +220,26 @@ def test_variable_frame_rate_timing_and_shot_cuts(tmp_path: Path) -> None:
     assert [f.time for f in read_frames(out)] == pytest.approx([p / 1000 for p in pts], abs=1e-3)
     assert not probe(out).has_audio
     assert report.shot_cuts == [7] and [r.frame_index for r in rows if r.shot_cut] == [7]
+
+
+@pytest.mark.media
+def test_input_not_in_the_workspace_is_extracted_on_the_fly(tmp_path: Path) -> None:
+    from doppel.faceset.workspace import now
+    from doppel.provenance.consent import add_consent
+
+    src = shared_clip("lp_d18_man_neutral_studio.mp4")
+    clip = tmp_path / "in.mp4"
+    with VideoWriter(clip, width=480, height=480, fps=30, audio_from=src) as w:
+        for f in read_frames(src, stop=45):
+            w.write(f.image)
+    with Workspace.init(tmp_path / "ws") as ws:
+        add_consent(ws, "alice", "Alice Example", "tests", "public-domain-demo")
+        ws.identity_id("bob", create=True)
+        (ws.models_dir() / "m1").mkdir()
+        with ws.transaction() as c:
+            c.execute("INSERT INTO models (name, path, arch, resolution, face_type, src_identity_id, dst_identity_id,"
+                      " created_at, updated_at) VALUES ('m1', 'models/m1', 'test', 64, 'full', ?, ?, ?, ?)",
+                      (ws.identity_id("alice"), ws.identity_id("bob"), now(), now()))
+        report = merge(ws, MergeRequest(input=clip, output=tmp_path / "o.mp4", model="m1"), swapper=ShiftSwapper())
+        assert ws.conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0] >= 40
+    assert report.frames == 45 and report.swapped >= 40

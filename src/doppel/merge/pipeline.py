@@ -5,45 +5,55 @@ compositing and encoding overlap (PyAV, OpenCV, NumPy and PyTorch release the GI
 heavy loops). Frames stay in order from end to end. The main thread encodes and writes the
 workspace (SQLite connections belong to the thread that opened them).
 
-Read top to bottom: :func:`merge` does the numbered steps; each stage is a named function.
+Read top to bottom: :func:`merge` does the numbered steps; the stages are in :mod:`doppel.merge.stages`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from doppel.core.errors import InputError, NoFaceError
 from doppel.core.progress import ProgressFn, no_progress
 from doppel.core.swap import Swapper
-from doppel.faceset.query import FaceRecord
 from doppel.faceset.workspace import Workspace
 from doppel.io.atomic import atomic_path
-from doppel.io.video import Frame, VideoInfo, VideoWriter, probe, read_frames
+from doppel.io.video import VideoInfo, VideoWriter, probe
 from doppel.merge import store
 from doppel.merge.cache import InferenceCache, cache_dir
-from doppel.merge.composite import TemporalState, blend_into, prepare_face
-from doppel.merge.layers import write_layers
-from doppel.merge.model import ModelInfo, find_model, load_model
-from doppel.merge.provenance import Provenance, place_sidecar, provenance_for
-from doppel.merge.settings import FrameSettings, MergeSettings
-from doppel.merge.sources import Destination, destination_faces
-from doppel.merge.temporal import FlickerMeter, ShotCutDetector, face_region
-from doppel.ops.align import estimate_transform, transform_points, warp_to_face
+from doppel.merge.model import find_model, load_model
+from doppel.merge.provenance import place_sidecar, provenance_for
+from doppel.merge.settings import MergeSettings
+from doppel.merge.sources import destination_faces
+from doppel.merge.stages import (
+    END,
+    Pipe,
+    RunContext,
+    StageTimer,
+    WorkItem,
+    composite_stage,
+    decode_stage,
+    guard,
+    infer_stage,
+)
+from doppel.merge.temporal import FlickerMeter
 
 log = logging.getLogger(__name__)
 
+# Earlier names of the stage pieces, which doppel.review.replay imports from here.
+from doppel.merge.stages import Compositor  # noqa: E402, F401
+from doppel.merge.stages import RunContext as _Context  # noqa: E402, F401
+from doppel.merge.stages import StageTimer as _Stages  # noqa: E402, F401
+from doppel.merge.stages import prepare_item as _prepare  # noqa: E402, F401
+from doppel.merge.stages import run_batch as _run_batch  # noqa: E402, F401
+
 OUTPUT_CONTAINERS = (".mp4", ".mov", ".m4v")  # H.264 + audio, and a C2PA manifest can be embedded
-QUEUE_FRAMES = 16  # frames buffered between two stages
 DB_FLUSH_EVERY = 64  # render_frames rows written per transaction
 
 
@@ -88,238 +98,6 @@ class MergeReport:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-# -- work items passed between stages -------------------------------------------------------------
-@dataclass
-class _Item:
-    frame: Frame
-    settings: MergeSettings
-    face: FaceRecord | None = None
-    transform: np.ndarray | None = None  # frame -> crop at the model's resolution
-    landmarks: np.ndarray | None = None  # in crop pixels
-    crop: np.ndarray | None = None  # float32 (S, S, 3) for inference
-    swapped: np.ndarray | None = None
-    learned: np.ndarray | None = None
-    cached: bool = False
-    output: np.ndarray | None = None
-    status: str = "passthrough"
-    occlusion: float | None = None
-    shot_cut: bool = False
-
-
-_END = object()
-
-
-class _Stages:
-    """Busy seconds per stage (time inside the stage's work, not waiting on a queue)."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def add(self, name: str, seconds: float) -> None:
-        with self._lock:
-            self.seconds[name] = self.seconds.get(name, 0.0) + seconds
-
-
-class _Pipe:
-    """A bounded queue whose put/get give up when the run is stopping."""
-
-    def __init__(self, stop: threading.Event) -> None:
-        self.q: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_FRAMES)
-        self.stop = stop
-
-    def put(self, item: Any) -> None:
-        while not self.stop.is_set():
-            try:
-                self.q.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def get(self) -> Any:
-        while not self.stop.is_set():
-            try:
-                return self.q.get(timeout=0.1)
-            except queue.Empty:
-                continue
-        return _END
-
-
-def crop_transform(face: FaceRecord, resolution: int, face_type: str) -> np.ndarray:
-    """Frame -> crop transform at the model's resolution, from the face's smoothed alignment."""
-    if face.face_type == face_type:
-        return face.transform * (resolution / face.size)
-    return estimate_transform(face.landmarks_smooth, resolution, face_type)  # type: ignore[arg-type]
-
-
-@dataclass
-class _Context:
-    """Everything the stages share for one run (read-only once the run starts)."""
-
-    swapper: Swapper
-    model: ModelInfo
-    dest: Destination
-    frame_settings: FrameSettings
-    cache: InferenceCache
-    provenance: Provenance
-    layers: Path | None
-    batch: int
-    stages: _Stages
-    stop: threading.Event
-    errors: list[BaseException] = field(default_factory=list)
-
-
-def _guard(ctx: _Context, fn: Callable[..., None], *args: Any) -> Callable[[], None]:
-    def run() -> None:
-        try:
-            fn(ctx, *args)
-        except BaseException as exc:
-            ctx.errors.append(exc)
-            ctx.stop.set()
-
-    return run
-
-
-# -- stage 1: decode ------------------------------------------------------------------------------
-def _decode(ctx: _Context, path: Path, out: _Pipe) -> None:
-    frames = read_frames(path)
-    while not ctx.stop.is_set():
-        t0 = time.perf_counter()
-        frame = next(frames, None)
-        ctx.stages.add("decode", time.perf_counter() - t0)
-        if frame is None:
-            break
-        out.put(frame)
-    out.put(_END)
-
-
-# -- stage 2: align and batched inference -----------------------------------------------------------
-def _prepare(ctx: _Context, frame: Frame) -> _Item:
-    s = ctx.frame_settings.at(frame.index)
-    item = _Item(frame, s, face=ctx.dest.faces.get(frame.index))
-    if item.face is None:
-        return item
-    if s.keep_original:
-        item.status = "kept"
-        return item
-    res = ctx.swapper.resolution
-    item.transform = crop_transform(item.face, res, ctx.swapper.face_type)
-    item.landmarks = transform_points(item.face.landmarks_smooth, item.transform)
-    item.status = "swapped"
-    t0 = time.perf_counter()
-    hit = ctx.cache.get(frame.index, item.transform)
-    ctx.stages.add("cache", time.perf_counter() - t0)
-    if hit is not None:
-        item.swapped, item.learned = hit
-        item.cached = True
-        return item
-    t0 = time.perf_counter()
-    item.crop = warp_to_face(frame.image, item.transform, res).astype(np.float32) / 255.0
-    ctx.stages.add("align", time.perf_counter() - t0)
-    return item
-
-
-def _run_batch(ctx: _Context, batch: list[_Item]) -> None:
-    faces = np.stack([it.crop for it in batch])  # type: ignore[misc]
-    t0 = time.perf_counter()
-    swapped, masks = ctx.swapper.swap(faces)
-    ctx.stages.add("infer", time.perf_counter() - t0)
-    n, s = len(batch), ctx.swapper.resolution
-    if swapped.shape != (n, s, s, 3) or masks.shape[:3] != (n, s, s):
-        raise InputError(f"model returned faces {swapped.shape} and masks {masks.shape}, expected "
-                         f"({n}, {s}, {s}, 3) and ({n}, {s}, {s}, 1)", path=ctx.model.path)
-    t0 = time.perf_counter()
-    for i, it in enumerate(batch):
-        it.swapped = np.clip(swapped[i].astype(np.float32), 0.0, 1.0)
-        it.learned = np.clip(masks[i].reshape(s, s).astype(np.float32), 0.0, 1.0)
-        it.crop = None
-        ctx.cache.put(it.frame.index, it.transform, it.swapped, it.learned)  # type: ignore[arg-type]
-    ctx.stages.add("cache", time.perf_counter() - t0)
-
-
-def _infer(ctx: _Context, inp: _Pipe, out: _Pipe) -> None:
-    pending: list[_Item] = []  # in frame order; some wait for inference
-
-    def flush() -> None:
-        todo = [it for it in pending if it.crop is not None]
-        for start in range(0, len(todo), ctx.batch):
-            _run_batch(ctx, todo[start:start + ctx.batch])
-        for it in pending:
-            out.put(it)
-        pending.clear()
-
-    while True:
-        frame = inp.get()
-        if frame is _END:
-            break
-        item = _prepare(ctx, frame)
-        pending.append(item)
-        waiting = sum(1 for it in pending if it.crop is not None)
-        if waiting == 0 or waiting >= ctx.batch or len(pending) >= QUEUE_FRAMES * 2:
-            flush()
-    flush()
-    out.put(_END)
-
-
-# -- stage 3: mask, colour, occlusion, blend, watermark, layers ----------------------------------------
-class Compositor:
-    """The sequential part of the merge: frames in order, with shot cuts and temporal state."""
-
-    def __init__(self, ctx: _Context) -> None:
-        self.ctx = ctx
-        self.state = TemporalState()
-        self.cuts = ShotCutDetector()
-        self.previous_swapped = False
-
-    def process(self, item: _Item) -> np.ndarray | None:
-        """Fill ``item.output`` (watermarked) and its occlusion and cut flags; returns the face's landmark
-        hull in the frame (bool ``(H, W)``, where flicker is measured) or None."""
-        ctx, t0 = self.ctx, time.perf_counter()
-        frame, s = item.frame, item.settings
-        item.shot_cut = self.cuts.update(frame.image, s.shot_cut_threshold)
-        region = None
-        if item.status == "swapped":
-            if item.shot_cut or not self.previous_swapped:
-                self.state.reset()
-            res = prepare_face(frame.image, item.transform, item.swapped, item.learned, item.landmarks,
-                               item.face.landmark_score if item.face else None, s, self.state)
-            item.output = blend_into(frame.image, res, s)
-            item.occlusion = res.occlusion
-            if ctx.layers is not None:
-                t1 = time.perf_counter()
-                write_layers(ctx.layers, frame.index, res.face, res.matte, res.transform,
-                             (frame.image.shape[1], frame.image.shape[0]), res.occlusion)
-                ctx.stages.add("layers", time.perf_counter() - t1)
-                t0 += time.perf_counter() - t1
-        else:
-            item.output = frame.image
-        if item.face is not None:
-            region = face_region(item.face.landmarks_smooth, frame.image.shape)
-        self.previous_swapped = item.status == "swapped"
-        t1 = time.perf_counter()
-        ctx.stages.add("composite", t1 - t0)
-        item.output = ctx.provenance.watermark(item.output)
-        ctx.stages.add("watermark", time.perf_counter() - t1)
-        item.swapped = item.learned = None
-        return region
-
-
-def _composite(ctx: _Context, inp: _Pipe, out: _Pipe, flicker: FlickerMeter) -> None:
-    compositor = Compositor(ctx)
-    while True:
-        item = inp.get()
-        if item is _END:
-            break
-        region = compositor.process(item)
-        t0 = time.perf_counter()
-        if item.shot_cut:
-            flicker.reset()
-        flicker.update(item.frame.image, item.output, region)
-        ctx.stages.add("measure", time.perf_counter() - t0)
-        out.put(item)
-    out.put(_END)
 
 
 # -- the whole run ----------------------------------------------------------------------------------
@@ -377,11 +155,11 @@ def merge(ws: Workspace, request: MergeRequest, *, progress: ProgressFn = no_pro
     prov.set_render(render.uid, render.watermark_payload)
     report = MergeReport(render.id, render.uid, str(request.output), resumed, settings_hash=render.settings_hash,
                          settings=render.settings.model_dump())
-    ctx = _Context(
+    ctx = RunContext(
         swapper=net, model=model, dest=dest, frame_settings=store.frame_settings(ws, render.id),
         cache=InferenceCache(cache_dir(ws.renders_dir(), model.fingerprint(), dest.clip_hash, net.resolution,
                                        net.face_type)),
-        provenance=prov, layers=request.layers, batch=max(1, request.batch), stages=_Stages(),
+        provenance=prov, layers=request.layers, batch=max(1, request.batch), stages=StageTimer(),
         stop=threading.Event())
     status = "failed"
     try:
@@ -401,14 +179,14 @@ def merge(ws: Workspace, request: MergeRequest, *, progress: ProgressFn = no_pro
     return report
 
 
-def _run(ws: Workspace, ctx: _Context, info: VideoInfo, request: MergeRequest, render_id: int,
+def _run(ws: Workspace, ctx: RunContext, info: VideoInfo, request: MergeRequest, render_id: int,
          report: MergeReport, progress: ProgressFn) -> None:
-    decoded, inferred, composed = _Pipe(ctx.stop), _Pipe(ctx.stop), _Pipe(ctx.stop)
+    decoded, inferred, composed = Pipe(ctx.stop), Pipe(ctx.stop), Pipe(ctx.stop)
     flicker = FlickerMeter()
     threads = [
-        threading.Thread(target=_guard(ctx, _decode, request.input, decoded), name="merge-decode", daemon=True),
-        threading.Thread(target=_guard(ctx, _infer, decoded, inferred), name="merge-infer", daemon=True),
-        threading.Thread(target=_guard(ctx, _composite, inferred, composed, flicker), name="merge-composite",
+        threading.Thread(target=guard(ctx, decode_stage, request.input, decoded), name="merge-decode", daemon=True),
+        threading.Thread(target=guard(ctx, infer_stage, decoded, inferred), name="merge-infer", daemon=True),
+        threading.Thread(target=guard(ctx, composite_stage, inferred, composed, flicker), name="merge-composite",
                          daemon=True),
     ]
     rows: list[store.FrameRow] = []
@@ -452,17 +230,17 @@ def _run(ws: Workspace, ctx: _Context, info: VideoInfo, request: MergeRequest, r
     report.inference_run = ctx.cache.misses
 
 
-def _drain(pipe: _Pipe, ctx: _Context) -> Iterator[_Item]:
+def _drain(pipe: Pipe, ctx: RunContext) -> Iterator[WorkItem]:
     while True:
         item = pipe.get()
-        if item is _END or ctx.errors:
+        if item is END or ctx.errors:
             if ctx.errors:
                 raise ctx.errors[0]
             return
         yield item
 
 
-def _count(report: MergeReport, item: _Item, s: MergeSettings) -> None:
+def _count(report: MergeReport, item: WorkItem, s: MergeSettings) -> None:
     report.frames += 1
     if item.status == "swapped":
         report.swapped += 1

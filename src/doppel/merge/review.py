@@ -20,19 +20,10 @@ from doppel.io.video import read_frames
 from doppel.merge import store
 from doppel.merge.cache import InferenceCache, cache_dir
 from doppel.merge.model import ModelInfo, find_model, load_model
-from doppel.merge.pipeline import (
-    Compositor,
-    MergeReport,
-    MergeRequest,
-    _Context,
-    _Item,
-    _prepare,
-    _run_batch,
-    _Stages,
-    merge,
-)
+from doppel.merge.pipeline import MergeReport, MergeRequest, merge
 from doppel.merge.provenance import provenance_for
 from doppel.merge.sources import destination_faces
+from doppel.merge.stages import Compositor, RunContext, StageTimer, WorkItem, prepare_item, run_batch
 
 WARMUP = 20  # frames replayed before a requested frame so its temporal smoothing matches a full run
 
@@ -81,11 +72,11 @@ def render_frames(ws: Workspace, render_id: int, frames: list[int], *, swapper: 
     prov.set_render(render.uid, render.watermark_payload)
     net = swapper if swapper is not None else load_model(model)
     dest = destination_faces(ws, path, identity or model.dst_identity or "", face_type=net.face_type)
-    ctx = _Context(
+    ctx = RunContext(
         swapper=net, model=model, dest=dest, frame_settings=store.frame_settings(ws, render.id),
         cache=InferenceCache(cache_dir(ws.renders_dir(), model.fingerprint(), dest.clip_hash, net.resolution,
                                        net.face_type)),
-        provenance=prov, layers=None, batch=8, stages=_Stages(), stop=threading.Event())
+        provenance=prov, layers=None, batch=8, stages=StageTimer(), stop=threading.Event())
     # windows of frames to replay: [f - WARMUP, f], merged where they overlap
     windows: list[list[int]] = []
     for f in wanted:
@@ -96,10 +87,10 @@ def render_frames(ws: Workspace, render_id: int, frames: list[int], *, swapper: 
             windows.append([lo, f])
     out: dict[int, RenderedFrame] = {}
     for lo, hi in windows:
-        items = [_prepare(ctx, fr) for fr in read_frames(path, start=lo, stop=hi + 1)]
+        items = [prepare_item(ctx, fr) for fr in read_frames(path, start=lo, stop=hi + 1)]
         todo = [it for it in items if it.crop is not None]
         for start in range(0, len(todo), ctx.batch):
-            _run_batch(ctx, todo[start:start + ctx.batch])
+            run_batch(ctx, todo[start:start + ctx.batch])
         compositor = Compositor(ctx)
         for it in items:
             compositor.process(it)
@@ -113,7 +104,7 @@ def render_frames(ws: Workspace, render_id: int, frames: list[int], *, swapper: 
     return out
 
 
-def _rendered(item: _Item) -> RenderedFrame:
+def _rendered(item: WorkItem) -> RenderedFrame:
     assert item.output is not None
     return RenderedFrame(item.frame.index, item.output, item.status, item.occlusion, item.shot_cut)
 

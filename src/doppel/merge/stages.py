@@ -1,0 +1,272 @@
+"""The merge's stages and what flows between them: decode, align + batched inference, composite.
+
+Each stage is a function run in its own thread (see :mod:`doppel.merge.pipeline`), joined to the
+next by a bounded :class:`Pipe`; :class:`Compositor` is the sequential, stateful part (shot cuts,
+temporal smoothing) that the review app's re-rendering reuses.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from doppel.core.errors import InputError
+from doppel.core.swap import Swapper
+from doppel.faceset.query import FaceRecord
+from doppel.io.video import Frame, read_frames
+from doppel.merge.cache import InferenceCache
+from doppel.merge.composite import TemporalState, blend_into, prepare_face
+from doppel.merge.layers import write_layers
+from doppel.merge.model import ModelInfo
+from doppel.merge.provenance import Provenance
+from doppel.merge.settings import FrameSettings, MergeSettings
+from doppel.merge.sources import Destination
+from doppel.merge.temporal import FlickerMeter, ShotCutDetector, face_region
+from doppel.ops.align import estimate_transform, transform_points, warp_to_face
+
+QUEUE_FRAMES = 16  # frames buffered between two stages
+
+# -- work items passed between stages -------------------------------------------------------------
+@dataclass
+class WorkItem:
+    frame: Frame
+    settings: MergeSettings
+    face: FaceRecord | None = None
+    transform: np.ndarray | None = None  # frame -> crop at the model's resolution
+    landmarks: np.ndarray | None = None  # in crop pixels
+    crop: np.ndarray | None = None  # float32 (S, S, 3) for inference
+    swapped: np.ndarray | None = None
+    learned: np.ndarray | None = None
+    cached: bool = False
+    output: np.ndarray | None = None
+    status: str = "passthrough"
+    occlusion: float | None = None
+    shot_cut: bool = False
+    face_region: np.ndarray | None = None  # bool (H, W): the face's landmark hull
+
+
+END = object()
+
+
+class StageTimer:
+    """Busy seconds per stage (time inside the stage's work, not waiting on a queue)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def add(self, name: str, seconds: float) -> None:
+        with self._lock:
+            self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+
+class Pipe:
+    """A bounded queue whose put/get give up when the run is stopping."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.q: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_FRAMES)
+        self.stop = stop
+
+    def put(self, item: Any) -> None:
+        while not self.stop.is_set():
+            try:
+                self.q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def get(self) -> Any:
+        while not self.stop.is_set():
+            try:
+                return self.q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        return END
+
+
+def crop_transform(face: FaceRecord, resolution: int, face_type: str) -> np.ndarray:
+    """Frame -> crop transform at the model's resolution, from the face's smoothed alignment."""
+    if face.face_type == face_type:
+        return face.transform * (resolution / face.size)
+    return estimate_transform(face.landmarks_smooth, resolution, face_type)  # type: ignore[arg-type]
+
+
+@dataclass
+class RunContext:
+    """Everything the stages share for one run (read-only once the run starts)."""
+
+    swapper: Swapper
+    model: ModelInfo
+    dest: Destination
+    frame_settings: FrameSettings
+    cache: InferenceCache
+    provenance: Provenance
+    layers: Path | None
+    batch: int
+    stages: StageTimer
+    stop: threading.Event
+    errors: list[BaseException] = field(default_factory=list)
+
+
+def guard(ctx: RunContext, fn: Callable[..., None], *args: Any) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            fn(ctx, *args)
+        except BaseException as exc:
+            ctx.errors.append(exc)
+            ctx.stop.set()
+
+    return run
+
+
+# -- stage 1: decode ------------------------------------------------------------------------------
+def decode_stage(ctx: RunContext, path: Path, out: Pipe) -> None:
+    frames = read_frames(path)
+    while not ctx.stop.is_set():
+        t0 = time.perf_counter()
+        frame = next(frames, None)
+        ctx.stages.add("decode", time.perf_counter() - t0)
+        if frame is None:
+            break
+        out.put(frame)
+    out.put(END)
+
+
+# -- stage 2: align and batched inference -----------------------------------------------------------
+def prepare_item(ctx: RunContext, frame: Frame) -> WorkItem:
+    s = ctx.frame_settings.at(frame.index)
+    item = WorkItem(frame, s, face=ctx.dest.faces.get(frame.index))
+    if item.face is None:
+        return item
+    if s.keep_original:
+        item.status = "kept"
+        return item
+    res = ctx.swapper.resolution
+    item.transform = crop_transform(item.face, res, ctx.swapper.face_type)
+    item.landmarks = transform_points(item.face.landmarks_smooth, item.transform)
+    item.status = "swapped"
+    t0 = time.perf_counter()
+    hit = ctx.cache.get(frame.index, item.transform)
+    ctx.stages.add("cache", time.perf_counter() - t0)
+    if hit is not None:
+        item.swapped, item.learned = hit
+        item.cached = True
+        return item
+    t0 = time.perf_counter()
+    item.crop = warp_to_face(frame.image, item.transform, res).astype(np.float32) / 255.0
+    ctx.stages.add("align", time.perf_counter() - t0)
+    return item
+
+
+def run_batch(ctx: RunContext, batch: list[WorkItem]) -> None:
+    faces = np.stack([it.crop for it in batch])  # type: ignore[misc]
+    t0 = time.perf_counter()
+    swapped, masks = ctx.swapper.swap(faces)
+    ctx.stages.add("infer", time.perf_counter() - t0)
+    n, s = len(batch), ctx.swapper.resolution
+    if swapped.shape != (n, s, s, 3) or masks.shape[:3] != (n, s, s):
+        raise InputError(f"model returned faces {swapped.shape} and masks {masks.shape}, expected "
+                         f"({n}, {s}, {s}, 3) and ({n}, {s}, {s}, 1)", path=ctx.model.path)
+    t0 = time.perf_counter()
+    for i, it in enumerate(batch):
+        it.swapped = np.clip(swapped[i].astype(np.float32), 0.0, 1.0)
+        it.learned = np.clip(masks[i].reshape(s, s).astype(np.float32), 0.0, 1.0)
+        it.crop = None
+        ctx.cache.put(it.frame.index, it.transform, it.swapped, it.learned)  # type: ignore[arg-type]
+    ctx.stages.add("cache", time.perf_counter() - t0)
+
+
+def infer_stage(ctx: RunContext, inp: Pipe, out: Pipe) -> None:
+    pending: list[WorkItem] = []  # in frame order; some wait for inference
+
+    def flush() -> None:
+        todo = [it for it in pending if it.crop is not None]
+        for start in range(0, len(todo), ctx.batch):
+            run_batch(ctx, todo[start:start + ctx.batch])
+        for it in pending:
+            out.put(it)
+        pending.clear()
+
+    while True:
+        frame = inp.get()
+        if frame is END:
+            break
+        item = prepare_item(ctx, frame)
+        pending.append(item)
+        waiting = sum(1 for it in pending if it.crop is not None)
+        if waiting == 0 or waiting >= ctx.batch or len(pending) >= QUEUE_FRAMES * 2:
+            flush()
+    flush()
+    out.put(END)
+
+
+# -- stage 3: mask, colour, occlusion, blend, watermark, layers ----------------------------------------
+class Compositor:
+    """The sequential part of the merge: frames in order, with shot cuts and temporal state."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.state = TemporalState()
+        self.cuts = ShotCutDetector()
+        self.previous_swapped = False
+
+    def process(self, item: WorkItem) -> np.ndarray | None:
+        """Fill ``item.output`` (watermarked), its occlusion and cut flags and ``item.face_region`` (the
+        landmark hull in the frame, where flicker is measured). Returns where the matte is on
+        (bool ``(H, W)``, matte > 0.5) for a swapped frame, else None."""
+        ctx, t0 = self.ctx, time.perf_counter()
+        frame, s = item.frame, item.settings
+        item.shot_cut = self.cuts.update(frame.image, s.shot_cut_threshold)
+        region = None
+        if item.status == "swapped":
+            if item.shot_cut or not self.previous_swapped:
+                self.state.reset()
+            res = prepare_face(frame.image, item.transform, item.swapped, item.learned, item.landmarks,
+                               item.face.landmark_score if item.face else None, s, self.state)
+            item.output = blend_into(frame.image, res, s)
+            item.occlusion = res.occlusion
+            x0, y0, x1, y1 = res.roi
+            if x1 > x0 and y1 > y0:
+                region = np.zeros(frame.image.shape[:2], bool)
+                region[y0:y1, x0:x1] = res.frame_matte > 0.5
+            if ctx.layers is not None:
+                t1 = time.perf_counter()
+                write_layers(ctx.layers, frame.index, res.face, res.matte, res.transform,
+                             (frame.image.shape[1], frame.image.shape[0]), res.occlusion)
+                ctx.stages.add("layers", time.perf_counter() - t1)
+                t0 += time.perf_counter() - t1
+        else:
+            item.output = frame.image
+        if item.face is not None:
+            item.face_region = face_region(item.face.landmarks_smooth, frame.image.shape)
+        self.previous_swapped = item.status == "swapped"
+        t1 = time.perf_counter()
+        ctx.stages.add("composite", t1 - t0)
+        item.output = ctx.provenance.watermark(item.output)
+        ctx.stages.add("watermark", time.perf_counter() - t1)
+        item.swapped = item.learned = None
+        return region
+
+
+def composite_stage(ctx: RunContext, inp: Pipe, out: Pipe, flicker: FlickerMeter) -> None:
+    compositor = Compositor(ctx)
+    while True:
+        item = inp.get()
+        if item is END:
+            break
+        compositor.process(item)
+        t0 = time.perf_counter()
+        if item.shot_cut:
+            flicker.reset()
+        flicker.update(item.frame.image, item.output, item.face_region)
+        item.face_region = None
+        ctx.stages.add("measure", time.perf_counter() - t0)
+        out.put(item)
+    out.put(END)
