@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -198,3 +200,45 @@ def test_overrides_polygons_rerender_and_export(review_render: Analysed) -> None
     assert found.detected and found.payload == render_payload(uid)
     assert c.post("/api/renders/0123456789abcdef/export", headers=h).status_code == 404
     assert c.get("/api/jobs/999", headers=h).status_code == 404
+
+
+def test_review_command_serves_with_a_token(review_render: Analysed, tmp_path: Path) -> None:  # noqa: F811
+    """`doppel review WS --port 0 --no-browser` prints a tokenised 127.0.0.1 URL and refuses requests without it."""
+    import re
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    proc = subprocess.Popen([sys.executable, "-m", "doppel.cli.app", "review", str(review_render.root / "ws"),
+                             "--port", "0", "--no-browser"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            text=True)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        found = re.search(r"http://127\.0\.0\.1:(\d+)/\?token=([\w-]+)", line)
+        assert found, line
+        url = found.group(0)
+        deadline = time.time() + 20
+        while True:
+            try:
+                page = httpx.get(url, timeout=2)
+                break
+            except httpx.ConnectError:
+                assert time.time() < deadline, "server did not start"
+                time.sleep(0.1)
+        assert page.status_code == 200 and "doppel review" in page.text
+        base = url.split("/?")[0]
+        assert httpx.get(f"{base}/api/renders").status_code == 401
+        assert httpx.get(f"{base}/api/renders", headers={"X-Doppel-Token": found.group(2)}).json()[0]["uid"] \
+            == review_render.uid
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    from typer.testing import CliRunner
+
+    from doppel.cli.app import app
+
+    bad = CliRunner().invoke(app, ["review", str(tmp_path / "nowhere"), "--no-browser"])
+    assert bad.exit_code != 0 and "no such workspace" in bad.stderr

@@ -117,4 +117,10 @@ def analysed_render(root: Path, n: int = 60) -> Analysed:
 def review_render(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Analysed]:
     """One analysed 60-frame planted render shared by the review tests (API tests edit it: they run after
     anything that reads the untouched scores, which are captured in ``glitches``)."""
-    yield analysed_render(tmp_path_factory.mktemp("review"))
+    global _SHARED
+    if _SHARED is None:  # one per session even though several test modules import this fixture
+        _SHARED = analysed_render(tmp_path_factory.mktemp("review"))
+    yield _SHARED
+
+
+_SHARED: Analysed | None = None

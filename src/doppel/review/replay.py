@@ -3,7 +3,7 @@
 :func:`doppel.merge.review.render_frames` re-renders chosen frames but returns only the image;
 review also needs the face region (where the matte is on) for the mask overlay and for glitch
 scoring, and the plate. This module drives the same merge pieces (align, cached inference,
-:class:`~doppel.merge.pipeline.Compositor` with its watermark) and hands each frame over whole.
+:class:`~doppel.merge.stages.Compositor` with its watermark) and hands each frame over whole.
 It holds no compositing logic of its own.
 """
 
@@ -25,11 +25,11 @@ from doppel.io.video import read_frames
 from doppel.merge import store
 from doppel.merge.cache import InferenceCache, cache_dir
 from doppel.merge.model import ModelInfo, find_model, load_model
-from doppel.merge.pipeline import Compositor, _Context, _prepare, _run_batch, _Stages
 from doppel.merge.provenance import provenance_for
 from doppel.merge.review import WARMUP
 from doppel.merge.settings import MergeSettings
 from doppel.merge.sources import destination_faces
+from doppel.merge.stages import Compositor, RunContext, StageTimer, prepare_item, run_batch
 
 CHUNK = 32  # frames decoded and inferred together in a full replay
 
@@ -64,7 +64,7 @@ def clip_path(ws: Workspace, render: store.Render) -> Path:
     return path
 
 
-def _context(ws: Workspace, render: store.Render, swapper: Swapper | None) -> _Context:
+def _context(ws: Workspace, render: store.Render, swapper: Swapper | None) -> RunContext:
     model = model_of(ws, render)
     path = clip_path(ws, render)
     prov = provenance_for(ws, model.src_identity)
@@ -73,8 +73,8 @@ def _context(ws: Workspace, render: store.Render, swapper: Swapper | None) -> _C
     dest = destination_faces(ws, path, model.dst_identity or "", face_type=net.face_type)
     cache = InferenceCache(cache_dir(ws.renders_dir(), model.fingerprint(), dest.clip_hash, net.resolution,
                                      net.face_type))
-    return _Context(swapper=net, model=model, dest=dest, frame_settings=store.frame_settings(ws, render.id),
-                    cache=cache, provenance=prov, layers=None, batch=8, stages=_Stages(), stop=threading.Event())
+    return RunContext(swapper=net, model=model, dest=dest, frame_settings=store.frame_settings(ws, render.id),
+                    cache=cache, provenance=prov, layers=None, batch=8, stages=StageTimer(), stop=threading.Event())
 
 
 def _windows(frames: Sequence[int]) -> list[tuple[int, int]]:
@@ -114,10 +114,10 @@ def replay(ws: Workspace, render_id: int, frames: Sequence[int] | None = None, *
             chunk = [fr for _, fr in zip(range(CHUNK), source, strict=False)]
             if not chunk:
                 break
-            items = [_prepare(ctx, fr) for fr in chunk]
+            items = [prepare_item(ctx, fr) for fr in chunk]
             todo = [it for it in items if it.crop is not None]
             for start in range(0, len(todo), ctx.batch):
-                _run_batch(ctx, todo[start:start + ctx.batch])
+                run_batch(ctx, todo[start:start + ctx.batch])
             for it in items:
                 original = it.frame.image
                 region = compositor.process(it)
