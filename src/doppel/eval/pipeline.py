@@ -7,8 +7,9 @@
    head in the merged clip (:mod:`doppel.eval.faces`).
 3. ``landmarks``: expression and pose error, openness correlations, jitter.
 4. ``pixels``: a second decode of both clips in step for flicker (merge's
-   :class:`~doppel.merge.temporal.FlickerMeter`), seams, identity embeddings (every
-   ``embed_every``-th compared frame: dlib's ResNet costs ~80 ms a face) and contact-sheet tiles.
+   :class:`~doppel.merge.temporal.FlickerMeter` over the landmark hull, as merge measures it),
+   seams, identity embeddings (every ``embed_every``-th compared frame: dlib's ResNet costs
+   ~80 ms a face) and contact-sheet tiles.
 5. ``report``: the numbers, and the contact sheet written atomically.
 """
 
@@ -34,7 +35,7 @@ from doppel.faceset.workspace import Workspace
 from doppel.io.atomic import atomic_path
 from doppel.io.video import probe, read_frames, read_image, write_image
 from doppel.merge.settings import MergeSettings
-from doppel.merge.temporal import FlickerMeter
+from doppel.merge.temporal import FlickerMeter, face_region
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +204,7 @@ class _Pixels:
             return
         s = self.request.settings
         matte = metrics.frame_matte(r.landmarks, original.shape, erode=s.mask_erode, blur=s.mask_blur)
-        self.flicker.update(original, merged, metrics.frame_hull(r.landmarks, original.shape) > 0.5)
+        self.flicker.update(original, merged, face_region(r.landmarks, original.shape))
         o = self.out.get(index)
         if o is None:
             return
