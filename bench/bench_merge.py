@@ -127,25 +127,28 @@ class StandIn:
 # -- one measured merge, in its own process ---------------------------------------------------------
 def worker(kind: str, clip: str, batch: int, quick: bool) -> dict[str, Any]:
     from doppel.faceset.workspace import Workspace
+    from doppel.merge.model import find_model, load_model
     from doppel.merge.pipeline import MergeRequest, merge
 
     root = WORKDIR / "ws"
-    real = kind in ("cpu", "gpu-128")
-    swapper: Any = None if real else StandIn(kind)  # real presets load through doppel.train.load_swapper
-    name = f"bench-{kind}"
-    out = WORKDIR / f"out-{kind}-{clip}"
+    trained = kind.startswith("model:")
+    real = trained or kind in ("cpu", "gpu-128")
+    swapper: Any = None if real else StandIn(kind)  # real models load through doppel.train.load_swapper
+    name = kind.removeprefix("model:") if trained else f"bench-{kind}"
+    out = WORKDIR / f"out-{name}-{clip}"
     with Workspace.open(root) as ws:
-        _register_model(ws, name, kind, _ident(clip), None if real else swapper.resolution)
+        if not trained:
+            _register_model(ws, name, kind, _ident(clip), None if real else swapper.resolution)
         shutil.rmtree(ws.renders_dir() / "cache", ignore_errors=True)
         t0 = time.perf_counter()
         if real:  # load once outside the timing (ONNX export on first use), as the product does per run
-            from doppel.merge.model import find_model, load_model
-
             swapper = load_model(find_model(ws, name))
         load_s = time.perf_counter() - t0
         report = merge(ws, MergeRequest(input=MEDIA / clip, output=out, model=name, batch=batch), swapper=swapper)
+        step = find_model(ws, name).step
     out.unlink(missing_ok=True)
-    return {"runtime": type(swapper).__name__, "model_load_s": round(load_s, 2), "frames": report.frames,
+    return {"runtime": type(swapper).__name__, "model_step": step, "model_load_s": round(load_s, 2),
+            "frames": report.frames,
             "swapped": report.swapped, "seconds": round(report.seconds, 2),
             "fps": round(report.fps, 2), "flicker_ratio": report.flicker_ratio, "stages_s": report.stages,
             "stage_ms_per_frame": {k: round(v / max(report.frames, 1) * 1000, 1) for k, v in report.stages.items()},
@@ -160,6 +163,22 @@ def _spawn(kind: str, clip: str, batch: int, quick: bool) -> dict[str, Any]:
     if done.returncode != 0:
         raise RuntimeError(f"bench worker {kind} {clip} failed:\n{done.stderr[-3000:]}")
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _trained_models(clips: list[str]) -> list[tuple[str, str]]:
+    """Models trained in the bench workspace (e.g. ``doppel train WS --src dst-d19 --dst dst-d18``), each
+    with the shared clip of its destination identity."""
+    from doppel.faceset.workspace import Workspace
+    from doppel.merge.model import find_model
+
+    out = []
+    with Workspace.open(WORKDIR / "ws") as ws:
+        for row in ws.conn.execute("SELECT name FROM models WHERE name NOT LIKE 'bench-%' ORDER BY name"):
+            info = find_model(ws, row["name"])
+            clip = next((c for c in clips if _ident(c) == info.dst_identity), None)
+            if clip is not None and (info.path / "model.safetensors").is_file():
+                out.append((info.name, clip))
+    return out
 
 
 # -- pure inference: PyTorch vs ONNX Runtime ------------------------------------------------------------
@@ -216,6 +235,9 @@ def run(quick: bool) -> dict[str, Any]:
     flicker: dict[str, Any] = {}
     for clip in clips:
         flicker[clip] = {mode: _spawn(mode, clip, 16, quick)["flicker_ratio"] for mode in ("reconstruct", "recolour")}
+    for name, clip in _trained_models(clips):
+        r = _spawn(f"model:{name}", clip, 8, quick)
+        flicker[clip][f"trained {name} (step {r['model_step']})"] = r["flicker_ratio"]
     result["flicker"] = flicker
     worst = max(max(v.values()) for v in flicker.values())
     cpu_fps = throughput["cpu"]["fps_median"]

@@ -144,3 +144,19 @@ def test_face_scale_grows_the_roi() -> None:
     small = crop_roi(t, S, (160, 160))
     big = crop_roi(scaled_transform(t, S, 1.2), S, (160, 160))
     assert (big[2] - big[0]) > (small[2] - small[0])
+
+
+def test_face_smoother_damps_noise_where_still_and_follows_motion() -> None:
+    from doppel.merge.temporal import FaceSmoother
+
+    rng = np.random.default_rng(0)
+    plate = np.full((32, 32, 3), 0.5, np.float32)
+    sm = FaceSmoother()
+    outs = [sm.update(np.clip(0.5 + rng.normal(0, 0.05, plate.shape), 0, 1).astype(np.float32), plate, 0.6)
+            for _ in range(30)]
+    raw_change = 0.05 * np.sqrt(2) * np.sqrt(2 / np.pi)  # mean |a - b| of two N(0, 0.05) samples
+    smooth_change = np.mean([np.abs(a - b).mean() for a, b in zip(outs[10:], outs[11:], strict=False)])
+    assert smooth_change < 0.6 * raw_change
+    moved = plate + 0.3  # the destination changed everywhere: the new face is taken as it is
+    new_face = np.full_like(plate, 0.9)
+    np.testing.assert_allclose(sm.update(new_face, moved, 0.6), new_face, atol=1e-4)

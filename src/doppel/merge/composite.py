@@ -16,7 +16,7 @@ from doppel.merge.blend import BLENDS
 from doppel.merge.colour import COLOUR_TRANSFERS
 from doppel.merge.masks import apply_polygons, face_matte, region_hull
 from doppel.merge.settings import MergeSettings
-from doppel.merge.temporal import MatteSmoother, VectorSmoother
+from doppel.merge.temporal import FaceSmoother, MatteSmoother, VectorSmoother
 from doppel.ops.align import invert, warp_to_face, warp_to_frame
 from doppel.ops.mask import hull_mask
 
@@ -27,10 +27,12 @@ class TemporalState:
 
     colour: VectorSmoother = field(default_factory=VectorSmoother)
     matte: MatteSmoother = field(default_factory=MatteSmoother)
+    face: FaceSmoother = field(default_factory=FaceSmoother)
 
     def reset(self) -> None:
         self.colour.reset()
         self.matte.reset()
+        self.face.reset()
 
 
 @dataclass
@@ -102,7 +104,12 @@ def prepare_face(frame: np.ndarray, matrix: np.ndarray, swapped: np.ndarray, lea
         params = state.colour.update(params, settings.colour_smoothing)
     else:
         state.colour.reset()
-    face = sharpen(transfer.apply(swapped, params), settings.sharpen)
+    face = transfer.apply(swapped, params)
+    if settings.smoothing:
+        face = state.face.update(face, plate, settings.face_smoothing)
+    else:
+        state.face.reset()
+    face = sharpen(face, settings.sharpen)
 
     # matte: region hull x learned mask, eroded and feathered, smoothed over time; occluders cut out
     hull = face_hull if settings.mask_region == "face" else region_hull(landmarks_crop, size, settings)

@@ -53,6 +53,36 @@ class MatteSmoother:
         return self._state
 
 
+class FaceSmoother:
+    """Motion-aware temporal blend of the swapped face in crop space.
+
+    Where the destination crop did not change since the previous frame (a still part of the face),
+    the swap leans on its previous value by up to ``weight``; where the destination moved (mouth,
+    eyes, a turn), the weight falls off as ``exp(-change / MOTION_SCALE)``, so motion is never
+    smeared. This damps frame-to-frame noise of the model's output that the destination does not have.
+    """
+
+    MOTION_SCALE = 0.02  # mean abs RGB change (in [0, 1]) at which the weight falls to 1/e
+
+    def __init__(self) -> None:
+        self._face: np.ndarray | None = None
+        self._plate: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self._face = self._plate = None
+
+    def update(self, face: np.ndarray, plate: np.ndarray, weight: float) -> np.ndarray:
+        """``face`` and ``plate``: float32 ``(S, S, 3)`` in [0, 1]. Returns the smoothed face."""
+        prev_face, prev_plate = self._face, self._plate
+        out = face
+        if weight > 0 and prev_face is not None and prev_plate is not None and prev_face.shape == face.shape:
+            change = cv2.GaussianBlur(np.abs(plate - prev_plate).mean(axis=2), (0, 0), 1.0)
+            w = (weight * np.exp(-change / self.MOTION_SCALE))[..., None].astype(np.float32)
+            out = w * prev_face + (1.0 - w) * face
+        self._face, self._plate = out, plate
+        return out
+
+
 def frame_signature(frame: np.ndarray) -> np.ndarray:
     """A small normalised hue-saturation-value histogram of a uint8 RGB frame, for cut detection."""
     step = max(1, min(frame.shape[0], frame.shape[1]) // 64)
