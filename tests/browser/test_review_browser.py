@@ -1,6 +1,7 @@
 """A real browser on the review app: headless Chromium (Debian's ``chromium`` + ``chromium-driver``, driven
 by Selenium) opens a small planted render, jumps to the next flagged frame with N, applies an override,
-re-renders, and checks that the frame changed. A screenshot is kept in ``test-artifacts/``.
+re-renders, and checks that the frame changed; then draws an exclude polygon on another frame, saves it
+and re-renders, and checks that the mask changed. A screenshot is kept in ``test-artifacts/``.
 
 Skips (does not fail) where Chromium, its driver or Selenium is missing; ``.ci/run`` installs them.
 """
@@ -90,7 +91,9 @@ def _until(check: Callable[[], Any], timeout: float = 20.0, what: str = "") -> A
 
 
 def test_jump_to_flagged_override_rerender_screenshot(server: tuple[str, Analysed], browser: Any) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     url, rendered = server
     body = lambda key: browser.execute_script(f"return document.body.dataset.{key} || ''")  # noqa: E731
@@ -99,7 +102,8 @@ def test_jump_to_flagged_override_rerender_screenshot(server: tuple[str, Analyse
     _until(lambda: body("ready") == "1", what="the page to load")
     print(f"\npage ready in {time.perf_counter() - started:.2f} s")
     assert "token=" not in browser.current_url  # the token is taken out of the address bar
-    flagged = rendered.client.get(f"/api/renders/{rendered.uid}", headers={"X-Doppel-Token": rendered.token}).json()
+    headers = {"X-Doppel-Token": rendered.token}
+    flagged = rendered.client.get(f"/api/renders/{rendered.uid}", headers=headers).json()
     first = min(f for f in flagged["flagged"] if f > 0)
     browser.find_element(By.TAG_NAME, "body").send_keys("n")
     _until(lambda: body("frame") == str(first), what=f"frame {first} after N")
@@ -116,6 +120,31 @@ def test_jump_to_flagged_override_rerender_screenshot(server: tuple[str, Analyse
     after = body("imageHash")
     assert after != before, "the frame did not change after re-render"
     assert browser.find_element(By.ID, "dirty").text == "0"
+    # draw an exclude polygon over the face on frame 10 in the mask view, save it, re-render: the mask changes
+    browser.find_element(By.ID, "frame-num").clear()
+    browser.find_element(By.ID, "frame-num").send_keys("10", Keys.ENTER)
+    _until(lambda: body("frame") == "10", what="frame 10")
+    browser.find_element(By.TAG_NAME, "body").click()
+    browser.find_element(By.TAG_NAME, "body").send_keys("3")
+    _until(lambda: body("imageKey").startswith("10:mask:"), what="the mask view")
+    mask_key, mask_before = body("imageKey"), body("imageHash")
+    browser.find_element(By.ID, "poly-exclude").click()
+    overlay = browser.find_element(By.ID, "overlay")
+    chain = ActionChains(browser)
+    for dx, dy in ((-60, -10), (60, -10), (60, 60), (-60, 60)):  # CSS pixels from the overlay's centre
+        chain.move_to_element_with_offset(overlay, dx, dy).click()
+    chain.perform()
+    browser.find_element(By.ID, "poly-save").click()
+    _until(lambda: "Polygons saved" in browser.find_element(By.ID, "message").text, what="the polygon to be saved")
+    assert int(browser.find_element(By.ID, "dirty").text) >= 10  # carried forward: frames 10..end
+    info = rendered.client.get(f"/api/renders/{rendered.uid}/frames/10", headers=headers).json()
+    assert len(info["polygons"]) == 1 and info["polygons"][0]["mode"] == "exclude"
+    pts = np.array(info["polygons"][0]["points"])
+    assert pts.shape == (4, 2) and 0 < pts[:, 0].min() < pts[:, 0].max() < 240 and 0 < pts[:, 1].min() < 180
+    browser.find_element(By.ID, "btn-rerender").click()
+    _until(lambda: body("job") == "done" and body("imageKey") not in ("", mask_key), timeout=60,
+           what="the re-rendered mask")
+    assert body("imageHash") != mask_before, "the mask did not change after drawing a polygon"
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "review-browser.png"
     browser.save_screenshot(str(shot))
@@ -124,9 +153,7 @@ def test_jump_to_flagged_override_rerender_screenshot(server: tuple[str, Analyse
     colours = np.unique((image[::4, ::4] // 16).reshape(-1, 3), axis=0)
     assert image.std() > 20 and len(colours) > 50, "the screenshot is blank"
     # the browser showed the kept (original) face: compare with the served original
-    served = rendered.client.get(f"/api/renders/{rendered.uid}/frames/{first}/swapped.jpg",
-                                 headers={"X-Doppel-Token": rendered.token}).content
-    orig = rendered.client.get(f"/api/renders/{rendered.uid}/frames/{first}/original.jpg",
-                               headers={"X-Doppel-Token": rendered.token}).content
+    served = rendered.client.get(f"/api/renders/{rendered.uid}/frames/{first}/swapped.jpg", headers=headers).content
+    orig = rendered.client.get(f"/api/renders/{rendered.uid}/frames/{first}/original.jpg", headers=headers).content
     a, b = (cv2.imdecode(np.frombuffer(x, np.uint8), cv2.IMREAD_COLOR).astype(int) for x in (served, orig))
     assert np.abs(a - b).mean() < 3
