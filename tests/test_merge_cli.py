@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -127,3 +128,39 @@ def test_merge_with_a_real_model_folder(tmp_path: Path) -> None:
     assert report["settings"]["colour"] == "mkl" and report["stages"]["infer"] > 0
     assert probe(out).frame_count == 8 and out.with_suffix(".c2pa").is_file()
     assert len(list((tmp_path / "layers").glob("face_*.png"))) == 5
+
+
+@pytest.mark.slow
+def test_sigterm_interrupts_cleanly_and_rerun_resumes(tmp_path: Path) -> None:
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    clip, marks = face_clip(tmp_path / "in.mp4", 300, audio=False)
+    setup_workspace(tmp_path / "ws", clip, marks, frame_count=300).close()
+    from doppel.train import checkpoint
+    from doppel.train.config import model_config
+    from doppel.train.models import build_model
+
+    cfg = model_config(resolution=64, e_dims=8, ae_dims=16, d_dims=8, d_mask_dims=4)
+    checkpoint.write_config(tmp_path / "ws" / "models" / "m1", cfg)
+    checkpoint.save_weights(tmp_path / "ws" / "models" / "m1", build_model(cfg), {})
+    out = tmp_path / "out.mp4"
+    args = [sys.executable, "-m", "doppel.cli.app", "merge", str(tmp_path / "ws"), str(clip), "-m", "m1",
+            "-o", str(out), "--json", "--batch", "4"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    db = sqlite3.connect(tmp_path / "ws" / "doppel.db")
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if db.execute("SELECT COUNT(*) FROM render_frames").fetchone()[0] > 0:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err
+    assert db.execute("SELECT status FROM renders").fetchone()[0] == "interrupted"
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
+    code, output = _merge(str(tmp_path / "ws"), str(clip), "-m", "m1", "-o", str(out), "--json")
+    assert code == 0 and json.loads(output)["inference_reused"] > 0 and out.exists()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 import typer
 
@@ -16,6 +20,19 @@ _SET_HELP = ("Change one setting, KEY=VALUE (repeatable). Keys: "
              + ", ".join(f"{k} ({'|'.join(map(str, v))})" for k, v in CHOICES.items())
              + "; numbers: mask_erode, mask_blur, sharpen, face_scale, colour_smoothing, mask_smoothing, "
              "occlusion_threshold, shot_cut_threshold; true/false: keep_original, smoothing.")
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM stops a merge like Ctrl-C: the render is marked interrupted and no partial output stays."""
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def merge(
@@ -45,7 +62,8 @@ def merge(
     overrides = tuple(parse_override(text) for text in override)
     request = MergeRequest(input=input, output=output, model=model, settings=settings, overrides=overrides,
                            identity=identity, layers=layers, crf=crf, preset=preset, batch=batch)
-    with Workspace.open(workspace) as ws, progress_bar("merging", enabled=not json_out) as progress:
+    with Workspace.open(workspace) as ws, progress_bar("merging", enabled=not json_out) as progress, \
+            _sigterm_interrupts():
         report = run_merge(ws, request, progress=progress)
     data = report.to_dict()
     if json_out:
