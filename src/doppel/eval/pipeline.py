@@ -217,8 +217,10 @@ class _Pixels:
 
 
 def _source_face(ws: Workspace, identity: str) -> np.ndarray | None:
-    """One aligned face of ``identity`` (its sharpest), for the sheet; None when none can be read."""
-    found = sorted(faces(ws, identity), key=lambda f: -f.blur)
+    """One aligned face of ``identity`` (the sharpest of its most frontal fifth), for the sheet; None
+    when none can be read."""
+    frontal = sorted(faces(ws, identity), key=lambda f: abs(f.yaw) + abs(f.pitch))
+    found = sorted(frontal[:max(1, len(frontal) // 5)], key=lambda f: -f.blur)
     for f in found[:3]:
         try:
             return read_image(f.aligned_path)
