@@ -209,5 +209,16 @@ def test_ema_and_gan_terms() -> None:
     critic = losses.PatchDiscriminator(8)
     x = torch.rand(2, 3, 64, 64)
     assert critic(x).shape == (2, 1, 8, 8)
-    assert float(losses.gan_generator_loss(critic, x, 0.1)) > 0
-    assert float(losses.gan_critic_loss(critic, x, x)) > 0
+    assert float(losses.gan_generator_loss(critic, x, 0.1).detach()) > 0
+    assert float(losses.gan_critic_loss(critic, x, x).detach()) > 0
+
+
+def test_blur_matches_depthwise_convolution() -> None:
+    import torch.nn.functional as F
+
+    x = torch.rand(2, 3, 40, 36)
+    g = losses._gauss(9, 1.5, torch.device("cpu"))
+    xp = F.pad(x, (4, 4, 4, 4), mode="reflect")
+    ref = F.conv2d(F.conv2d(xp, g.view(1, 1, 1, 9).expand(3, 1, 1, 9), groups=3),
+                   g.view(1, 1, 9, 1).expand(3, 1, 9, 1), groups=3)
+    torch.testing.assert_close(losses.blur(x, 9, 1.5), ref, atol=1e-6, rtol=0)

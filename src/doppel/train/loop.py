@@ -33,13 +33,13 @@ from doppel.faceset.workspace import Workspace, now
 from doppel.io.atomic import write_bytes_atomic, write_text_atomic
 from doppel.train import augment, checkpoint, losses
 from doppel.train.config import ModelConfig, TrainConfig
-from doppel.train.data import FaceSet, PairDataset, load_faceset, make_loader, to_model
+from doppel.train.data import FaceSet, PairDataset, face_hull_mask, load_faceset, make_loader, to_model
 from doppel.train.models import build_model
 from doppel.train.runtime import Dist, autocast, distributed, resolve_device, resolve_precision
 
 log = logging.getLogger(__name__)
 
-METRIC_FIELDS = ("step", "elapsed_s", "images_per_s", "loss", "src", "dst", "mask", "gan", "critic")
+METRIC_FIELDS = ("step", "elapsed_s", "images_per_s", "loss", "src", "dst", "mask", "gan", "critic", "eval_ssim")
 
 
 @dataclass(frozen=True)
@@ -287,6 +287,8 @@ class _Run:
                 last_ckpt = time.monotonic()
             if self.dd.main and now_t - last_preview >= tc.preview_minutes * 60:
                 self.preview(step)
+                if self.src_eval is not None:
+                    self._metrics_row(step, elapsed, ips, {**last_losses, "eval_ssim": self.evaluate()})
                 last_preview = time.monotonic()
         del it
         seconds = time.monotonic() - t0
@@ -297,7 +299,8 @@ class _Run:
         if self.dd.main:
             preview_path = self.preview(step)
             if step > start:
-                self._metrics_row(step, elapsed, ips, last_losses)
+                extra = {"eval_ssim": self.evaluate()} if self.src_eval is not None else {}
+                self._metrics_row(step, elapsed, ips, {**last_losses, **extra})
             self._register(step)
         run_ips = per_step * (step - start) / seconds if seconds > 0 and step > start else 0.0
         return TrainResult(model_dir=self.dir, step=step, status=status, resumed_from=start if state else None,
@@ -373,6 +376,23 @@ class _Run:
             if new:
                 w.writeheader()
             w.writerow(row)
+
+    @torch.no_grad()
+    def evaluate(self, limit: int = 32) -> float:
+        """Mean SSIM (11 px window) of EMA reconstructions of held-out src and dst faces, in the face hull."""
+        scores = []
+        for fs, side in ((self.src_eval, "src"), (self.dst_eval, "dst")):
+            if fs is None or len(fs) == 0:
+                continue
+            pick = np.linspace(0, len(fs) - 1, min(limit, len(fs))).astype(int)
+            x = torch.from_numpy(fs.images[pick]).permute(0, 3, 1, 2).float().div(255).to(self.device)
+            out = self.ema.shadow(x, x)
+            rec = out.src if side == "src" else out.dst
+            mask = torch.from_numpy(np.stack([face_hull_mask(lm, x.shape[-1]) for lm in fs.landmarks[pick]]))
+            mask = mask.to(self.device).float().div(255).unsqueeze(1)
+            s = losses.ssim(rec.float(), x, 11).mean(1, keepdim=True)
+            scores.append(float((s * mask).sum() / mask.sum().clamp_min(1)))
+        return float(np.mean(scores)) if scores else float("nan")
 
     @torch.no_grad()
     def preview(self, step: int, count: int = 4) -> Path:

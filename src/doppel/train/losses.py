@@ -22,15 +22,30 @@ def _gauss(size: int, sigma: float, device: torch.device) -> torch.Tensor:
     return g / g.sum()
 
 
-def blur(x: torch.Tensor, size: int, sigma: float | None = None) -> torch.Tensor:
-    """Separable Gaussian blur of ``(N, C, H, W)`` with an odd ``size`` window ('same' padding, reflect)."""
-    size = max(3, size | 1)
-    g = _gauss(size, sigma if sigma is not None else size / 6.0, x.device)
-    c = x.shape[1]
+@functools.cache
+def blur_matrix(n: int, size: int, sigma: float, device: torch.device) -> torch.Tensor:
+    """``(n, n)`` matrix ``B`` with ``B @ v`` = Gaussian blur of a length-``n`` signal, reflect-padded."""
+    g = _gauss(size, sigma, torch.device("cpu"))
     pad = size // 2
-    x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    x = F.conv2d(x, g.view(1, 1, 1, size).expand(c, 1, 1, size), groups=c)
-    return F.conv2d(x, g.view(1, 1, size, 1).expand(c, 1, size, 1), groups=c)
+    i = torch.arange(n).repeat_interleave(size)
+    j = torch.arange(n)[:, None] + torch.arange(size)[None, :] - pad
+    j = j.abs()
+    j = torch.where(j >= n, 2 * (n - 1) - j, j).flatten()
+    m = torch.zeros(n, n).index_put_((i, j), g.repeat(n), accumulate=True)
+    return m.to(device)
+
+
+def blur(x: torch.Tensor, size: int, sigma: float | None = None) -> torch.Tensor:
+    """Separable Gaussian blur of ``(N, C, H, W)`` with an odd ``size`` window ('same', reflect padding).
+
+    Done as two matrix products with banded blur matrices: on CPUs this is faster than a depthwise
+    convolution, forward and backward.
+    """
+    size = max(3, size | 1)
+    sig = sigma if sigma is not None else size / 6.0
+    h, w = x.shape[-2:]
+    bh, bw = blur_matrix(h, size, sig, x.device), blur_matrix(w, size, sig, x.device)
+    return bh @ x @ bw.T
 
 
 def ssim(x: torch.Tensor, y: torch.Tensor, window: int) -> torch.Tensor:
