@@ -7,17 +7,21 @@ alone takes about a second to read), so repeated extractions do not reload them.
 from __future__ import annotations
 
 import functools
+import importlib.util
 
 from doppel.extract.base import DETECTORS, EMBEDDERS, LANDMARKERS, Detector, Embedder, Landmarker
 from doppel.extract.dlib_68 import Dlib68Landmarker
 from doppel.extract.dlib_hog import HogDetector
 from doppel.extract.dlib_mmod import MmodDetector
 from doppel.extract.dlib_resnet import DlibResnetEmbedder
+from doppel.extract.mediapipe_mesh import MediaPipeMeshLandmarker
 
 DETECTORS.register("dlib-hog")(HogDetector)
 DETECTORS.register("dlib-mmod")(MmodDetector)
 LANDMARKERS.register("dlib-68")(Dlib68Landmarker)
 EMBEDDERS.register("dlib-resnet")(DlibResnetEmbedder)
+if importlib.util.find_spec("mediapipe") is not None:  # the optional `mediapipe` extra
+    LANDMARKERS.register("mediapipe-mesh")(MediaPipeMeshLandmarker)
 
 
 @functools.lru_cache(maxsize=8)

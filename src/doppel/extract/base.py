@@ -59,7 +59,10 @@ class Landmarker(Protocol):
     points: int
 
     def landmarks(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
-        """``float32`` ``(points, 2)`` landmarks in ``image`` pixels for the face in ``box``."""
+        """``float32`` ``(points, 2)`` landmarks in ``image`` pixels for the face in ``box``.
+
+        Raises ``LookupError`` if the backend can tell that there is no face in the box.
+        """
         ...
 
 

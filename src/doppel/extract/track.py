@@ -170,8 +170,13 @@ class FaceTracker:
                 track.coast = 0
                 box = pred if box_iou(det.box, pred) >= self.config.reanchor_iou else det.box
                 score = track.score = det.score
-            lm = self.landmarker.landmarks(gray, box)
-            t = self.timings.add("landmarks", t)
+            try:
+                lm = self.landmarker.landmarks(gray, box)
+            except LookupError:  # the landmarker sees no face in the box: the track is lost
+                ended.append(track.id)
+                continue
+            finally:
+                t = self.timings.add("landmarks", t)
             c_old, s_old = _lm_frame(track.landmarks)
             c_new, s_new = _lm_frame(lm)
             jumped = abs(math.log(s_new / s_old)) > 0.35 or float(np.linalg.norm(c_new - c_old)) > 0.6 * s_old
@@ -193,8 +198,12 @@ class FaceTracker:
             for det in dets:
                 if any(box_iou(det.box, tr.box) > self.config.min_iou for tr in self.live):
                     continue
-                lm = self.landmarker.landmarks(gray, det.box)
-                t = self.timings.add("landmarks", t)
+                try:
+                    lm = self.landmarker.landmarks(gray, det.box)
+                except LookupError:
+                    continue
+                finally:
+                    t = self.timings.add("landmarks", t)
                 track = TrackState(self._next_id, frame_index, lm, _calibrate(det.box, lm), box=det.box,
                                    score=det.score)
                 self._next_id += 1
