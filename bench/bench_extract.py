@@ -109,6 +109,17 @@ def run(quick: bool) -> dict[str, Any]:
         throughput["png"] = {"fps": _r(png["report"]["fps"], 1),
                              "write_ms_per_frame": _r(1000 * png["report"]["stages"].get("write_wait", 0) / frames, 2),
                              "aligned_kb_per_face": _r(png["aligned_bytes_per_face"] / 1024, 1)}
+    # Other registered landmarkers (MediaPipe's mesh, where the `mediapipe` extra is installed).
+    from doppel.extract.base import LANDMARKERS
+
+    others = {}
+    for name in LANDMARKERS.names():
+        if name != "dlib-68":
+            r = _spawn(MEDIA / THROUGHPUT_CLIP, {"landmarker": name})
+            others[name] = {"fps": _r(r["report"]["fps"], 1), "face_rate": _r(
+                r["report"]["frames_with_face"] / max(1, r["report"]["frames"]), 4),
+                **{k: _r(v) for k, v in r.get("smoothing", {}).items()}}
+    throughput["other_landmarkers"] = others
     per_clip = {}
     for name in QUICK_CLIPS if quick else CLIPS:
         if not (MEDIA / name).exists():
