@@ -94,6 +94,12 @@ def test_mask_instability_and_dropout() -> None:
     assert g[20].flagged and g[20].reasons[0]["reason"] == "dropout"
     measures[5].shot_cut = True  # a cut splits the neighbourhoods: frames across it are not compared
     assert score(measures, masks)[9].flagged
+    # an edit from frame 9 on (its own settings) that changes the mask is intended, not a glitch
+    masks[9:, 10:40, 12:24] = 0
+    for m in measures[9:]:
+        m.settings_hash = "edited"
+    g = score(measures, masks)
+    assert not g[9].flagged and not any(x.flagged for x in g[10:19])
 
 
 def test_mouth_eyes_gaze_from_landmarks() -> None:

@@ -108,9 +108,19 @@ def _segments(measures: Sequence[Measure]) -> np.ndarray:
 
 
 def _neighbours(i: int, n: int, shot: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """Frames within :data:`WINDOW` of ``i`` in the same shot (and, where ``shot`` encodes it, with the same
+    settings) that have a value."""
     lo, hi = max(0, i - WINDOW), min(n, i + WINDOW + 1)
     idx = np.arange(lo, hi)
     return idx[(shot[idx] == shot[i]) & usable[idx] & (idx != i)]
+
+
+def _groups(measures: Sequence[Measure]) -> np.ndarray:
+    """Shot and settings group of each frame: a mask or colour change where the artist changed the settings
+    (an override starts or ends) is intended, so such frames are compared only with frames set alike."""
+    shot = _segments(measures)
+    keys: dict[tuple[int, str], int] = {}
+    return np.array([keys.setdefault((int(shot[i]), m.settings_hash), len(keys)) for i, m in enumerate(measures)])
 
 
 def _interpolated(values: np.ndarray, usable: np.ndarray) -> np.ndarray:
@@ -144,11 +154,12 @@ def raw_signals(measures: Sequence[Measure], masks: np.ndarray | None) -> dict[s
     out["landmark_jump"] = column("landmark_jump")
     out["alignment"] = column("alignment")
     out["identity"] = _interpolated(column("identity"), swapped)
+    group = _groups(measures)
     mask_dev = np.full(n, np.nan)
     if masks is not None and len(masks) == n:
         has = swapped & (masks.reshape(n, -1).sum(1) > 0)
         for i in np.nonzero(has)[0]:
-            nb = _neighbours(i, n, shot, has)
+            nb = _neighbours(i, n, group, has)
             if nb.size:
                 usual = np.median(masks[nb].astype(np.float32), axis=0) >= 0.5
                 mask_dev[i] = 1.0 - mask_iou(masks[i] > 0, usual)
@@ -158,7 +169,7 @@ def raw_signals(measures: Sequence[Measure], masks: np.ndarray | None) -> dict[s
     has_c = np.isfinite(colours).all(1)
     jump = np.full(n, np.nan)
     for i in np.nonzero(has_c)[0]:
-        nb = _neighbours(i, n, shot, has_c)
+        nb = _neighbours(i, n, group, has_c)
         jump[i] = float(np.linalg.norm(colours[i] - np.median(colours[nb], axis=0))) if nb.size else 0.0
     out["colour"] = jump
     for name in ("mouth", "eyes", "gaze", "occlusion"):
