@@ -92,7 +92,8 @@ def test_resume_is_exact(ws: Path, tmp_path: Path) -> None:
     shutil.copytree(ws, straight)
     assert cli("train", straight, *PAIR, "--model", "m", *TINY, "--iters", "4", "--json")[0] == 0
     assert cli("train", ws, *PAIR, "--model", "m", *TINY, "--iters", "2", "--json")[0] == 0
-    code, rep, text = cli("train", ws, *PAIR, "--model", "m", "--iters", "4", "--json")  # settings come from disk
+    # settings come from disk; a loader worker process must not change the batches
+    code, rep, text = cli("train", ws, *PAIR, "--model", "m", "--iters", "4", "--workers", "1", "--json")
     assert code == 0, text
     assert rep is not None and rep["resumed_from"] == 2 and rep["step"] == 4
     a, b = _weights(straight / "models" / "m"), _weights(ws / "models" / "m")
@@ -259,3 +260,14 @@ def test_ddp_two_cpu_processes_gloo(ws: Path) -> None:
         assert w.conn.execute("SELECT step FROM models WHERE name = 'ddp'").fetchone()[0] == 3
     code, rep2, text = cli("train", ws, *PAIR, "--model", "ddp", "--iters", "4", "--json")  # resume, one process
     assert code == 0 and rep2 is not None and rep2["resumed_from"] == 3, text
+
+
+def test_gan_and_gradient_accumulation(ws: Path) -> None:
+    code, rep, text = cli("train", ws, *PAIR, "--model", "g", *TINY, "--gan-power", "0.1", "--accum", "2",
+                          "--iters", "1", "--json")
+    assert code == 0, text
+    assert rep is not None and {"gan", "critic", "src", "dst", "mask"} <= set(rep["losses"])
+    code, rep, text = cli("train", ws, *PAIR, "--model", "g", "--iters", "2", "--json")
+    assert code == 0 and rep is not None and rep["resumed_from"] == 1, text
+    state = _weights(ws / "models" / "g")
+    assert any(k.startswith("critic.") for k in state) and any(k.startswith("critic_opt.") for k in state)

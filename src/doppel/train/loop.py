@@ -226,7 +226,7 @@ class _Run:
                     closs = losses.gan_critic_loss(self.critic, b["src_target"] * b["src_mask"], fake).float()
                 closs.backward()
                 self.critic_opt.step()
-                totals["critic"] = totals.get("critic", 0.0) + float(closs) / len(batches)
+                totals["critic"] = totals.get("critic", 0.0) + float(closs.detach()) / len(batches)
             for k, v in parts.items():
                 totals[k] = totals.get(k, 0.0) + float(v.detach()) / len(batches)
             totals["loss"] = totals.get("loss", 0.0) + float(loss.detach())
