@@ -121,3 +121,33 @@ def test_cli_bad_input_is_one_line(scene: dict[str, Path], tmp_path: Path) -> No
     assert unknown.exit_code != 0 and "nobody" in unknown.output
     neither = runner.invoke(app, ["eval", str(scene["ws"])])
     assert neither.exit_code != 0 and "--render" in neither.output
+
+
+def test_render_mode_uses_the_models_identities_and_swapped_frames(scene: dict[str, Path]) -> None:
+    """A render row pointing at the astronaut clip with the hopper clip as its output (a perfect swap
+    of hopper onto the astronaut's motion); frames 0-3 were passed through."""
+    from doppel.faceset.workspace import now
+    from doppel.merge import store
+    from doppel.merge.settings import MergeSettings
+
+    with Workspace.open(scene["ws"]) as ws:
+        clip_id = ws.conn.execute("SELECT id FROM clips WHERE path = ?", (str(scene["astro"].resolve()),)).fetchone()[0]
+        with ws.transaction() as c:
+            c.execute("INSERT INTO models (name, path, arch, resolution, face_type, src_identity_id, dst_identity_id,"
+                      " step, created_at, updated_at) VALUES ('m', 'models/m', 'df', 64, 'full', ?, ?, 1, ?, ?)",
+                      (ws.identity_id("hopper"), ws.identity_id("astronaut"), now(), now()))
+            model_id = c.execute("SELECT id FROM models WHERE name = 'm'").fetchone()[0]
+        render, _ = store.find_or_create_render(ws, model_id=model_id, clip_id=clip_id, output_path=scene["hopper"],
+                                                settings=MergeSettings(), overrides=(), consent_hash=None)
+        store.record_frames(ws, render.id, [store.FrameRow(i, "passthrough" if i < 4 else "swapped", None, False)
+                                            for i in range(FRAMES)])
+        store.finish_render(ws, render.id, "done")
+    out = scene["dir"] / "render.json"
+    result = CliRunner().invoke(app, ["eval", str(scene["ws"]), "--render", render.uid, "--embed-every", "4",
+                                      "--out", str(out), "--sheet", str(scene["dir"] / "render.png")])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert (data["src"], data["dst"], data["render"]) == ("hopper", "astronaut", render.uid)
+    assert data["frames_compared"] == FRAMES - 4 and min(r["frame"] for r in data["per_frame"]) == 4
+    assert data["id_retrieval"] == 1.0 and data["id_retrieval_input"] == 0.0
+    assert "id_sim_src" in result.output  # the table was printed
