@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from doppel.provenance.watermark import (
+    CODE_BITS,
     Watermarker,
     crc16,
     decode,
@@ -38,8 +39,15 @@ def test_payload_coding_round_trip() -> None:
         payload_back, ok = decode(encode(payload))
         assert ok and payload_back == payload
     bits = encode(0x12345678)
-    bits[3] *= -1
-    assert decode(bits)[1] is False  # a single flipped bit fails the CRC
+    assert bits.shape == (CODE_BITS,) and set(np.unique(bits)) == {-1.0, 1.0}
+    rng = np.random.default_rng(0)
+    flipped = bits.copy()
+    flipped[rng.choice(CODE_BITS, 6, replace=False)] *= -1  # the convolutional code corrects scattered errors
+    assert decode(flipped) == (0x12345678, True)
+    noisy = bits + rng.normal(0, 0.8, bits.shape).astype(np.float32)  # ~10% raw errors, soft decoding
+    assert decode(noisy) == (0x12345678, True)
+    # Pure noise almost never passes the CRC (2**-16 per word).
+    assert sum(decode(rng.normal(0, 1, CODE_BITS))[1] for _ in range(300)) == 0
     assert crc16(0x12345678) != crc16(0x12345679)
     with pytest.raises(ValueError):
         encode(2**32)

@@ -1,0 +1,150 @@
+"""`doppel verify`: marked and unmarked files, attacked files, credentials, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from doppel.cli.app import app
+from doppel.faceset.workspace import Workspace
+from doppel.io.video import VideoWriter, read_frames, write_image
+from doppel.provenance.consent import add_consent
+from doppel.provenance.credentials import RenderCredentials, embed_credentials
+from doppel.provenance.label import add_label
+from doppel.provenance.verify import verify_file
+from doppel.provenance.watermark import Watermarker, render_payload
+
+UID = "r-test-verify"
+PAYLOAD = render_payload(UID)
+
+
+def scene(n: int, h: int = 480, w: int = 640, seed: int = 0) -> list[np.ndarray]:
+    """A textured scene panning slowly (content at every scale)."""
+    rng = np.random.default_rng(seed)
+    big = np.zeros((h + 32, w + 32 + 3 * n, 3), np.float32)
+    for scale in (2, 8, 32, 96):
+        layer = rng.normal(0, 1, (big.shape[0] // scale + 2, big.shape[1] // scale + 2, 3)).astype(np.float32)
+        big += cv2.resize(layer, (big.shape[1], big.shape[0]), interpolation=cv2.INTER_CUBIC) * (6 + scale / 4)
+    big = np.clip(big + 120, 0, 255).astype(np.uint8)
+    return [np.ascontiguousarray(big[16:16 + h, 3 * i:3 * i + w]) for i in range(n)]
+
+
+def write(path: Path, frames: list[np.ndarray], crf: int = 18) -> Path:
+    h, w = frames[0].shape[:2]
+    with VideoWriter(path, width=w, height=h, fps=25, crf=crf, preset="veryfast") as out:
+        for f in frames:
+            out.write(f)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("verify")
+    frames = scene(24)
+    wm = Watermarker(PAYLOAD)
+    marked = write(d / "marked.mp4", [wm.embed(f) for f in frames])
+    plain = write(d / "plain.mp4", frames)
+    # Re-encode at CRF 28 after a 50% downscale: what a platform does to an upload.
+    small = [cv2.resize(f.image, (320, 240), interpolation=cv2.INTER_AREA) for f in read_frames(marked)]
+    attacked = write(d / "attacked.mp4", small, crf=28)
+    return {"marked": marked, "plain": plain, "attacked": attacked, "dir": d}
+
+
+def test_marked_file(clips: dict[str, Path]) -> None:
+    r = verify_file(clips["marked"])
+    assert r.readable and r.kind == "video" and r.error is None
+    assert r.watermark["detected"] and r.watermark["payload"] == PAYLOAD and r.watermark["frames_checked"] == 24
+    assert not r.credentials["present"] and "no content credentials" in " ".join(r.findings)
+
+
+def test_unmarked_file(clips: dict[str, Path]) -> None:
+    r = verify_file(clips["plain"])
+    assert r.readable and not r.watermark["detected"] and r.watermark["payload"] is None
+    assert r.watermark["confidence"] == 0.0 and "no doppel watermark found" in r.findings[0]
+
+
+def test_marked_after_downscale_and_crf28(clips: dict[str, Path]) -> None:
+    r = verify_file(clips["attacked"])
+    assert r.watermark["detected"] and r.watermark["payload"] == PAYLOAD
+
+
+def test_marked_still_image(tmp_path: Path) -> None:
+    image = Watermarker(PAYLOAD).embed(scene(1, 400, 600, seed=4)[0])
+    write_image(tmp_path / "still.png", add_label(image, "top-left"))  # the visible label does not hurt it
+    r = verify_file(tmp_path / "still.png")
+    assert r.kind == "image" and r.watermark["detected"] and r.watermark["payload"] == PAYLOAD
+
+
+def test_signed_render_with_workspace(tmp_path: Path, clips: dict[str, Path]) -> None:
+    with Workspace.init(tmp_path / "ws") as ws:
+        rec = add_consent(ws, "alice", "Alice", "test", "own-likeness", None)
+        out = tmp_path / "ws" / "renders" / "out.mp4"
+        out.write_bytes(clips["marked"].read_bytes())
+        embed_credentials(ws, out, RenderCredentials(UID, "alice_to_bob", [rec.record_hash],
+                                                     watermark_payload=PAYLOAD))
+    r = verify_file(out)
+    assert r.credentials["present"] and r.credentials["valid"] and not r.credentials["trusted"]
+    assert any("trust in the signer" in s for s in r.not_checked)
+    r = verify_file(out, workspace=tmp_path / "ws")
+    assert r.credentials["trusted"] and r.credentials["render_id"] == UID
+    assert r.watermark["payload"] == r.credentials["watermark_payload"] == PAYLOAD
+    assert r.workspace is not None and r.workspace["consents"] == [{"record_hash": rec.record_hash,
+                                                                    "in_workspace": True}]
+
+
+def test_bad_input_gives_a_clear_result(tmp_path: Path, clips: dict[str, Path]) -> None:
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video at all\n" * 50)
+    r = verify_file(text)
+    assert not r.readable and r.error and "not a readable video" in r.error
+    assert not r.watermark["detected"] and not r.credentials["present"]
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(clips["marked"].read_bytes()[: clips["marked"].stat().st_size // 3])
+    r = verify_file(truncated)  # whatever decodes is checked; no traceback
+    assert r.watermark.get("checked") in (True, False) and isinstance(r.findings, list)
+    r = verify_file(tmp_path / "missing.mp4")
+    assert r.error == "no such file" and not r.readable
+
+
+def test_cli_json_and_exit_codes(tmp_path: Path, clips: dict[str, Path]) -> None:
+    runner = CliRunner()
+    res = runner.invoke(app, ["verify", str(clips["marked"]), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["watermark"]["detected"] is True and data["watermark"]["payload"] == PAYLOAD
+    assert data["watermark"]["confidence"] > 0.999 and data["credentials"]["present"] is False
+    assert data["credentials"]["valid"] is False
+    junk = tmp_path / "junk.mov"
+    junk.write_bytes(b"\x00" * 1000)
+    res = runner.invoke(app, ["verify", str(junk), "--json"])
+    assert res.exit_code == 2 and json.loads(res.stdout)["readable"] is False
+    assert "Traceback" not in res.output
+
+
+def test_cli_consent(tmp_path: Path) -> None:
+    runner = CliRunner()
+    ws = tmp_path / "ws"
+    assert runner.invoke(app, ["init", str(ws)]).exit_code == 0
+    res = runner.invoke(app, ["consent", "add", str(ws), "--identity", "alice", "--subject", "Alice A.",
+                              "--scope", "film X", "--basis", "signed-release", "--json"])
+    assert res.exit_code == 0, res.output
+    added = json.loads(res.stdout)
+    res = runner.invoke(app, ["consent", "list", str(ws), "--json"])
+    assert [r["record_hash"] for r in json.loads(res.stdout)] == [added["record_hash"]]
+    res = runner.invoke(app, ["consent", "add", str(ws), "--identity", "bob", "--subject", "B", "--scope", "s",
+                              "--basis", "because"])
+    assert res.exit_code != 0
+
+
+def test_label_marks_only_its_corner() -> None:
+    img = np.full((360, 640, 3), 200, np.uint8)
+    out = add_label(img, "bottom-right")
+    changed = np.argwhere((out != img).any(axis=2))
+    assert changed.size and changed[:, 0].min() > 360 * 0.75 and changed[:, 1].min() > 640 * 0.6
+    with pytest.raises(ValueError, match="unknown corner"):
+        add_label(img, "middle")  # type: ignore[arg-type]
