@@ -83,7 +83,7 @@ class _Track:
     id: int
     smoother: FixedLagSmoother
     faces: list[_Face] = field(default_factory=list)
-    # Faces placed from the previous landmarks (not re-detected): kept only if a detection follows.
+    # Faces not (yet) confirmed by a re-detection: kept only if a confirmation follows.
     pending: list[_Face] = field(default_factory=list)
     last_embed: float = -math.inf
 
