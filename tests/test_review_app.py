@@ -79,7 +79,7 @@ def test_render_listing_schema_and_summary(review_render: Analysed) -> None:  # 
     assert "mask_polygons" in s["schema"]["properties"] and "rct" in s["choices"]["colour"]
     d = c.get(f"/api/renders/{uid}", headers=h).json()
     assert d["frames"] == review_render.frames == len(d["score"]) == len(d["frame_status"])
-    assert set(OCCLUDED) <= set(d["flagged"]) and d["dirty"] == 0 and d["sheets"] == 1
+    assert set(OCCLUDED) <= set(d["flagged"]) and d["dirty"] == 0 and d["sheets"] == 1 and not d["stale"]
     top = c.get(f"/api/renders/{uid}/glitches?top=4", headers=h).json()
     assert len(top) == 4 and top[0]["score"] >= top[-1]["score"] and top[0]["flagged"]
     assert c.get(f"/api/renders/{uid}/glitches?top=0", headers=h).status_code == 422
@@ -196,6 +196,13 @@ def test_overrides_polygons_rerender_and_export(review_render: Analysed) -> None
         scores = ws.conn.execute("SELECT COUNT(*) FROM render_frames WHERE render_id = ? AND glitch_score IS NOT NULL",
                                  (render.id,)).fetchone()[0]
     assert scores == n  # merge rewrote the rows; review put the scores back
+    assert not c.get(f"/api/renders/{uid}", headers=h).json()["stale"]  # exported by review: still in step
+    with Workspace.open(review_render.root / "ws") as ws:
+        store.finish_render(ws, review_render.render_id, "done")  # as if merged again outside review
+        ws.conn.execute("UPDATE renders SET finished_at = '2099-01-01T00:00:00+00:00' WHERE id = ?",
+                        (review_render.render_id,))
+        ws.conn.commit()
+    assert c.get(f"/api/renders/{uid}", headers=h).json()["stale"]
     found = detect(frames)
     assert found.detected and found.payload == render_payload(uid)
     assert c.post("/api/renders/0123456789abcdef/export", headers=h).status_code == 404

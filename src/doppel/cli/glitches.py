@@ -10,7 +10,7 @@ from doppel.cli.common import JsonOpt, console, emit_json, progress_bar
 from doppel.core.errors import WorkspaceError
 from doppel.faceset.workspace import Workspace
 from doppel.merge import store
-from doppel.review.analyse import analyse
+from doppel.review.analyse import analyse, is_stale
 from doppel.review.cache import ReviewCache
 from doppel.review.glitches import load_scores, ranked
 
@@ -35,7 +35,9 @@ def glitches(
     again: bool = typer.Option(False, "--again", help="Measure again even if the render was analysed."),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Score every frame of RENDER (once; cached) and print the frames most likely to be glitches.
+    """Score every frame of RENDER and print the frames most likely to be glitches.
+
+    Scoring runs once and is cached; it runs again when the render was merged again since (or --again).
 
     Reasons: landmark confidence drop or jump, identity drifting from the source, mask instability,
     colour jump, mouth/eye/gaze disagreement with the plate, occlusion, face dropout. Scores are robust
@@ -44,7 +46,7 @@ def glitches(
     with Workspace.open(workspace) as ws:
         r = _render(ws, render)
         measured = None
-        if again or not ReviewCache(ws, r.uid).ready():
+        if again or not ReviewCache(ws, r.uid).ready() or is_stale(ws, r.id):
             with progress_bar("measuring", enabled=not json_out) as progress:
                 measured = analyse(ws, r.id, progress=progress)
         scores = load_scores(ws, r.id)

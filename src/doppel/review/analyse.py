@@ -146,7 +146,9 @@ def _finish(ws: Workspace, cache: ReviewCache, render: store.Render, measures: l
     glitches = score(measures, masks)
     store_scores(ws, render.id, glitches)
     cache.write_masks(masks)
+    finished = store.get_render(ws, render.id).finished_at  # what the cache matches (see :func:`is_stale`)
     cache.write_json(cache.measures_path, {"version": CACHE_VERSION, "uid": render.uid, **extra,
+                                           "render_finished_at": finished,
                                            "measures": [asdict(m) for m in measures]})
     cache.write_json(cache.scores_path, _summary(render, info, glitches, revision))
     return glitches
@@ -268,3 +270,17 @@ def rescore(ws: Workspace, render_id: int) -> list[Glitch]:
     revision = int(cache.read_json(cache.scores_path).get("revision", 1)) + 1
     extra = {k: data[k] for k in ("identity_reference", "identity_stride", "reference", "info")}
     return _finish(ws, cache, render, measures, masks, extra, data["info"], revision)
+
+
+def is_stale(ws: Workspace, render_id: int) -> bool:
+    """True when the render was merged again (outside review) after its review cache was made, or when
+    there is no cache: its frames, thumbnails and scores may no longer match the video."""
+    render = store.get_render(ws, render_id)
+    cache = ReviewCache(ws, render.uid)
+    if not cache.ready():
+        return True
+    try:
+        data = cache.read_json(cache.measures_path)
+    except WorkspaceError:
+        return True
+    return data.get("render_finished_at") != render.finished_at

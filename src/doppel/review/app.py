@@ -233,7 +233,7 @@ def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
             if not cache.ready():
                 return JSONResponse({**base, "analysed": False})
             data = cache.read_json(cache.scores_path)
-            data.update(base, analysed=True, dirty=len(an.dirty_frames(ws, r.id)))
+            data.update(base, analysed=True, dirty=len(an.dirty_frames(ws, r.id)), stale=an.is_stale(ws, r.id))
         return JSONResponse(data)
 
     @app.get("/api/renders/{uid}/glitches")

@@ -66,6 +66,7 @@ async function openRender(uid, keepFrame = false) {
   }
   state.rev = data.revision;
   state.flagged = data.flagged;
+  if (data.stale) say("This render was merged again since it was analysed: press Analyse to refresh.", true);
   $("dirty").textContent = data.dirty;
   $("frame-max").textContent = data.frames - 1;
   $("frame-num").max = data.frames - 1;
