@@ -201,3 +201,28 @@ def test_every_and_face_type(ws: Workspace, astro: tuple[Path, object]) -> None:
     recs = faces(ws, "sparse")
     assert {f.frame_index % 3 for f in recs} == {0} and {f.face_type for f in recs} == {"head"}
     assert sqlite3.complete_statement("SELECT 1;")
+
+
+def test_image_sequence_still_image_and_progress(ws: Workspace, tmp_path: Path) -> None:
+    seq = tmp_path / "seq"
+    clip = synth_frames("grace_hopper", 6, 320, 240)
+    for i, frame in enumerate(clip.frames):
+        write_image(seq / f"frame_{i}.png", frame)
+    calls: list[tuple[int, int | None]] = []
+    report = extract_clip(ws, "h", seq, screen=FakeScreen(), progress=lambda d, t: calls.append((d, t)))
+    assert report.frames == report.frames_with_face == 6
+    assert calls == [(i, 6) for i in range(1, 7)]
+    still = tmp_path / "hopper.jpg"
+    write_image(still, portrait("grace_hopper"))
+    assert extract_clip(ws, "h", still, screen=FakeScreen()).faces == 1
+    assert len(faces(ws, "h")) == 7 and ws.conn.execute("SELECT COUNT(*) FROM clips").fetchone()[0] == 2
+
+
+def test_damaged_video_changes_nothing(ws: Workspace, astro: tuple[Path, object], tmp_path: Path) -> None:
+    data = astro[0].read_bytes()
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(data[: len(data) // 2])
+    before = _snapshot(ws)
+    with pytest.raises(InputError, match="broken.mp4"):
+        extract_clip(ws, "b", broken, screen=FakeScreen())
+    assert _snapshot(ws) == before
