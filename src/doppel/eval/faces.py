@@ -55,8 +55,17 @@ def _seen(o: Observation) -> SeenFace:
                     o.track_id, o.det_score < -0.99)
 
 
-def main_person(seen: dict[int, list[SeenFace]]) -> dict[int, SeenFace]:
-    """The face of the longest track in each frame it covers (the person the clip is about)."""
+def main_person(seen: dict[int, list[SeenFace]], known: dict[int, np.ndarray] | None = None
+                ) -> dict[int, SeenFace]:
+    """The face of one track in each frame it covers: the track that overlaps the ``known`` boxes
+    (frame index -> ``(x0, y0, x1, y1)``, e.g. the destination's extracted faces) in most frames, or
+    without them the longest track (the person the clip is about)."""
+    if known:
+        counts = Counter(f.track_id for i, faces in seen.items() for f in faces
+                         if i in known and box_iou(f.box, known[i]) > 0.3)
+        if counts:
+            best = max(counts, key=lambda t: (counts[t], -t))
+            return {i: f for i, faces in seen.items() for f in faces if f.track_id == best}
     counts = Counter(f.track_id for faces in seen.values() for f in faces)
     if not counts:
         return {}

@@ -103,7 +103,7 @@ def evaluate(ws: Workspace, request: EvalRequest, *, progress: ProgressFn = no_p
     def step(offset: int) -> ProgressFn:
         return lambda done, _total, /: progress(offset + done, total)
 
-    ref = main_person(scan(request.original, progress=step(0), total=total))
+    ref = main_person(scan(request.original, progress=step(0), total=total), _known_boxes(ws, request))
     out = matched(ref, scan(request.merged, progress=step(a.frame_count), total=total))
     frames = sorted(i for i in out if request.swapped is None or i in request.swapped)
     if not frames:
@@ -214,6 +214,18 @@ class _Pixels:
             self.emb_out[index] = self.embedder.embed(merged, o.landmarks)
         if index in self.sheet_at:
             self.tiles[index] = (face_crop(original, r.box), face_crop(merged, r.box))
+
+
+def _known_boxes(ws: Workspace, request: EvalRequest) -> dict[int, np.ndarray] | None:
+    """Boxes of the destination's extracted faces in the original clip, when the workspace has them."""
+    if request.dst is None:
+        return None
+    from doppel.extract.pipeline import content_hash
+
+    row = ws.clip_by_hash(content_hash(request.original))
+    if row is None:
+        return None
+    return {f.frame_index: f.bbox for f in faces(ws, request.dst, clip_id=int(row["id"]), include_excluded=True)}
 
 
 def _source_face(ws: Workspace, identity: str) -> np.ndarray | None:
