@@ -9,6 +9,7 @@ a straight run would, however many loader worker processes there are.
 from __future__ import annotations
 
 import logging
+import signal
 from dataclasses import dataclass
 
 import cv2
@@ -144,11 +145,17 @@ class PairDataset(Dataset[dict[str, torch.Tensor]]):
         return out
 
 
+def _ignore_sigint(_worker_id: int) -> None:
+    """Loader workers leave Ctrl-C to the main process, which checkpoints and stops them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def make_loader(dataset: PairDataset, start_step: int, stop_step: int, workers: int) -> DataLoader:
     """Batches for steps ``start_step .. stop_step - 1`` in order, built by ``workers`` processes."""
     return DataLoader(dataset, batch_size=None, sampler=range(start_step, stop_step), num_workers=workers,
                       prefetch_factor=2 if workers else None, persistent_workers=False,
-                      generator=torch.Generator().manual_seed(dataset.seed))  # leaves the global RNG alone
+                      generator=torch.Generator().manual_seed(dataset.seed),
+                      worker_init_fn=_ignore_sigint if workers else None)  # leaves the global RNG alone
 
 
 def to_model(batch: dict[str, torch.Tensor], device: torch.device, channels_last: bool) -> dict[str, torch.Tensor]:

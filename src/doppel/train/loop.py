@@ -280,16 +280,16 @@ class _Run:
                 progress(step, total)
                 if on_step is not None:
                     on_step(StepInfo(step, total, elapsed, ips, last_losses, eta))
-                if step % 10 == 0 or step == 1:
+                if now_t - last_preview >= tc.preview_minutes * 60:
+                    self.preview(step)
+                    extra = {"eval_ssim": self.evaluate()} if self.src_eval is not None else {}
+                    self._metrics_row(step, elapsed, ips, {**last_losses, **extra})
+                    last_preview = time.monotonic()
+                elif step % 10 == 0 or step == 1:
                     self._metrics_row(step, elapsed, ips, last_losses)
             if now_t - last_ckpt >= tc.checkpoint_minutes * 60:
                 self._checkpoint(step, elapsed)
                 last_ckpt = time.monotonic()
-            if self.dd.main and now_t - last_preview >= tc.preview_minutes * 60:
-                self.preview(step)
-                if self.src_eval is not None:
-                    self._metrics_row(step, elapsed, ips, {**last_losses, "eval_ssim": self.evaluate()})
-                last_preview = time.monotonic()
         del it
         seconds = time.monotonic() - t0
         elapsed = elapsed0 + seconds
