@@ -23,11 +23,12 @@ UID = "r-test-verify"
 PAYLOAD = render_payload(UID)
 
 
-def scene(n: int, h: int = 480, w: int = 640, seed: int = 0) -> list[np.ndarray]:
-    """A textured scene panning slowly (content at every scale)."""
+def scene(n: int, h: int = 480, w: int = 640, seed: int = 0,
+          scales: tuple[int, ...] = (2, 8, 32, 96)) -> list[np.ndarray]:
+    """A textured scene panning slowly (texture at the given scales, in pixels, fills the frame)."""
     rng = np.random.default_rng(seed)
     big = np.zeros((h + 32, w + 32 + 3 * n, 3), np.float32)
-    for scale in (2, 8, 32, 96):
+    for scale in scales:
         layer = rng.normal(0, 1, (big.shape[0] // scale + 2, big.shape[1] // scale + 2, 3)).astype(np.float32)
         big += cv2.resize(layer, (big.shape[1], big.shape[0]), interpolation=cv2.INTER_CUBIC) * (6 + scale / 4)
     big = np.clip(big + 120, 0, 255).astype(np.uint8)
@@ -45,12 +46,12 @@ def write(path: Path, frames: list[np.ndarray], crf: int = 18) -> Path:
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("verify")
-    frames = scene(24)
+    frames = scene(16, 720, 960, scales=(32, 96))
     wm = Watermarker(PAYLOAD)
     marked = write(d / "marked.mp4", [wm.embed(f) for f in frames])
     plain = write(d / "plain.mp4", frames)
     # Re-encode at CRF 28 after a 50% downscale: what a platform does to an upload.
-    small = [cv2.resize(f.image, (320, 240), interpolation=cv2.INTER_AREA) for f in read_frames(marked)]
+    small = [cv2.resize(f.image, (480, 360), interpolation=cv2.INTER_AREA) for f in read_frames(marked)]
     attacked = write(d / "attacked.mp4", small, crf=28)
     return {"marked": marked, "plain": plain, "attacked": attacked, "dir": d}
 
@@ -58,7 +59,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_marked_file(clips: dict[str, Path]) -> None:
     r = verify_file(clips["marked"])
     assert r.readable and r.kind == "video" and r.error is None
-    assert r.watermark["detected"] and r.watermark["payload"] == PAYLOAD and r.watermark["frames_checked"] == 24
+    assert r.watermark["detected"] and r.watermark["payload"] == PAYLOAD and r.watermark["frames_checked"] == 16
     assert not r.credentials["present"] and "no content credentials" in " ".join(r.findings)
 
 
@@ -148,3 +149,18 @@ def test_label_marks_only_its_corner() -> None:
     assert changed.size and changed[:, 0].min() > 360 * 0.75 and changed[:, 1].min() > 640 * 0.6
     with pytest.raises(ValueError, match="unknown corner"):
         add_label(img, "middle")  # type: ignore[arg-type]
+
+
+@pytest.mark.media
+@pytest.mark.slow
+def test_real_footage_after_downscale_crop_and_crf28(tmp_path: Path) -> None:
+    from conftest import shared_clip
+
+    src = shared_clip("lp_s18_woman_redhair_720p.mp4")
+    wm = Watermarker(PAYLOAD)
+    marked = write(tmp_path / "marked.mp4", [wm.embed(f.image) for f in read_frames(src, stop=48)])
+    attacked = [cv2.resize(f.image[:, 128:], (576, 360), interpolation=cv2.INTER_AREA) for f in read_frames(marked)]
+    r = verify_file(write(tmp_path / "attacked.mp4", attacked, crf=28))
+    assert r.watermark["detected"] and r.watermark["payload"] == PAYLOAD
+    plain = write(tmp_path / "plain.mp4", [f.image for f in read_frames(src, stop=48)], crf=28)
+    assert not verify_file(plain).watermark["detected"]
