@@ -17,8 +17,10 @@ def init(
     """Create a workspace: a SQLite database and folders for face sets, models and renders."""
     with Workspace.init(workspace) as ws:
         report = {"workspace": str(ws.root.resolve()), "schema_version": ws.schema_version,
-                  "folders": list(SUBDIRS)}
+                  "folders": list(SUBDIRS), "signing_identity": str((ws.root / "keys").resolve())}
     if json_out:
         emit_json(report)
     else:
         console.print(f"created workspace {report['workspace']} (schema v{report['schema_version']})")
+        console.print(f"content-credentials signing key and certificate: {report['signing_identity']} "
+                      "(its README.txt says how to use your studio's own)")
