@@ -238,8 +238,10 @@ def test_export_and_swapper(ws: Path) -> None:
         next(model.parameters()).add_(0.01)
     checkpoint.save_weights(mdir, model, {})
     assert not export.is_current(mdir)
-    auto = load_swapper(mdir)
-    assert type(auto).__name__ == "OnnxSwapper" and export.is_current(mdir)
+    auto = load_swapper(mdir)  # times both runtimes on this CPU, keeps the faster, remembers the choice
+    choice = json.loads((mdir / "runtime.json").read_text())
+    assert type(auto).__name__ == {"onnx": "OnnxSwapper", "torch": "TorchSwapper"}[choice["runtime"]]
+    assert export.is_current(mdir) and set(choice["seconds_per_batch"]) == {"torch", "onnx"}
     from doppel.core.errors import InputError
 
     with pytest.raises(InputError, match="shape"):

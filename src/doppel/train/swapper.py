@@ -1,14 +1,18 @@
 """A trained model as a :class:`doppel.core.swap.Swapper`, on PyTorch or ONNX Runtime.
 
 ``load_swapper(model_dir)`` reads ``config.json`` and the EMA weights ``model.safetensors``.
-``runtime="auto"`` uses ONNX Runtime on the CPU (it measured faster there: see
-``bench/bench_train.py``, ``inference``) and PyTorch on CUDA/MPS; the ONNX file is exported (and
-checked against PyTorch) on first use and redone whenever the weights change.
+``runtime="auto"`` uses PyTorch on CUDA/MPS; on the CPU it times both runtimes once per model and
+machine (a few batches of 4 faces) and uses the faster, remembering the choice in
+``runtime.json`` beside the weights. The ONNX file is exported (and checked against PyTorch) on
+first use and redone whenever the weights change.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +21,7 @@ import torch
 
 from doppel.core.errors import ConfigError, InputError
 from doppel.core.swap import Swapper
+from doppel.io.atomic import write_text_atomic
 from doppel.train import checkpoint, export
 from doppel.train.runtime import resolve_device
 
@@ -77,6 +82,44 @@ class OnnxSwapper:
         return face, mask
 
 
+RUNTIME_CHOICE = "runtime.json"
+
+
+def _faster_on_cpu(model_dir: Path, batch: int = 4, repeats: int = 3) -> Runtime:
+    """Time PyTorch and ONNX Runtime on this CPU for this model; cached per weights and machine."""
+    key = {"weights_sha256": export.weights_sha256(model_dir), "cpus": os.cpu_count(), "torch": torch.__version__}
+    path = model_dir / RUNTIME_CHOICE
+    try:
+        cached = json.loads(path.read_text())
+        if cached.get("key") == key and cached.get("runtime") in ("torch", "onnx"):
+            return cached["runtime"]  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        pass
+    if not export.is_current(model_dir):
+        export.export_onnx(model_dir)
+    candidates: dict[str, Swapper] = {"torch": TorchSwapper(model_dir, torch.device("cpu")),
+                                      "onnx": OnnxSwapper(model_dir)}
+    r = candidates["torch"].resolution
+    faces = np.random.default_rng(0).random((batch, r, r, 3), dtype=np.float32)
+    timings = {}
+    for name, sw in candidates.items():
+        sw.swap(faces)  # warm-up
+        runs = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            sw.swap(faces)
+            runs.append(time.perf_counter() - t)
+        timings[name] = sorted(runs)[len(runs) // 2]
+    choice = min(timings, key=lambda k: timings[k])
+    log.info("swap runtime on CPU: %s (s per %d faces: %s)", choice, batch, timings)
+    try:
+        write_text_atomic(path, json.dumps({"key": key, "runtime": choice, "seconds_per_batch": timings,
+                                            "batch": batch}, indent=2) + "\n")
+    except OSError as exc:  # a read-only model folder: just do not cache
+        log.warning("cannot cache the runtime choice in %s: %s", path, exc)
+    return choice  # type: ignore[return-value]
+
+
 def load_swapper(model_dir: Path, *, runtime: Runtime = "auto", device: str = "auto") -> Swapper:
     """The model in ``model_dir`` (``WS/models/NAME``) as a Swapper using its EMA weights."""
     model_dir = Path(model_dir)
@@ -85,7 +128,7 @@ def load_swapper(model_dir: Path, *, runtime: Runtime = "auto", device: str = "a
         raise InputError(f"model has no {checkpoint.WEIGHTS} yet; train it first", path=model_dir)
     dev = resolve_device(device)
     if runtime == "auto":
-        runtime = "onnx" if dev.type == "cpu" else "torch"
+        runtime = _faster_on_cpu(model_dir) if dev.type == "cpu" else "torch"
     if runtime == "onnx":
         if dev.type != "cpu":
             raise ConfigError(f"the ONNX runtime here runs on the CPU only; use runtime='torch' on {dev}")
