@@ -68,7 +68,7 @@ class TrainConfig(BaseModel):
     precision: Precision = "auto"
     channels_last: bool = True
     compile: bool = False
-    workers: int = Field(1, ge=0, le=64)
+    workers: int | None = Field(None, ge=0, le=64)  # loader processes; None: 0 on CPU, up to 4 on GPU
     seed: int = 0
     checkpoint_minutes: float = Field(5.0, gt=0)
     preview_minutes: float = Field(5.0, gt=0)

@@ -14,6 +14,7 @@ import csv
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -197,6 +198,13 @@ class _Run:
         torch.set_rng_state(t["rng.torch"])
         log.info("resumed %s from step %d (%s)", self.spec.name, state.step, state.path.name)
 
+    def _workers(self) -> int:
+        """Loader processes: on a CPU they would take cores from the model (augmenting a batch costs
+        a few % of a step), so none; on an accelerator, enough to keep it fed."""
+        if self.tc.workers is not None:
+            return self.tc.workers
+        return 0 if self.device.type == "cpu" else min(4, os.cpu_count() or 1)
+
     # 4: the steps -------------------------------------------------------------------------------
     def _step(self, batches: list[dict[str, torch.Tensor]]) -> dict[str, float]:
         tc = self.tc
@@ -248,7 +256,7 @@ class _Run:
         if start >= stop_at:
             log.info("model %s is already at step %d >= %d", spec.name, start, stop_at)
         loader = make_loader(self.dataset, start * tc.accum, stop_at * tc.accum if stop_at < 2**62 else 2**62,
-                             tc.workers)
+                             self._workers())
         deadline = time.monotonic() + spec.minutes * 60 if spec.minutes is not None else math.inf
         t0 = time.monotonic()
         last_ckpt = last_preview = t0
