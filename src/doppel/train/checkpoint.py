@@ -9,7 +9,8 @@ Layout of ``WS/models/NAME/``::
     checkpoints/step-000001200/state.json          step, optimiser scalars, clock, sha256 of the tensors
     previews/step-000001200.png, preview.png       src | src recon | dst | dst recon | swap
     metrics.csv
-    model.onnx           the swap path, when exported
+    model.onnx           the swap path (NHWC in/out), exported on first ONNX use; export.json: its source weights
+    runtime.json         which runtime (torch/onnx) swaps faster on this CPU, measured once per weights
 
 A checkpoint directory is written under a temporary name and renamed into place; ``state.json``
 carries the sha256 of ``state.safetensors``, so a damaged checkpoint is detected on load and the
