@@ -92,3 +92,10 @@ def test_bad_options(ws: Path, clip: Path, tmp_path: Path) -> None:
     photo = tmp_path / "blank.png"
     photo.write_bytes(b"")
     _fails(["extract", str(ws), "-i", "x", str(clip), "--person", str(photo)], ws, "blank.png")
+
+
+def test_backend_options_come_from_the_registry(ws: Path, clip: Path) -> None:
+    help_text = runner.invoke(app, ["extract", "--help"]).stdout
+    assert "dlib-hog" in help_text and "dlib-mmod" in help_text and "dlib-68" in help_text
+    r = runner.invoke(app, ["extract", str(ws), "-i", "x", str(clip), "--detector", "nope"])
+    assert r.exit_code != 0 and "nope" in r.stderr

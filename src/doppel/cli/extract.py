@@ -9,12 +9,15 @@ import typer
 
 from doppel.cli.common import JsonOpt, console, emit_json, progress_bar
 from doppel.core.errors import InputError
+from doppel.extract.backends import DETECTORS, LANDMARKERS
 from doppel.extract.pipeline import ExtractConfig, check_identity_name, extract_clip, reference_embedding
 from doppel.faceset.workspace import Workspace
 from doppel.io.video import probe
 from doppel.ops.align import FACE_TYPES
 
 FaceTypeChoice = Enum("FaceTypeChoice", {t: t for t in FACE_TYPES}, type=str)  # type: ignore[misc]
+DetectorChoice = Enum("DetectorChoice", {n: n for n in DETECTORS.names()}, type=str)  # type: ignore[misc]
+LandmarkerChoice = Enum("LandmarkerChoice", {n: n for n in LANDMARKERS.names()}, type=str)  # type: ignore[misc]
 
 
 def extract(
@@ -28,13 +31,18 @@ def extract(
     size: int = typer.Option(256, "--size", help="Side of the aligned face images, in pixels."),
     face_type: FaceTypeChoice = typer.Option("full", "--face-type",  # type: ignore[valid-type]
                                              help="How much of the head the aligned image holds."),
+    detector: DetectorChoice = typer.Option("dlib-hog", "--detector",  # type: ignore[valid-type]
+                                            help="Face detector (dlib-mmod: slower, finds more poses)."),
+    landmarker: LandmarkerChoice = typer.Option("dlib-68", "--landmarker",  # type: ignore[valid-type]
+                                                help="Landmarker (mediapipe-mesh with the mediapipe extra)."),
     json_out: bool = JsonOpt,
 ) -> None:
     """Detect, track and align one person's faces in each INPUT and store them in the workspace.
 
     Re-running on the same clip replaces that clip's faces for the identity.
     """
-    config = ExtractConfig(every=every, size=size, face_type=face_type.value)
+    config = ExtractConfig(every=every, size=size, face_type=face_type.value, detector=detector.value,
+                           landmarker=landmarker.value)
     check_identity_name(identity)
     with Workspace.open(workspace) as ws:
         # Check every input before extracting anything, so a bad one changes nothing.

@@ -23,6 +23,8 @@ EMBEDDERS.register("dlib-resnet")(DlibResnetEmbedder)
 if importlib.util.find_spec("mediapipe") is not None:  # the optional `mediapipe` extra
     LANDMARKERS.register("mediapipe-mesh")(MediaPipeMeshLandmarker)
 
+__all__ = ["DETECTORS", "EMBEDDERS", "LANDMARKERS", "detector", "embedder", "landmarker"]
+
 
 @functools.lru_cache(maxsize=8)
 def detector(name: str, upsample: int = 0) -> Detector:
