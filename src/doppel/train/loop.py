@@ -306,7 +306,7 @@ class _Run:
             self._checkpoint(step, elapsed)
         if self.dd.main:
             preview_path = self.preview(step)
-            if step > start:
+            if step > start and (self.src_eval is not None or self._last_row != step):
                 extra = {"eval_ssim": self.evaluate()} if self.src_eval is not None else {}
                 self._metrics_row(step, elapsed, ips, {**last_losses, **extra})
             self._register(step)
@@ -374,7 +374,10 @@ class _Run:
         w.writerows(rows)
         write_text_atomic(self._metrics_path(), buf.getvalue())
 
+    _last_row = -1
+
     def _metrics_row(self, step: int, elapsed: float, ips: float, parts: dict[str, float]) -> None:
+        self._last_row = step
         path = self._metrics_path()
         new = not path.is_file()
         row = {"step": step, "elapsed_s": f"{elapsed:.2f}", "images_per_s": f"{ips:.3f}",
