@@ -64,10 +64,12 @@ def _child(clip: str, overrides: dict[str, Any]) -> dict[str, Any]:
         raw = np.stack([f.landmarks for f in recs]).astype(np.float64)
         smooth = np.stack([f.landmarks_smooth for f in recs]).astype(np.float64)
         tr = np.stack([f.transform for f in recs])
-        out["smoothing"] = smoothing_report(idx, raw, smooth, tr, step=cfg.every)
+        out["smoothing"] = smoothing_report(idx, raw, smooth, tr, step=cfg.every, size=cfg.size,
+                                            face_type=cfg.face_type)
         euro = one_euro_sequence(raw, probe(clip).fps / cfg.every)
         tr_euro = np.stack([estimate_transform(p, cfg.size, cfg.face_type) for p in euro])
-        out["one_euro"] = smoothing_report(idx, raw, euro, tr_euro, step=cfg.every)
+        out["one_euro"] = smoothing_report(idx, raw, euro, tr_euro, step=cfg.every, size=cfg.size,
+                                           face_type=cfg.face_type)
     out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
 
@@ -138,11 +140,13 @@ def run(quick: bool) -> dict[str, Any]:
     jitter_ok = all(c.get("smoothing", {}).get("ratio", 1) <= 0.5 and abs(c["smoothing"]["lag_frames"]) <= 1
                     for c in per_clip.values())
     table = ["| clip | frames | face found | jitter raw px | smoothed px | ratio | lag (frames) |"
-             " One Euro ratio / lag | fps |", "|---|---|---|---|---|---|---|---|---|"]
+             " crop placement jitter raw / smoothed px | One Euro ratio / lag | fps |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, c in per_clip.items():
         s, e = c.get("smoothing", {}), c.get("one_euro", {})
         table.append(f"| {name} | {c['frames']} | {100 * c['face_rate']:.1f}% | {s.get('jitter_raw')} | "
                      f"{s.get('jitter_smooth')} | {s.get('ratio')} | {s.get('lag_frames')} | "
+                     f"{s.get('crop_jitter_raw')} / {s.get('crop_jitter_smooth')} | "
                      f"{e.get('ratio')} / {e.get('lag_frames')} | {c['fps']} |")
     table += ["", f"720p throughput: median {throughput['fps_median']} frames/s over {repeats} run(s) "
                   f"{throughput['fps_runs']}; CPU {throughput['cpu_ms_per_frame']} ms/frame (all threads); "

@@ -102,6 +102,7 @@ def test_smoothing_halves_jitter_without_lag(ws: Workspace, moving: tuple[Path, 
     smooth = np.stack([f.landmarks_smooth for f in recs]).astype(np.float64)
     rep = smoothing_report(np.arange(48), raw, smooth, np.stack([f.transform for f in recs]))
     assert rep["ratio"] <= 0.5, rep
+    assert rep["crop_jitter_smooth"] <= 0.5 * rep["crop_jitter_raw"], rep  # the crop sits steadier too
     # Lag against the true head motion (the synthetic transform), not just against raw landmarks.
     first = recs[0]
     portrait_pts = (np.linalg.inv(np.vstack([clip.transforms[0], [0, 0, 1]]))[:2]

@@ -83,6 +83,7 @@ def test_jitter_in_crop_and_report() -> None:
     raw = pts + rng.normal(scale=0.7, size=pts.shape)
     rep = smoothing_report(np.arange(60), raw, smooth_sequence(raw, 4), tr)
     assert rep["frames"] == 60 and rep["ratio"] < 0.5 and abs(rep["lag_frames"]) < 0.5
+    assert rep["crop_jitter_smooth"] < rep["crop_jitter_raw"]
 
 
 @pytest.mark.parametrize("angles", [(0, 0, 0), (25, 0, 0), (-20, 10, 0), (10, -12, 15), (0, 0, -20)])

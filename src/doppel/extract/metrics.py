@@ -9,7 +9,7 @@ import itertools
 
 import numpy as np
 
-from doppel.ops.align import transform_points
+from doppel.ops.align import FaceType, estimate_transform, invert, transform_points, transform_scale
 
 
 def jitter(points: np.ndarray) -> float:
@@ -81,14 +81,20 @@ def pooled_jitter(parts: list[np.ndarray]) -> float:
 
 
 def smoothing_report(frame_indices: np.ndarray, raw: np.ndarray, smooth: np.ndarray, transforms: np.ndarray, *,
-                     step: int = 1, max_lag: int = 5) -> dict[str, float]:
+                     step: int = 1, max_lag: int = 5, size: int = 256, face_type: FaceType = "full"
+                     ) -> dict[str, float]:
     """Jitter of raw and smoothed landmarks in the aligned crop, and the lag of smoothed behind raw.
 
     ``raw``, ``smooth``: ``(T, N, 2)`` frame pixels; ``transforms``: ``(T, 2, 3)`` frame -> crop,
     as stored (computed from the smoothed landmarks); one track, frames in order. Both landmark
     sets go through the same per-frame transform, so the difference is the landmarks' own motion.
     Lag (frames, > 0 when smoothed trails raw) is measured on frame-pixel trajectories, where the
-    real head motion is.
+    real head motion is (the landmarks' centroid).
+
+    ``crop_jitter_raw``/``crop_jitter_smooth``: how steadily the crop itself sits on the frame
+    (what a merged face inherits): the jitter of the crop's corners mapped back into the frame,
+    in crop pixels, for transforms fitted to the raw landmarks vs the stored ones (``size`` and
+    ``face_type``: those of the stored crops).
     """
     runs = segments(frame_indices, step, min_length=2 * max_lag + 4)
     raw_c = [in_crop(raw[s], transforms[s]) for s in runs]
@@ -96,6 +102,18 @@ def smoothing_report(frame_indices: np.ndarray, raw: np.ndarray, smooth: np.ndar
     jr, js = pooled_jitter(raw_c), pooled_jitter(smooth_c)
     lags = [lag(raw[s].mean(axis=1), smooth[s].mean(axis=1), max_lag=max_lag) for s in runs]
     weights = [s.stop - s.start for s in runs]
+    raw_tr = np.stack([estimate_transform(p, size, face_type) for p in raw]) if len(raw) else transforms
+    cr = pooled_jitter([_corners(raw_tr[s], size) for s in runs])
+    cs = pooled_jitter([_corners(transforms[s], size) for s in runs])
     return {"frames": int(sum(weights)), "runs": len(runs), "jitter_raw": jr, "jitter_smooth": js,
             "ratio": js / jr if jr > 0 else float("nan"),
-            "lag_frames": float(np.average(lags, weights=weights)) if lags else float("nan")}
+            "lag_frames": float(np.average(lags, weights=weights)) if lags else float("nan"),
+            "crop_jitter_raw": cr, "crop_jitter_smooth": cs}
+
+
+def _corners(transforms: np.ndarray, size: int) -> np.ndarray:
+    """``(T, 4, 2)``: the crop's corners in frame pixels, times the run's median crop scale (so in
+    crop pixels, without the scale's own frame-to-frame change leaking into positions)."""
+    square = np.array([[0, 0], [size, 0], [size, size], [0, size]], dtype=np.float64)
+    scale = float(np.median([transform_scale(m) for m in transforms])) if len(transforms) else 1.0
+    return np.stack([transform_points(square, invert(m)) for m in transforms]) * scale
