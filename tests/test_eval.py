@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from doppel.cli.app import app
-from doppel.demo.media import Motion, SyntheticClip, synth_frames, write_clip
+from doppel.demo.media import _FACE_BOX, Motion, SyntheticClip, synth_frames, write_clip
 from doppel.eval.pipeline import EvalRequest, evaluate
 from doppel.extract.pipeline import extract_clip
 from doppel.faceset.workspace import Workspace
@@ -31,7 +31,14 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("eval")
     astro = synth_frames("astronaut", FRAMES, 320, 240, motion=MOTION, seed=3)
     hopper = synth_frames("grace_hopper", FRAMES, 320, 240, motion=MOTION, seed=3)
+    blank = [f.copy() for f in astro.frames]
+    x0, y0, x1, y1 = _FACE_BOX["astronaut"]
+    for i in range(8, 16):  # the face painted over: no face to find in the "merged" clip there
+        (bx0, by0), (bx1, by1) = astro.true_points(np.array([[x0, y0], [x1, y1]]))[i].astype(int)
+        blank[i][max(0, by0 - 10):by1 + 10, max(0, bx0 - 10):bx1 + 10] = 128
     clips = {
+        "blank": write_clip(d / "blank.mp4", SyntheticClip("blank", blank, astro.transforms, astro.present),
+                            audio=False, crf=12),
         "astro": write_clip(d / "astro.mp4", astro, audio=False, crf=12),
         "hopper": write_clip(d / "hopper.mp4", hopper, audio=False, crf=12),
         "shift": write_clip(d / "shift.mp4", _variant(astro, lambda f: np.roll(f, 6, axis=1)), audio=False, crf=12),
@@ -87,6 +94,17 @@ def test_other_person_on_the_same_motion_is_retrieved_as_the_source(scene: dict[
     assert r.id_retrieval_input == 0.0  # the original is the destination, not the source
     assert r.id_sim_src > r.id_sim_dst
     assert r.frames_embedded == len(range(0, r.frames_compared, 3))
+
+
+def test_frames_where_the_merge_lost_the_face_still_count_for_identity(scene: dict[str, Path]) -> None:
+    r = _eval(scene, "blank", "astronaut", "hopper", embed_every=1)
+    assert r.frames_face_lost >= 4 and r.frames_compared + r.frames_face_lost == FRAMES
+    assert r.frames_embedded == FRAMES  # the lost frames are embedded where the original face was
+    lost = [row for row in r.per_frame if row.nme is None]
+    kept = [row for row in r.per_frame if row.nme is not None]
+    assert len(lost) == r.frames_face_lost and all(row.sim_src is not None for row in lost)
+    # a grey patch looks like nobody: it pulls the identity score down instead of being left out
+    assert np.mean([row.sim_src for row in lost]) < np.mean([row.sim_src for row in kept]) - 0.05
 
 
 def _corners(scene: dict[str, Path], i: int) -> tuple[np.ndarray, np.ndarray]:

@@ -17,8 +17,9 @@ from doppel.io.video import probe
 
 
 def print_table(report: EvalReport) -> None:
+    lost = f", face lost in {report.frames_face_lost}" if report.frames_face_lost else ""
     table = Table(title=f"{report.merged} vs {report.original}: {report.frames_compared}/{report.frames} frames "
-                        f"compared, {report.frames_embedded} embedded (every {report.embed_every})")
+                        f"compared{lost}, {report.frames_embedded} embedded (every {report.embed_every})")
     for col in ("metric", "merged", "original", "meaning"):
         table.add_column(col, justify="right" if col in ("merged", "original") else "left")
     for row in table_rows(report):

@@ -105,7 +105,13 @@ def evaluate(ws: Workspace, request: EvalRequest, *, progress: ProgressFn = no_p
 
     ref = main_person(scan(request.original, progress=step(0), total=total), _known_boxes(ws, request))
     out = matched(ref, scan(request.merged, progress=step(a.frame_count), total=total))
-    frames = sorted(i for i in out if request.swapped is None or i in request.swapped)
+    # targets: frames where the original shows the face (and the merge swapped it); frames: of those,
+    # where the merged clip shows a face there too. A face the merge made unrecognisable as a face
+    # still counts for identity (embedded where the original's was), so bad swaps cannot hide.
+    targets = sorted(i for i in ref if request.swapped is None or i in request.swapped)
+    frames = [i for i in targets if i in out]
+    if not targets:
+        raise NoFaceError("the original shows no face in the frames to compare", path=request.original)
     if not frames:
         raise NoFaceError("no frame shows the face in both the original and the merged clip", path=request.merged)
     stages["track"] = time.perf_counter() - t
@@ -123,9 +129,9 @@ def evaluate(ws: Workspace, request: EvalRequest, *, progress: ProgressFn = no_p
 
     # 4. pixels
     t = time.perf_counter()
-    every = request.embed_every or max(1, math.ceil(len(frames) / MAX_EMBEDDED))
-    embed_at = set(frames[::every])
-    sheet_at = set(frames[i] for i in np.linspace(0, len(frames) - 1, min(SHEET_COLUMNS, len(frames))).round()
+    every = request.embed_every or max(1, math.ceil(len(targets) / MAX_EMBEDDED))
+    embed_at = set(targets[::every])
+    sheet_at = set(targets[i] for i in np.linspace(0, len(targets) - 1, min(SHEET_COLUMNS, len(targets))).round()
                    .astype(int))
     pixels = _Pixels(request, ref, out, embed_at, sheet_at)
     for n, (fa, fb) in enumerate(zip(read_frames(request.original), read_frames(request.merged), strict=True), 1):
@@ -142,7 +148,8 @@ def evaluate(ws: Workspace, request: EvalRequest, *, progress: ProgressFn = no_p
                                       request.dst)
         ids_in = metrics.identity_scores(np.stack([pixels.emb_in[i] for i in emb_frames]), centroids, request.src,
                                          request.dst)
-    rows = [FrameRow(int(i), float(e), float(p)) for i, e, p in zip(frames, nme, pose, strict=True)]
+    measured = {i: (float(e), float(p)) for i, e, p in zip(frames, nme, pose, strict=True)}
+    rows = [FrameRow(int(i), *measured.get(i, (None, None))) for i in targets]
     if ids is not None:
         pos = {f: k for k, f in enumerate(emb_frames)}
         for row in rows:
@@ -161,7 +168,8 @@ def evaluate(ws: Workspace, request: EvalRequest, *, progress: ProgressFn = no_p
 
     report = EvalReport(
         original=str(request.original), merged=str(request.merged), src=request.src, dst=request.dst,
-        render=request.render, frames=a.frame_count, frames_compared=len(frames), frames_embedded=len(emb_frames),
+        render=request.render, frames=a.frame_count, frames_compared=len(frames),
+        frames_face_lost=len(targets) - len(frames), frames_embedded=len(emb_frames),
         embed_every=every,
         id_sim_src=mean(ids.sim_src) if ids else None, id_sim_dst=mean(ids.sim_dst) if ids else None,
         id_src_wins=ids.src_wins if ids else None, id_retrieval=ids.retrieval if ids else None,
@@ -206,12 +214,10 @@ class _Pixels:
         matte = metrics.frame_matte(r.landmarks, original.shape, erode=s.mask_erode, blur=s.mask_blur)
         self.flicker.update(original, merged, face_region(r.landmarks, original.shape))
         o = self.out.get(index)
-        if o is None:
-            return
         self.seam.update(original, merged, matte)
         if self.embedder is not None and index in self.embed_at:
             self.emb_in[index] = self.embedder.embed(original, r.landmarks)
-            self.emb_out[index] = self.embedder.embed(merged, o.landmarks)
+            self.emb_out[index] = self.embedder.embed(merged, (o or r).landmarks)
         if index in self.sheet_at:
             self.tiles[index] = (face_crop(original, r.box), face_crop(merged, r.box))
 

@@ -16,11 +16,12 @@ REPORT_VERSION = 1
 
 @dataclass
 class FrameRow:
-    """Measurements of one frame where the face was found in both clips (None: not measured there)."""
+    """Measurements of one compared frame (None: not measured there; ``nme``/``pose_deg`` are None
+    where the merged clip shows no face)."""
 
     frame: int
-    nme: float
-    pose_deg: float
+    nme: float | None
+    pose_deg: float | None
     sim_src: float | None = None
     sim_dst: float | None = None
     nearest: str | None = None
@@ -38,6 +39,7 @@ class EvalReport:
     render: str | None
     frames: int
     frames_compared: int           # face found in both clips (and swapped, when the render says)
+    frames_face_lost: int          # face in the original (and swapped) but none found there in the merge
     frames_embedded: int           # of those, identity-embedded (every ``embed_every``-th)
     embed_every: int
     id_sim_src: float | None
