@@ -49,8 +49,11 @@ def demo(
                                   help="Training budget in minutes (the rest takes about 2-3 more on 2 cores)."),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Run the whole job on built-in public-domain portraits: make two clips, record consent, extract,
-    train, merge, verify and evaluate; leave the output video and reports in --out."""
+    """Run the whole job end to end on built-in public-domain portraits, into one folder.
+
+    Makes two clips, records consent, extracts, trains for --minutes, merges, verifies and
+    evaluates; leaves the output video, contact sheet and reports in --out.
+    """
     config = DemoConfig(out=out, minutes=minutes)
     stack = contextlib.ExitStack()
 
