@@ -190,11 +190,11 @@ class _Run:
         checkpoint.load_module(self.ema.shadow, t, "ema")
         checkpoint.load_optimizer(self.opt, t, state.meta["opt"], "opt")
         if self.critic is not None and self.critic_opt is not None:
-            if "critic" not in state.meta:
-                raise ConfigError("checkpoint has no GAN critic; resume with --gan-power 0 or train a new model",
-                                  path=state.path)
-            checkpoint.load_module(self.critic, t, "critic")
-            checkpoint.load_optimizer(self.critic_opt, t, state.meta["critic"], "critic_opt")
+            if "critic" in state.meta:
+                checkpoint.load_module(self.critic, t, "critic")
+                checkpoint.load_optimizer(self.critic_opt, t, state.meta["critic"], "critic_opt")
+            else:  # GAN switched on part-way, as is usual once the faces are sharp: a fresh critic
+                log.info("no GAN critic in the checkpoint; starting a new one")
         torch.set_rng_state(t["rng.torch"])
         log.info("resumed %s from step %d (%s)", self.spec.name, state.step, state.path.name)
 
