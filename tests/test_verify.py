@@ -35,6 +35,29 @@ def scene(n: int, h: int = 480, w: int = 640, seed: int = 0,
     return [np.ascontiguousarray(big[16:16 + h, 3 * i:3 * i + w]) for i in range(n)]
 
 
+def studio(n: int, h: int = 540, w: int = 960, seed: int = 0) -> list[np.ndarray]:
+    """A lit backdrop with grain and textured shapes moving across it: like footage, unlike pure noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = np.stack([70 + 80 * (xx / w) * (c + 1) / 3 + 40 * np.cos(yy / h * 2 + c) for c in range(3)], axis=-1)
+    shapes = []
+    for _ in range(3):
+        size = rng.uniform(0.15, 0.3) * h
+        tex = rng.normal(0, 1, (int(size) // 4 + 2, int(size) // 4 + 2, 3)).astype(np.float32)
+        shapes.append((rng.uniform(0.2, 0.8) * w, rng.uniform(0.3, 0.7) * h, size, rng.uniform(-4, 4),
+                       rng.uniform(60, 200, 3), cv2.resize(tex, (w, h), interpolation=cv2.INTER_CUBIC) * 18))
+    grain = rng.normal(0, 1.5, (h, w, 3)).astype(np.float32)
+    frames = []
+    for t in range(n):
+        img = base.copy()
+        for cx, cy, size, vx, colour, texture in shapes:
+            inside = ((xx - cx - vx * t) / size) ** 2 + ((yy - cy) / (1.3 * size)) ** 2 < 1
+            img[inside] = colour + texture[inside]
+        img = cv2.GaussianBlur(img.astype(np.float32), (0, 0), 1.0) + np.roll(grain, 7 * t, axis=(0, 1))
+        frames.append(np.clip(img, 0, 255).astype(np.uint8))
+    return frames
+
+
 def write(path: Path, frames: list[np.ndarray], crf: int = 18) -> Path:
     h, w = frames[0].shape[:2]
     with VideoWriter(path, width=w, height=h, fps=25, crf=crf, preset="veryfast") as out:
@@ -46,12 +69,12 @@ def write(path: Path, frames: list[np.ndarray], crf: int = 18) -> Path:
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("verify")
-    frames = scene(16, 720, 960, scales=(32, 96))
+    frames = studio(16)
     wm = Watermarker(PAYLOAD)
     marked = write(d / "marked.mp4", [wm.embed(f) for f in frames])
     plain = write(d / "plain.mp4", frames)
     # Re-encode at CRF 28 after a 50% downscale: what a platform does to an upload.
-    small = [cv2.resize(f.image, (480, 360), interpolation=cv2.INTER_AREA) for f in read_frames(marked)]
+    small = [cv2.resize(f.image, (480, 270), interpolation=cv2.INTER_AREA) for f in read_frames(marked)]
     attacked = write(d / "attacked.mp4", small, crf=28)
     return {"marked": marked, "plain": plain, "attacked": attacked, "dir": d}
 

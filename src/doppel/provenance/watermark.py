@@ -24,11 +24,17 @@ doppel mark; tamper evidence comes from the signed content credentials) assigns 
 108 coded bits (below) gets an equal share of the remaining cells, spread over the whole frame.
 
 *Embedding.* Each cell's value becomes a smooth bump (bilinear interpolation of the cell grid up
-to the frame size), added equally to R, G and B, i.e. to luma only. Amplitude follows local
-texture (perceptual masking: busy cells get more, flat cells less), and is set by *improved spread
-spectrum*: the host frame's own correlation with each field is measured first and cancelled, so
-that after embedding every field correlates at exactly ``+T`` (mark) or ``±T`` (bits). This is
-what lets a static, high-contrast frame carry the mark reliably at a PSNR above 40 dB.
+to the frame size), added equally to R, G and B, i.e. to luma only. Amplitude is set by *improved
+spread spectrum*: the host frame's own correlation with each field is measured first and cancelled,
+so that after embedding every field correlates at exactly ``+T`` (mark) or ``±T`` (bits). This is
+what lets a static, high-contrast frame carry the mark reliably at a PSNR above 40 dB. Detection
+weighs each cell by the inverse of its residual energy (busy cells, edges, count less), so the
+amplitude is spread in proportion to the square root of that weight (``MASK_POWER``), then capped
+per cell by a visibility model (:func:`_visibility_cap`: about 2 levels on a flat wall, more where
+fine texture or structure at the mark's own scale masks it), and the frame's RMS change is capped
+(``MAX_RMS``). What remains is a smooth luma undulation over cells of 1/64 of the frame: on the
+shared footage it is not visible at 1:1 in playback; enlarged 2.5x beside the original, a faint
+mottle can be made out on flat or defocused backgrounds.
 
 *Detection.* Each frame's luma is resized to a fixed working size (``WORK`` pixels per side),
 high-pass filtered (minus a Gaussian blur, which removes brightness changes and large-scale
@@ -88,13 +94,13 @@ CONV_POLYS = (0o171, 0o133)
 CODE_BITS = 2 * (INFO_BITS + CONV_K - 1)
 """Coded bits carried by the frame: (payload + CRC + zero tail) x 2."""
 SYNC_CELLS = 1280
-STRENGTH = 2.0
+STRENGTH = 3.0
 """Target correlation ``T`` of each field, in luma levels per cell (0..255 scale)."""
 MAX_DELTA = 9.0
 """Cap on a cell's amplitude, in luma levels."""
 MAX_RMS = 2.3
 """Cap on the RMS luma change of a frame: 20*log10(255/sqrt(2.3**2 + 1/12)) = 40.8 dB PSNR at worst."""
-HIGHPASS_SIGMA = 10.0
+HIGHPASS_SIGMA = 5.0
 """Gaussian sigma (working pixels) of the detection high-pass."""
 MAX_CROP = 0.12
 """Largest crop, as a fraction of width or height (summed over both sides), searched for."""
@@ -260,9 +266,28 @@ def _weights(energy: np.ndarray) -> np.ndarray:
 
 
 MASK_POWER = 0.5
+JND_BASE = 2.0
+"""Largest amplitude (luma levels) a cell with no fine texture may carry: a flat wall or sky."""
+JND_SLOPE = 1.0
+"""Extra amplitude allowed per level of the cell's fine-texture RMS (texture masks the mark)."""
 
 
-def _masking(y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+JND_BAND = 0.4
+"""Extra amplitude allowed per level of the cell's own-scale RMS (soft shapes, defocused backgrounds)."""
+
+
+def _visibility_cap(y: np.ndarray, band_energy: np.ndarray) -> np.ndarray:
+    """Per-cell amplitude cap (GRID, GRID): ``JND_BASE + JND_SLOPE * fine-texture RMS + JND_BAND *
+    cell-scale RMS``, at most ``MAX_DELTA``. A flat wall shows a low-frequency undulation from about
+    2 levels; texture, and structure at the mark's own scale, hide more (contrast masking)."""
+    fine = y - cv2.GaussianBlur(y, (0, 0), 1.5)
+    texture = np.sqrt(_cells(fine * fine))
+    cap = JND_BASE + JND_SLOPE * texture + JND_BAND * np.sqrt(band_energy)
+    return np.minimum(cap, MAX_DELTA).astype(np.float32)
+
+
+
+def _masking(weights: np.ndarray) -> np.ndarray:
     """Per-cell amplitude factor, (GRID, GRID), mean square 1.
 
     Detection weighs cells by the inverse of their residual energy, so amplitude is best spent
@@ -295,9 +320,10 @@ class Watermarker:
         lay = _layout()
         y = _luma_work(image)
         r = _highpass(y)
-        wgt = _weights(_cells(r * r)).ravel()
+        band = _cells(r * r)
+        wgt = _weights(band).ravel()
         host = (_cells(r) * lay.signs).ravel() * wgt            # weighted host correlation per cell
-        mask = _masking(y, wgt).ravel()
+        mask = _masking(wgt).ravel()
         gain = _self_gain(h, w)
         # Improved spread spectrum: per field k, amplitude a_k such that the weighted correlation
         # sum_k(w s r) == target_k * T * sum_k(w).
@@ -306,7 +332,8 @@ class Watermarker:
         mask_sum = self._fields @ (mask * wgt)
         amp = (self._target * self.strength * wsum - host_sum) / (gain * mask_sum)
         per_cell = (self._fields.T @ amp) * mask
-        per_cell = np.clip(per_cell, -MAX_DELTA, MAX_DELTA).reshape(GRID, GRID) * lay.signs
+        cap = _visibility_cap(y, band).ravel()
+        per_cell = np.clip(per_cell, -cap, cap).reshape(GRID, GRID) * lay.signs
         delta = cv2.resize(per_cell.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
         # Hard quality floor: never spend more than MAX_RMS (PSNR >= 40 dB with rounding), whatever the host.
         rms = math.sqrt(float(cv2.mean(delta * delta)[0]))
