@@ -35,7 +35,7 @@ CONFIGS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "saehd-liae-128 bf16 workers=2": ("gpu-128", {}, {"precision": "bf16", "workers": 2}),
     "saehd-df-128 bf16": ("gpu-128", {"arch": "df"}, {"precision": "bf16"}),
     "preset cpu": ("cpu", {}, {}),
-    "preset gpu-128": ("gpu-128", {}, {}),
+    # preset gpu-128 is the first row (SAEHD capacity, batch 8, precision auto = bf16 on this CPU)
     "preset gpu-256": ("gpu-256", {}, {}),
 }
 QUICK = ("saehd-liae-128 bf16", "preset cpu")
