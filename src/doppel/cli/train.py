@@ -93,7 +93,8 @@ def train(
     holdout: float = typer.Option(0.0, "--holdout", help="Fraction of faces kept out for previews/evaluation."),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Train the face model; Ctrl-C or SIGTERM saves a checkpoint, and rerunning resumes it exactly."""
+    """Train the face model until --iters/--minutes (or until Ctrl-C). Ctrl-C or SIGTERM saves a
+    checkpoint; rerunning the same command resumes it exactly."""
     if pretrain:
         if not faces:
             raise ConfigError("--pretrain needs at least one --faces NAME")
