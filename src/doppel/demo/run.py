@@ -208,9 +208,13 @@ class _Demo:
     # 5 ------------------------------------------------------------------------------------------
     def merge(self, ws: Workspace, dst_clip: Path, progress: ProgressFn) -> dict[str, Any]:
         from doppel.merge.pipeline import MergeRequest, merge
+        from doppel.merge.settings import MergeSettings
 
-        report = merge(ws, MergeRequest(input=dst_clip, output=self.out / "output.mp4", model=MODEL),
-                       progress=progress)
+        # The landmark hull alone as the matte: a model trained for minutes has not yet learned a
+        # trustworthy mask of its own (merge's default multiplies the two).
+        settings = MergeSettings(mask_mode="hull")
+        report = merge(ws, MergeRequest(input=dst_clip, output=self.out / "output.mp4", model=MODEL,
+                                        settings=settings), progress=progress)
         keep = ("render_uid", "output", "frames", "swapped", "passthrough", "fps", "seconds", "flicker_ratio",
                 "provenance")
         data = report.to_dict()

@@ -113,13 +113,13 @@ def evaluate(ws: Workspace, request: EvalRequest, *, progress: ProgressFn = no_p
     if not targets:
         raise NoFaceError("the original shows no face in the frames to compare", path=request.original)
     if not frames:
-        raise NoFaceError("no frame shows the face in both the original and the merged clip", path=request.merged)
+        log.warning("%s: no face found in any compared frame; only identity and pixel metrics", request.merged)
     stages["track"] = time.perf_counter() - t
 
     # 3. landmarks
     t = time.perf_counter()
-    lm_in = np.stack([ref[i].landmarks for i in frames]).astype(np.float64)
-    lm_out = np.stack([out[i].landmarks for i in frames]).astype(np.float64)
+    lm_in = np.array([ref[i].landmarks for i in frames], dtype=np.float64).reshape(-1, 68, 2)
+    lm_out = np.array([out[i].landmarks for i in frames], dtype=np.float64).reshape(-1, 68, 2)
     nme = metrics.nme(lm_out, lm_in)
     pose = metrics.pose_errors(lm_out, lm_in, (a.width, a.height))
     mouth_in, mouth_out = metrics.mouth_openness(lm_in), metrics.mouth_openness(lm_out)
@@ -166,6 +166,9 @@ def evaluate(ws: Workspace, request: EvalRequest, *, progress: ProgressFn = no_p
     def mean(x: np.ndarray | None) -> float | None:
         return float(np.mean(x)) if x is not None and len(x) else None
 
+    def std(x: np.ndarray) -> float | None:
+        return float(np.std(x)) if len(x) else None
+
     report = EvalReport(
         original=str(request.original), merged=str(request.merged), src=request.src, dst=request.dst,
         render=request.render, frames=a.frame_count, frames_compared=len(frames),
@@ -176,10 +179,10 @@ def evaluate(ws: Workspace, request: EvalRequest, *, progress: ProgressFn = no_p
         id_sim_src_input=mean(ids_in.sim_src) if ids_in else None,
         id_sim_dst_input=mean(ids_in.sim_dst) if ids_in else None,
         id_retrieval_input=ids_in.retrieval if ids_in else None,
-        expression_nme=float(nme.mean()), expression_nme_median=float(np.median(nme)),
-        pose_error_deg=float(pose.mean()),
+        expression_nme=mean(nme), expression_nme_median=float(np.median(nme)) if len(nme) else None,
+        pose_error_deg=mean(pose),
         mouth_corr=metrics.correlation(mouth_in, mouth_out), eye_corr=metrics.correlation(eye_in, eye_out),
-        mouth_std_input=float(mouth_in.std()), eye_std_input=float(eye_in.std()),
+        mouth_std_input=std(mouth_in), eye_std_input=std(eye_in),
         jitter_px=metrics.track_jitter(idx, lm_out), jitter_px_input=metrics.track_jitter(idx, lm_in),
         flicker_ratio=pixels.flicker.ratio, seam_score=pixels.seam.score, identities=sorted(centroids),
         sheet=str(sheet_path) if sheet_path else None, per_frame=rows)
