@@ -147,6 +147,7 @@ def worker(kind: str, clip: str, batch: int, quick: bool) -> dict[str, Any]:
         report = merge(ws, MergeRequest(input=MEDIA / clip, output=out, model=name, batch=batch), swapper=swapper)
         step = find_model(ws, name).step
     out.unlink(missing_ok=True)
+    out.with_suffix(".c2pa").unlink(missing_ok=True)
     return {"runtime": type(swapper).__name__, "model_step": step, "model_load_s": round(load_s, 2),
             "frames": report.frames,
             "swapped": report.swapped, "seconds": round(report.seconds, 2),

@@ -28,7 +28,7 @@ from doppel.merge.model import ModelInfo
 from doppel.merge.provenance import Provenance
 from doppel.merge.settings import FrameSettings, MergeSettings
 from doppel.merge.sources import Destination
-from doppel.merge.temporal import FlickerMeter, ShotCutDetector, face_region
+from doppel.merge.temporal import FlickerMeter, Region, ShotCutDetector, face_region
 from doppel.ops.align import estimate_transform, transform_points, warp_to_face
 
 QUEUE_FRAMES = 16  # frames buffered between two stages
@@ -49,7 +49,7 @@ class WorkItem:
     status: str = "passthrough"
     occlusion: float | None = None
     shot_cut: bool = False
-    face_region: np.ndarray | None = None  # bool (H, W): the face's landmark hull
+    face_region: Region | None = None  # the face's landmark hull in the frame
 
 
 END = object()

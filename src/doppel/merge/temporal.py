@@ -114,20 +114,40 @@ class ShotCutDetector:
         return self.last_distance > threshold
 
 
-def face_region(landmarks: np.ndarray, frame_shape: tuple[int, ...]) -> np.ndarray:
-    """The convex hull of 68-point landmarks (frame pixels) as a bool ``(H, W)`` mask: where flicker counts."""
-    mask = np.zeros(frame_shape[:2], np.uint8)
-    hull = cv2.convexHull(np.round(np.asarray(landmarks)[:68]).astype(np.int32))
-    cv2.fillConvexPoly(mask, hull, 1)
-    return mask.astype(bool)
+@dataclass(frozen=True)
+class Region:
+    """A bool mask of part of a frame: ``mask`` covers rows ``y0..y0+h`` and columns ``x0..x0+w``."""
+
+    mask: np.ndarray
+    x0: int
+    y0: int
+
+    @classmethod
+    def of(cls, full: np.ndarray) -> Region | None:
+        """From a bool ``(H, W)`` mask of the whole frame (None when it is empty)."""
+        x, y, w, h = cv2.boundingRect(full.astype(np.uint8))
+        return cls(full[y:y + h, x:x + w].astype(bool), x, y) if w and h else None
+
+
+def face_region(landmarks: np.ndarray, frame_shape: tuple[int, ...]) -> Region | None:
+    """The convex hull of 68-point landmarks (frame pixels) clipped to the frame: where flicker counts."""
+    pts = np.round(np.asarray(landmarks, dtype=np.float64)[:68]).astype(np.int32)
+    h, w = frame_shape[:2]
+    x0, y0 = max(0, int(pts[:, 0].min())), max(0, int(pts[:, 1].min()))
+    x1, y1 = min(w, int(pts[:, 0].max()) + 1), min(h, int(pts[:, 1].max()) + 1)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull(pts - [x0, y0]).astype(np.int32), 1)
+    return Region(mask.astype(bool), x0, y0)
 
 
 @dataclass
 class FlickerMeter:
     """Frame-to-frame mean absolute change inside the face region, for input and output.
 
-    Feed frames in order; ``region`` is a bool ``(H, W)`` mask of the face in frame ``t`` (None
-    where there is no face, which breaks the chain). A pair ``(t-1, t)`` counts when both frames
+    Feed frames in order; ``region`` is the face in frame ``t``: a :class:`Region` or a bool ``(H, W)``
+    mask (None where there is no face, which breaks the chain). A pair ``(t-1, t)`` counts when both frames
     have a region and no reset came between them; the change is measured inside region ``t``.
     """
 
@@ -138,14 +158,15 @@ class FlickerMeter:
     def reset(self) -> None:
         self._prev = None
 
-    def update(self, inp: np.ndarray, out: np.ndarray, region: np.ndarray | None) -> None:
-        if region is None or not region.any():
+    def update(self, inp: np.ndarray, out: np.ndarray, region: Region | np.ndarray | None) -> None:
+        if isinstance(region, np.ndarray):
+            region = Region.of(region)
+        if region is None or not region.mask.any():
             self._prev = None
             return
         if self._prev is not None:
-            x0, y0, w, h = cv2.boundingRect(region.astype(np.uint8))
-            x1, y1 = x0 + w, y0 + h
-            sel = region[y0:y1, x0:x1]
+            sel, x0, y0 = region.mask, region.x0, region.y0
+            y1, x1 = y0 + sel.shape[0], x0 + sel.shape[1]
             p_in, p_out = self._prev
             for now, before, acc in ((inp, p_in, self.input_change), (out, p_out, self.output_change)):
                 diff = np.abs(now[y0:y1, x0:x1].astype(np.int16) - before[y0:y1, x0:x1].astype(np.int16))
@@ -166,7 +187,7 @@ class FlickerMeter:
 
 
 def flicker_ratio(inputs: Iterable[np.ndarray], outputs: Iterable[np.ndarray],
-                  regions: Iterable[np.ndarray | None]) -> float | None:
+                  regions: Iterable[Region | np.ndarray | None]) -> float | None:
     """Flicker ratio of a whole clip: uint8 ``(H, W, 3)`` input and output frames with per-frame face
     regions (bool ``(H, W)`` or None). <= 1.2 is doppel's bar for a steady merge."""
     meter = FlickerMeter()
