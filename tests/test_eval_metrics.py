@@ -71,6 +71,9 @@ def test_identity_scores_and_retrieval() -> None:
     assert s.retrieval == pytest.approx(0.5)
     assert s.src_wins == pytest.approx(0.5)
     np.testing.assert_allclose(s.sim_src[0], 0.9 / np.hypot(0.9, 0.1))
+    missed = metrics.identity_scores(emb, c, "ann", "bob", missing=4)  # 4 frames with no face: failures
+    assert missed.retrieval == pytest.approx(2 / 8) and missed.src_wins == pytest.approx(2 / 8)
+    assert metrics.identity_scores(np.zeros((0, 3)), c, "ann", "bob", missing=2).src_wins == 0.0
     with pytest.raises(ValueError, match="dan"):
         metrics.identity_scores(emb, c, "dan")
 

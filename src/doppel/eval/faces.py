@@ -76,10 +76,11 @@ def main_person(seen: dict[int, list[SeenFace]], known: dict[int, np.ndarray] | 
 def matched(reference: dict[int, SeenFace], seen: dict[int, list[SeenFace]], *, min_iou: float = 0.3
             ) -> dict[int, SeenFace]:
     """Per frame of ``reference``, the face of ``seen`` in the same frame overlapping it most
-    (IoU above ``min_iou``): the same head in the other clip."""
+    (IoU above ``min_iou``): the same head in the other clip. Only faces the detector confirmed
+    count (a track coasting over a frame where no face was detected is not a face found)."""
     out: dict[int, SeenFace] = {}
     for i, ref in reference.items():
-        best = max(seen.get(i, []), key=lambda f: box_iou(f.box, ref.box), default=None)
+        best = max((f for f in seen.get(i, []) if not f.coasted), key=lambda f: box_iou(f.box, ref.box), default=None)
         if best is not None and box_iou(best.box, ref.box) > min_iou:
             out[i] = best
     return out

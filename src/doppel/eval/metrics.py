@@ -72,39 +72,43 @@ def nearest(embeddings: np.ndarray, centroids: Mapping[str, np.ndarray]) -> list
 
 @dataclass(frozen=True)
 class IdentityScores:
-    """Per-frame similarities (``(T,)``) and what they add up to."""
+    """Per-frame similarities (``(T,)``) and what they add up to. ``missing`` frames should have been
+    scored but show no face: they count as failures in :attr:`retrieval` and :attr:`src_wins`."""
 
     sim_src: np.ndarray
     sim_dst: np.ndarray | None
     nearest: list[str]
     src: str
+    missing: int = 0
 
     @property
     def retrieval(self) -> float:
-        """Share of frames whose nearest identity is the source."""
-        return float(np.mean([n == self.src for n in self.nearest])) if self.nearest else float("nan")
+        """Share of frames (missing ones included) whose nearest identity is the source."""
+        total = len(self.nearest) + self.missing
+        return sum(n == self.src for n in self.nearest) / total if total else float("nan")
 
     @property
     def src_wins(self) -> float | None:
-        """Share of frames more similar to the source than to the destination."""
-        if self.sim_dst is None or len(self.sim_src) == 0:
+        """Share of frames (missing ones included) more similar to the source than to the destination."""
+        total = len(self.sim_src) + self.missing
+        if self.sim_dst is None or total == 0:
             return None
-        return float(np.mean(self.sim_src > self.sim_dst))
+        return float(np.sum(self.sim_src > self.sim_dst)) / total
 
 
 def identity_scores(embeddings: np.ndarray, centroids: Mapping[str, np.ndarray], src: str,
-                    dst: str | None = None) -> IdentityScores:
+                    dst: str | None = None, *, missing: int = 0) -> IdentityScores:
     """Similarity of ``(T, D)`` face embeddings to the ``src`` (and ``dst``) centroid, and the nearest
-    of all ``centroids`` per frame."""
+    of all ``centroids`` per frame; ``missing``: frames to score that showed no face (failures)."""
     if src not in centroids:
         raise ValueError(f"no centroid for source identity {src!r}; have {sorted(centroids)}")
     if dst is not None and dst not in centroids:
         raise ValueError(f"no centroid for destination identity {dst!r}; have {sorted(centroids)}")
     e = np.asarray(embeddings, dtype=np.float64).reshape(-1, np.asarray(centroids[src]).shape[-1])
     if len(e) == 0:
-        return IdentityScores(np.zeros(0), None if dst is None else np.zeros(0), [], src)
+        return IdentityScores(np.zeros(0), None if dst is None else np.zeros(0), [], src, missing)
     return IdentityScores(cosine(e, centroids[src]), None if dst is None else cosine(e, centroids[dst]),
-                          nearest(e, centroids), src)
+                          nearest(e, centroids), src, missing)
 
 
 # -- expression and pose ---------------------------------------------------------------------------

@@ -106,8 +106,8 @@ def evaluate(ws: Workspace, request: EvalRequest, *, progress: ProgressFn = no_p
     ref = main_person(scan(request.original, progress=step(0), total=total), _known_boxes(ws, request))
     out = matched(ref, scan(request.merged, progress=step(a.frame_count), total=total))
     # targets: frames where the original shows the face (and the merge swapped it); frames: of those,
-    # where the merged clip shows a face there too. A face the merge made unrecognisable as a face
-    # still counts for identity (embedded where the original's was), so bad swaps cannot hide.
+    # where the detector confirms a face in the merged clip too. Where it does not, the frame counts
+    # as an identity failure (so a swap too poor to read as a face cannot pass by being left out).
     targets = sorted(i for i in ref if request.swapped is None or i in request.swapped)
     frames = [i for i in targets if i in out]
     if not targets:
@@ -142,12 +142,14 @@ def evaluate(ws: Workspace, request: EvalRequest, *, progress: ProgressFn = no_p
     # 5. report
     t = time.perf_counter()
     emb_frames = sorted(pixels.emb_out)
+    missing = len(pixels.emb_in) - len(emb_frames)  # no face in the merge where identity was to be measured
     ids = ids_in = None
-    if emb_frames:
-        ids = metrics.identity_scores(np.stack([pixels.emb_out[i] for i in emb_frames]), centroids, request.src,
-                                      request.dst)
-        ids_in = metrics.identity_scores(np.stack([pixels.emb_in[i] for i in emb_frames]), centroids, request.src,
-                                         request.dst)
+    if pixels.emb_in:
+        dim = len(next(iter(pixels.emb_in.values())))
+        ids = metrics.identity_scores(np.array([pixels.emb_out[i] for i in emb_frames]).reshape(-1, dim), centroids,
+                                      request.src, request.dst, missing=missing)
+        ids_in = metrics.identity_scores(np.stack([pixels.emb_in[i] for i in sorted(pixels.emb_in)]), centroids,
+                                         request.src, request.dst)
     measured = {i: (float(e), float(p)) for i, e, p in zip(frames, nme, pose, strict=True)}
     rows = [FrameRow(int(i), *measured.get(i, (None, None))) for i in targets]
     if ids is not None:
@@ -172,7 +174,7 @@ def evaluate(ws: Workspace, request: EvalRequest, *, progress: ProgressFn = no_p
     report = EvalReport(
         original=str(request.original), merged=str(request.merged), src=request.src, dst=request.dst,
         render=request.render, frames=a.frame_count, frames_compared=len(frames),
-        frames_face_lost=len(targets) - len(frames), frames_embedded=len(emb_frames),
+        frames_face_lost=len(targets) - len(frames), frames_embedded=len(pixels.emb_in),
         embed_every=every,
         id_sim_src=mean(ids.sim_src) if ids else None, id_sim_dst=mean(ids.sim_dst) if ids else None,
         id_src_wins=ids.src_wins if ids else None, id_retrieval=ids.retrieval if ids else None,
@@ -220,7 +222,8 @@ class _Pixels:
         self.seam.update(original, merged, matte)
         if self.embedder is not None and index in self.embed_at:
             self.emb_in[index] = self.embedder.embed(original, r.landmarks)
-            self.emb_out[index] = self.embedder.embed(merged, (o or r).landmarks)
+            if o is not None:  # no face there: a failure for identity, not something to embed
+                self.emb_out[index] = self.embedder.embed(merged, o.landmarks)
         if index in self.sheet_at:
             self.tiles[index] = (face_crop(original, r.box), face_crop(merged, r.box))
 

@@ -40,12 +40,12 @@ class EvalReport:
     frames: int
     frames_compared: int           # face found in both clips (and swapped, when the render says)
     frames_face_lost: int          # face in the original (and swapped) but none found there in the merge
-    frames_embedded: int           # of those, identity-embedded (every ``embed_every``-th)
+    frames_embedded: int           # sampled for identity (every ``embed_every``-th); face lost there = failure
     embed_every: int
     id_sim_src: float | None
     id_sim_dst: float | None
-    id_src_wins: float | None      # share of embedded frames with id_sim_src > id_sim_dst
-    id_retrieval: float | None     # share of embedded frames whose nearest identity is src
+    id_src_wins: float | None      # share of sampled frames with id_sim_src > id_sim_dst (no face: a loss)
+    id_retrieval: float | None     # share of sampled frames whose nearest identity is src (no face: a miss)
     id_sim_src_input: float | None
     id_sim_dst_input: float | None
     id_retrieval_input: float | None
