@@ -136,6 +136,9 @@ def worker(kind: str, clip: str, batch: int, quick: bool) -> dict[str, Any]:
     from doppel.merge.pipeline import MergeRequest, merge
 
     root = WORKDIR / "ws"
+    if kind.startswith("ext:"):  # a model trained in another workspace: "ext:WS|MODEL"
+        ws_path, _, model_name = kind.removeprefix("ext:").partition("|")
+        root, kind = Path(ws_path), f"model:{model_name}"
     trained = kind.startswith("model:")
     real = trained or kind in ("cpu", "gpu-128")
     swapper: Any = None if real else StandIn(kind)  # real models load through doppel.train.load_swapper
@@ -249,6 +252,11 @@ def run(quick: bool) -> dict[str, Any]:
     for name, clip in _trained_models(clips):
         r = _spawn(f"model:{name}", clip, 8, quick)
         flicker[clip][f"trained {name} (step {r['model_step']})"] = r["flicker_ratio"]
+    # models trained elsewhere: DOPPEL_BENCH_MERGE_MODELS="WS|MODEL|CLIP;..." (CLIP: a shared clip's file name)
+    for entry in filter(None, os.environ.get("DOPPEL_BENCH_MERGE_MODELS", "").split(";")):
+        ws_path, model_name, clip = entry.split("|")
+        r = _spawn(f"ext:{ws_path}|{model_name}", clip, 8, quick)
+        flicker.setdefault(clip, {})[f"trained {model_name} (step {r['model_step']})"] = r["flicker_ratio"]
     result["flicker"] = flicker
     worst = max(max(v.values()) for v in flicker.values())
     cpu_fps = throughput["cpu"]["fps_median"]
@@ -270,9 +278,9 @@ def _table(throughput: dict[str, Any], flicker: dict[str, Any]) -> str:
         stages = ", ".join(f"{k} {v}" for k, v in r["stage_ms_per_frame"].items())
         lines.append(f"| {preset} | {r['fps_median']} | {r['cpu_ms_per_frame']} | {r['fps_bound_2_idle_cores']} | "
                      f"{stages} | {r['peak_rss_mb']} | {r['loadavg'][0]} |")
-    lines += ["", "| clip | flicker (reconstruct) | flicker (recolour) |", "|---|---|---|"]
+    lines += ["", "| clip | swapper | flicker ratio |", "|---|---|---|"]
     for clip, v in flicker.items():
-        lines.append(f"| {clip} | {v['reconstruct']:.3f} | {v['recolour']:.3f} |")
+        lines += [f"| {clip} | {swapper} | {ratio:.3f} |" for swapper, ratio in v.items() if ratio is not None]
     return "\n".join(lines)
 
 
