@@ -258,7 +258,7 @@ def run(quick: bool) -> dict[str, Any]:
         r = _spawn(f"ext:{ws_path}|{model_name}", clip, 8, quick)
         flicker.setdefault(clip, {})[f"trained {model_name} (step {r['model_step']})"] = r["flicker_ratio"]
     result["flicker"] = flicker
-    worst = max(max(v.values()) for v in flicker.values())
+    worst = max(r for v in flicker.values() for r in v.values() if r is not None)
     cpu_fps = throughput["cpu"]["fps_median"]
     result.update(
         target=f">= {TARGET_FPS:g} frames/s at 720p with a cpu-preset model; flicker ratio <= {TARGET_FLICKER}",
