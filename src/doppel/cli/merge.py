@@ -14,12 +14,26 @@ from doppel.cli.common import JsonOpt, console, emit_json, progress_bar
 from doppel.faceset.workspace import Workspace
 from doppel.merge.pipeline import MergeRequest
 from doppel.merge.pipeline import merge as run_merge
-from doppel.merge.settings import CHOICES, load_settings, parse_override
+from doppel.merge.settings import CHOICES, MergeSettings, load_settings, parse_override
 
-_SET_HELP = ("Change one setting, KEY=VALUE (repeatable). Keys: "
-             + ", ".join(f"{k} ({'|'.join(map(str, v))})" for k, v in CHOICES.items())
-             + "; numbers: mask_erode, mask_blur, sharpen, face_scale, colour_smoothing, mask_smoothing, "
-             "occlusion_threshold, shot_cut_threshold; true/false: keep_original, smoothing.")
+
+def _bound(meta: list[object], name: str) -> object:
+    return next((getattr(m, name) for m in meta if getattr(m, name, None) is not None), "")
+
+
+def _set_help() -> str:
+    """The --set help, from the settings' own declared types and ranges."""
+    fields = MergeSettings.model_fields
+    numbers = [f"{k} ({_bound(f.metadata, 'ge')}..{_bound(f.metadata, 'le')})"
+               for k, f in fields.items() if f.annotation in (int, float)]
+    flags = [k for k, f in fields.items() if f.annotation is bool]
+    return ("Change one setting, KEY=VALUE (repeatable). Choices: "
+            + ", ".join(f"{k} ({'|'.join(map(str, v))})" for k, v in CHOICES.items())
+            + "; numbers: " + ", ".join(numbers) + "; true/false: " + ", ".join(flags)
+            + "; mask_polygons: JSON.")
+
+
+_SET_HELP = _set_help()
 
 
 @contextlib.contextmanager
