@@ -40,9 +40,10 @@ BAR = 0.9
 # Training settings for a budget of minutes on CPU: the cpu preset's network with a higher learning
 # rate and a shorter EMA than its defaults (which suit runs of hours).
 TRAIN = {"lr": 2e-4, "ema_decay": 0.99}
-METRICS = ("id_src_wins", "id_sim_src", "id_sim_dst", "id_retrieval", "id_sim_src_input", "id_sim_dst_input",
+METRICS = ("id_src_wins", "id_match_src", "id_match_src_input",
+           "id_sim_src", "id_sim_dst", "id_retrieval", "id_sim_src_input", "id_sim_dst_input",
            "expression_nme", "pose_error_deg", "mouth_corr", "eye_corr", "jitter_px", "jitter_px_input",
-           "flicker_ratio", "seam_score", "frames", "frames_compared", "frames_embedded")
+           "flicker_ratio", "seam_score", "frames", "frames_compared", "frames_face_lost", "frames_embedded")
 
 
 def _child(src: str, dst: str, minutes: float, work: Path) -> dict[str, Any]:
@@ -124,15 +125,17 @@ def run(quick: bool) -> dict[str, Any]:
         results[f"{src}->{dst}"] = {**_spawn(src, dst, minutes), "load_before": before}
     wins = {k: r.get("metrics", {}).get("id_src_wins") for k, r in results.items()}
     passed = all(w is not None and w >= BAR for w in wins.values()) and len(results) == len(PAIRS)
-    table = ["| pair | src wins | id_sim src / dst (input) | retrieval | NME | pose deg | mouth / eye corr | "
-             "jitter px (input) | flicker | seam | steps | img/s |", "|---|" + "---|" * 11]
+    table = ["| pair | src wins | dlib match src (input) | id_sim src / dst (input) |"
+             " retrieval | NME | pose deg | mouth / eye corr | "
+             "jitter px (input) | flicker | seam | steps | img/s |", "|---|" + "---|" * 12]
     for k, r in results.items():
         m, tr = r.get("metrics", {}), r.get("train", {})
         if not m:
-            table.append(f"| {k} | error: {r.get('error')} |" + " |" * 10)
+            table.append(f"| {k} | error: {r.get('error')} |" + " |" * 11)
             continue
         table.append(
-            f"| {k} | {_f(m['id_src_wins'], '.0%')} | {_f(m['id_sim_src'])} / {_f(m['id_sim_dst'])} "
+            f"| {k} | {_f(m['id_src_wins'], '.0%')} | {_f(m['id_match_src'], '.0%')} "
+            f"({_f(m['id_match_src_input'], '.0%')}) | {_f(m['id_sim_src'])} / {_f(m['id_sim_dst'])} "
             f"({_f(m['id_sim_src_input'])} / {_f(m['id_sim_dst_input'])}) | {_f(m['id_retrieval'], '.0%')} | "
             f"{_f(m['expression_nme'], '.4f')} | {_f(m['pose_error_deg'], '.2f')} | {_f(m['mouth_corr'], '.2f')} / "
             f"{_f(m['eye_corr'], '.2f')} | {_f(m['jitter_px'], '.2f')} ({_f(m['jitter_px_input'], '.2f')}) | "

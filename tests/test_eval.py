@@ -66,7 +66,7 @@ def test_clip_against_itself_has_zero_error(scene: dict[str, Path]) -> None:
     assert r.expression_nme == 0.0 and r.pose_error_deg == 0.0
     assert r.flicker_ratio == pytest.approx(1.0) and r.seam_score == pytest.approx(1.0)
     assert r.jitter_px == pytest.approx(r.jitter_px_input)
-    assert r.id_retrieval == 1.0 and r.id_src_wins == 1.0
+    assert r.id_retrieval == 1.0 and r.id_src_wins == 1.0 and r.id_match_src == 1.0
     assert r.id_sim_src == pytest.approx(r.id_sim_src_input) and r.id_sim_src > 0.9
     sheet = read_image(Path(r.sheet))
     assert sheet.ndim == 3 and sheet.shape[1] > 6 * 150
@@ -92,6 +92,7 @@ def test_other_person_on_the_same_motion_is_retrieved_as_the_source(scene: dict[
     r = _eval(scene, "hopper", "hopper", "astronaut", embed_every=3)
     assert r.id_retrieval == 1.0 and r.id_src_wins == 1.0
     assert r.id_retrieval_input == 0.0  # the original is the destination, not the source
+    assert r.id_match_src == 1.0 and r.id_match_src_input == 0.0
     assert r.id_sim_src > r.id_sim_dst
     assert r.frames_embedded == len(range(0, r.frames_compared, 3))
 

@@ -126,3 +126,11 @@ def test_frame_matte_is_frame_shaped_and_feathered() -> None:
     assert matte.shape == (120, 200) and matte.dtype == np.float32
     assert matte.min() >= 0.0 and matte.max() <= 1.0
     assert ((matte > 0.05) & (matte < 0.95)).any()
+
+
+def test_match_share_uses_raw_distance_and_counts_missing() -> None:
+    ref = np.array([1.0, 0.0])
+    emb = np.array([[1.1, 0.0], [1.0, 0.5], [0.0, 1.0]])  # distances 0.1, 0.5, 1.41
+    assert metrics.match_share(emb, ref, 0.6) == pytest.approx(2 / 3)
+    assert metrics.match_share(emb, ref, 0.6, missing=1) == pytest.approx(2 / 4)
+    assert metrics.match_share(np.zeros((0, 2)), ref, 0.6) is None

@@ -30,7 +30,8 @@ def summary(report: DemoReport) -> list[str]:
         f"  trained      {tr.get('steps')} steps in {_fmt(tr.get('seconds'), '.0f')} s "
         f"({_fmt(tr.get('images_per_s'), '.1f')} images/s, {tr.get('arch')} {tr.get('resolution')} px)",
         f"  identity     id_sim_src {_fmt(ev.get('id_sim_src'))} vs id_sim_dst {_fmt(ev.get('id_sim_dst'))}; "
-        f"more source than destination in {_fmt(ev.get('id_src_wins'), '.0%')} of frames",
+        f"more source than destination in {_fmt(ev.get('id_src_wins'), '.0%')} of frames, "
+        f"recognised as the source in {_fmt(ev.get('id_match_src'), '.0%')}",
         f"  expression   nme {_fmt(ev.get('expression_nme'), '.4f')}, "
         f"pose error {_fmt(ev.get('pose_error_deg'), '.1f')} deg; "
         f"flicker ratio {_fmt(ev.get('flicker_ratio'), '.2f')}, seam {_fmt(ev.get('seam_score'), '.2f')}",

@@ -111,6 +111,16 @@ def identity_scores(embeddings: np.ndarray, centroids: Mapping[str, np.ndarray],
                           nearest(e, centroids), src, missing)
 
 
+def match_share(embeddings: np.ndarray, reference: np.ndarray, distance: float, *, missing: int = 0) -> float | None:
+    """Share of ``(T, D)`` raw embeddings within Euclidean ``distance`` of ``reference`` (the embedder's
+    own same-person threshold, e.g. 0.6 for dlib), counting ``missing`` frames as misses; None if none."""
+    e = np.asarray(embeddings, dtype=np.float64).reshape(-1, np.asarray(reference).shape[-1])
+    total = len(e) + missing
+    if total == 0:
+        return None
+    return float(np.sum(np.linalg.norm(e - np.asarray(reference, np.float64), axis=1) < distance)) / total
+
+
 # -- expression and pose ---------------------------------------------------------------------------
 def interocular(landmarks: np.ndarray) -> np.ndarray:
     """Distance between the outer eye corners (36, 45): ``(...,)`` from ``(..., 68, 2)``."""

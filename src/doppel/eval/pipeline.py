@@ -60,14 +60,19 @@ class EvalRequest:
     sheet: Path | None = None
 
 
-def identity_centroids(ws: Workspace) -> dict[str, np.ndarray]:
-    """Unit centroid of each identity's stored face embeddings (identities without any are left out)."""
+def identity_embeddings(ws: Workspace) -> dict[str, np.ndarray]:
+    """Each identity's stored face embeddings ``(K, D)`` (identities without any are left out)."""
     out: dict[str, np.ndarray] = {}
     for name in ws.identities():
         embs = [f.embedding for f in faces(ws, name) if f.embedding is not None]
         if embs:
-            out[name] = metrics.centroid(np.stack(embs))
+            out[name] = np.stack(embs)
     return out
+
+
+def identity_centroids(ws: Workspace) -> dict[str, np.ndarray]:
+    """Unit centroid of each identity's stored face embeddings (identities without any are left out)."""
+    return {name: metrics.centroid(e) for name, e in identity_embeddings(ws).items()}
 
 
 def evaluate(ws: Workspace, request: EvalRequest, *, progress: ProgressFn = no_progress) -> EvalReport:
@@ -86,7 +91,8 @@ def evaluate(ws: Workspace, request: EvalRequest, *, progress: ProgressFn = no_p
                          "with the clip it was made from", path=request.merged)
     if a.frame_count != b.frame_count:
         raise InputError(f"has {b.frame_count} frames but the original has {a.frame_count}", path=request.merged)
-    centroids = identity_centroids(ws)
+    stored = identity_embeddings(ws)
+    centroids = {name: metrics.centroid(e) for name, e in stored.items()}
     for name in (request.src, request.dst):
         if name is None:
             continue
@@ -150,6 +156,13 @@ def evaluate(ws: Workspace, request: EvalRequest, *, progress: ProgressFn = no_p
                                       request.src, request.dst, missing=missing)
         ids_in = metrics.identity_scores(np.stack([pixels.emb_in[i] for i in sorted(pixels.emb_in)]), centroids,
                                          request.src, request.dst)
+    match = match_in = None
+    if pixels.emb_in:  # dlib's own same-person test: raw distance to the source's mean embedding
+        ref_src, limit = stored[request.src].mean(0), backends.embedder(EMBEDDER).match_distance
+        dim = len(ref_src)
+        match = metrics.match_share(np.array([pixels.emb_out[i] for i in emb_frames]).reshape(-1, dim), ref_src,
+                                    limit, missing=missing)
+        match_in = metrics.match_share(np.stack([pixels.emb_in[i] for i in sorted(pixels.emb_in)]), ref_src, limit)
     measured = {i: (float(e), float(p)) for i, e, p in zip(frames, nme, pose, strict=True)}
     rows = [FrameRow(int(i), *measured.get(i, (None, None))) for i in targets]
     if ids is not None:
@@ -181,6 +194,7 @@ def evaluate(ws: Workspace, request: EvalRequest, *, progress: ProgressFn = no_p
         id_sim_src_input=mean(ids_in.sim_src) if ids_in else None,
         id_sim_dst_input=mean(ids_in.sim_dst) if ids_in else None,
         id_retrieval_input=ids_in.retrieval if ids_in else None,
+        id_match_src=match, id_match_src_input=match_in,
         expression_nme=mean(nme), expression_nme_median=float(np.median(nme)) if len(nme) else None,
         pose_error_deg=mean(pose),
         mouth_corr=metrics.correlation(mouth_in, mouth_out), eye_corr=metrics.correlation(eye_in, eye_out),

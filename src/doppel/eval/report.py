@@ -46,6 +46,8 @@ class EvalReport:
     id_sim_dst: float | None
     id_src_wins: float | None      # share of sampled frames with id_sim_src > id_sim_dst (no face: a loss)
     id_retrieval: float | None     # share of sampled frames whose nearest identity is src (no face: a miss)
+    id_match_src: float | None     # share of sampled frames dlib itself calls the source (distance < 0.6)
+    id_match_src_input: float | None
     id_sim_src_input: float | None
     id_sim_dst_input: float | None
     id_retrieval_input: float | None
@@ -96,6 +98,8 @@ def table_rows(r: EvalReport) -> list[tuple[str, str, str, str]]:
         ("id_sim_src", _f(r.id_sim_src), _f(r.id_sim_src_input), f"cosine to {r.src!r}: higher = more source"),
         ("id_sim_dst", _f(r.id_sim_dst), _f(r.id_sim_dst_input), f"cosine to {r.dst!r}: lower = less destination"),
         ("id_src_wins", _f(r.id_src_wins, ".1%"), "", "frames more source than destination (bar: >= 90%)"),
+        ("id_match_src", _f(r.id_match_src, ".1%"), _f(r.id_match_src_input, ".1%"),
+         "frames the embedder itself calls the source (its same-person distance)"),
         ("id_retrieval", _f(r.id_retrieval, ".1%"), _f(r.id_retrieval_input, ".1%"),
          f"frames whose nearest of {len(r.identities)} identities is the source"),
         ("expression_nme", _f(r.expression_nme, ".4f"), "0", "landmark error / inter-ocular distance"),
