@@ -66,7 +66,7 @@ class MergeSettings(BaseModel):
     smoothing: bool = Field(True, description="smooth colour and mask over time; off resets (use at cuts)")
     colour_smoothing: float = Field(0.7, ge=0.0, le=0.98,
                                     description="weight of the past in the colour statistics (0 = none)")
-    face_smoothing: float = Field(0.5, ge=0.0, le=0.95,
+    face_smoothing: float = Field(0.7, ge=0.0, le=0.95,
                                   description="weight of the past swapped face where the destination is still "
                                   "(motion-aware; 0 = none)")
     mask_smoothing: float = Field(0.5, ge=0.0, le=0.98,
