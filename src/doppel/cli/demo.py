@@ -46,8 +46,8 @@ def summary(report: DemoReport) -> list[str]:
 def demo(
     out: Path = typer.Option(Path("demo-out"), "--out", help="Folder for everything the demo makes (an earlier "
                                                               "demo's folder is replaced)."),
-    minutes: float = typer.Option(8.0, "--minutes", min=0.1, max=600,
-                                  help="Training budget in minutes (the rest takes about 2-3 more on 2 cores)."),
+    minutes: float = typer.Option(10.0, "--minutes", min=0.1, max=600,
+                                  help="Training budget in minutes (the rest takes about 1-2 more on 2 cores)."),
     json_out: bool = JsonOpt,
 ) -> None:
     """Run the whole job end to end on built-in public-domain portraits, into one folder.

@@ -57,12 +57,12 @@ SCOPE = "doppel's built-in demonstration: a synthetic clip made from this portra
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """The demo's settings. ``minutes`` is the training budget; the rest takes about 2-3 minutes
+    """The demo's settings. ``minutes`` is the training budget; the rest takes about 1-2 minutes
     more on two CPU cores. The model is the ``cpu`` preset at ``resolution`` px with a shorter EMA
     and a higher learning rate, which suits a budget of minutes rather than hours."""
 
     out: Path
-    minutes: float = 8.0
+    minutes: float = 10.0
     seconds: float = 4.0
     width: int = 640
     height: int = 360
