@@ -15,10 +15,8 @@ from doppel.cli import eval as eval_cmd
 from doppel.cli import extract as extract_cmd
 from doppel.cli import faceset as faceset_cmd
 from doppel.cli import glitches as glitches_cmd
-from doppel.cli import glitches as glitches_cmd
 from doppel.cli import init as init_cmd
 from doppel.cli import merge as merge_cmd
-from doppel.cli import review as review_cmd
 from doppel.cli import review as review_cmd
 from doppel.cli import train as train_cmd
 from doppel.cli import verify as verify_cmd
@@ -75,8 +73,6 @@ command("stats", faceset_cmd.stats, faceset_cmd.app)
 command("prune", faceset_cmd.prune, faceset_cmd.app)
 command("unprune", faceset_cmd.unprune, faceset_cmd.app)
 command("merge", merge_cmd.merge)
-command("glitches", glitches_cmd.glitches)
-command("review", review_cmd.review)
 command("glitches", glitches_cmd.glitches)
 command("review", review_cmd.review)
 command("train", train_cmd.train)
