@@ -33,7 +33,6 @@ from doppel.merge.settings import MergeSettings
 from doppel.merge.sources import destination_faces
 from doppel.merge.stages import (
     END,
-    Compositor,
     Pipe,
     RunContext,
     StageTimer,
@@ -42,16 +41,10 @@ from doppel.merge.stages import (
     decode_stage,
     guard,
     infer_stage,
-    prepare_item,
-    run_batch,
 )
 from doppel.merge.temporal import FlickerMeter
 
 log = logging.getLogger(__name__)
-
-# Earlier names of stage pieces that doppel.review.replay imports from this module.
-__all__ = ["Compositor", "MergeReport", "MergeRequest", "_Context", "_Stages", "_prepare", "_run_batch", "merge"]
-_Context, _Stages, _prepare, _run_batch = RunContext, StageTimer, prepare_item, run_batch
 
 OUTPUT_CONTAINERS = (".mp4", ".mov", ".m4v")  # H.264 + audio, and a C2PA manifest can be embedded
 DB_FLUSH_EVERY = 64  # render_frames rows written per transaction
