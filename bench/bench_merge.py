@@ -243,7 +243,7 @@ def run(quick: bool) -> dict[str, Any]:
     for preset in ("cpu", "gpu-128"):
         runs = [_spawn(preset, CLIP_720P, 8, quick) for _ in range(1 if quick else 2)]
         fps = sorted(r["fps"] for r in runs)
-        throughput[preset] = {"fps_median": float(np.median(fps)), "fps_runs": fps, **runs[0]}
+        throughput[preset] = {"fps_median": round(float(np.median(fps)), 2), "fps_runs": fps, **runs[0]}
     result["throughput_720p"] = throughput
     result["inference_runtimes"] = {p: inference_runtimes(p, 8, 2.0 if quick else 5.0) for p in ("cpu", "gpu-128")}
     flicker: dict[str, Any] = {}
