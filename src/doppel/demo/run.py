@@ -69,7 +69,7 @@ class DemoConfig:
     resolution: int = 64
     arch: str = "df"
     lr: float = 5e-4
-    ema_decay: float = 0.99
+    ema_decay: float = 0.9
     random_warp: bool = False
     batch: int = 8
 
