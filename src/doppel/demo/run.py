@@ -58,8 +58,10 @@ SCOPE = "doppel's built-in demonstration: a synthetic clip made from this portra
 @dataclass(frozen=True)
 class DemoConfig:
     """The demo's settings. ``minutes`` is the training budget; the rest takes about 1-2 minutes
-    more on two CPU cores. The model is the ``cpu`` preset at ``resolution`` px with a shorter EMA
-    and a higher learning rate, which suits a budget of minutes rather than hours."""
+    more on two CPU cores. The model is the ``cpu`` preset network at ``resolution`` px with a
+    higher learning rate and a much shorter EMA, which suit a budget of minutes rather than hours
+    (the EMA is not bias-corrected: at decay 0.99 a third of it is still the random initialisation
+    after ~100 steps, and the swapped face comes out a grey blur)."""
 
     out: Path
     minutes: float = 10.0
