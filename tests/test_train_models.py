@@ -204,8 +204,13 @@ def test_ema_and_gan_terms() -> None:
     with torch.no_grad():
         net.weight.add_(2.0)
     before = shadow.weight.clone()
-    ema.update()
+    ema.update(1000)  # past the warm-up: the configured decay
     assert torch.allclose(shadow.weight, before + 1.0)
+    with torch.no_grad():
+        net.weight.add_(1.0)
+    ema.update(0)  # first update: decay 0.1, so the average mostly takes the new weights
+    assert torch.allclose(shadow.weight, before + 1.0 + 0.9 * 2.0)
+    assert losses.EMA(net, shadow, decay=0.999).decay_at(100) == pytest.approx(101 / 110)
     critic = losses.PatchDiscriminator(8)
     x = torch.rand(2, 3, 64, 64)
     assert critic(x).shape == (2, 1, 8, 8)

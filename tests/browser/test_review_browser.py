@@ -119,7 +119,7 @@ def test_jump_to_flagged_override_rerender_screenshot(server: tuple[str, Analyse
     _until(lambda: body("imageKey") not in ("", before_key), what="the re-rendered image")
     after = body("imageHash")
     assert after != before, "the frame did not change after re-render"
-    assert browser.find_element(By.ID, "dirty").text == "0"
+    _until(lambda: browser.find_element(By.ID, "dirty").text == "0", what="nothing left to re-render")
     # draw an exclude polygon over the face on frame 10 in the mask view, save it, re-render: the mask changes
     browser.find_element(By.ID, "frame-num").clear()
     browser.find_element(By.ID, "frame-num").send_keys("10", Keys.ENTER)
@@ -136,7 +136,8 @@ def test_jump_to_flagged_override_rerender_screenshot(server: tuple[str, Analyse
     chain.perform()
     browser.find_element(By.ID, "poly-save").click()
     _until(lambda: "Polygons saved" in browser.find_element(By.ID, "message").text, what="the polygon to be saved")
-    assert int(browser.find_element(By.ID, "dirty").text) >= 10  # carried forward: frames 10..end
+    # carried forward: frames 10..end (the counter updates after the message, so wait for it)
+    _until(lambda: int(browser.find_element(By.ID, "dirty").text or 0) >= 10, what="frames 10.. to re-render")
     info = rendered.client.get(f"/api/renders/{rendered.uid}/frames/10", headers=headers).json()
     assert len(info["polygons"]) == 1 and info["polygons"][0]["mode"] == "exclude"
     pts = np.array(info["polygons"][0]["points"])

@@ -206,7 +206,7 @@ class _Run:
         return 0 if self.device.type == "cpu" else min(4, os.cpu_count() or 1)
 
     # 4: the steps -------------------------------------------------------------------------------
-    def _step(self, batches: list[dict[str, torch.Tensor]]) -> dict[str, float]:
+    def _step(self, batches: list[dict[str, torch.Tensor]], step: int) -> dict[str, float]:
         tc = self.tc
         self.opt.zero_grad(set_to_none=True)
         totals: dict[str, float] = {}
@@ -239,7 +239,7 @@ class _Run:
                 totals[k] = totals.get(k, 0.0) + float(v.detach()) / len(batches)
             totals["loss"] = totals.get("loss", 0.0) + float(loss.detach())
         self.opt.step()
-        self.ema.update()
+        self.ema.update(step)
         return totals
 
     def run(self, progress: ProgressFn, on_step: Callable[[StepInfo], None] | None,
@@ -270,7 +270,7 @@ class _Run:
                 status = "interrupted" if should_stop() else "done"
                 break
             batches = [next(it) for _ in range(tc.accum)]
-            last_losses = self._step(batches)
+            last_losses = self._step(batches, step)
             step += 1
             now_t = time.monotonic()
             window = [*window[-20:], (now_t, step)]

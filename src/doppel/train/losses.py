@@ -138,6 +138,11 @@ class EMA:
         for d, s in zip(self._dst, model.parameters(), strict=True):
             d.copy_(s)
 
+    def decay_at(self, step: int) -> float:
+        """The decay used for update number ``step`` (0-based): warmed up as (1 + step) / (10 + step)
+        so that a short run's average is not dominated by the random initial weights."""
+        return min(self.decay, (1.0 + step) / (10.0 + step))
+
     @torch.no_grad()
-    def update(self) -> None:
-        torch._foreach_lerp_(self._dst, self._src, 1.0 - self.decay)
+    def update(self, step: int) -> None:
+        torch._foreach_lerp_(self._dst, self._src, 1.0 - self.decay_at(step))
