@@ -48,13 +48,14 @@ def resolve_configs(ws: Workspace, name: str, preset_name: str | None, model_fla
         base_model = checkpoint.read_config(base_dir)
         if (base_dir / checkpoint.TRAIN).is_file():
             meta = json.loads((base_dir / checkpoint.TRAIN).read_text())
-            saved_train = {k: v for k, v in meta.get("train", {}).items() if k in ("batch", "precision", "workers")}
+            inherited = ("batch", "precision", "workers", "lr", "ema_decay")
+            saved_train = {k: v for k, v in meta.get("train", {}).items() if k in inherited}
             preset_name = meta.get("preset")
     else:
         p = preset(preset_name or "cpu")
         preset_name = preset_name or "cpu"
         base_model = p.model
-        saved_train = {"batch": p.batch}
+        saved_train = p.train_defaults()
     model_flags = {k: v for k, v in model_flags.items() if not k.startswith("_")}
     mcfg = model_config(base_model, **model_flags)
     tcfg = train_config(**{**saved_train, **{k: v for k, v in train_flags.items() if v is not None}})

@@ -79,12 +79,21 @@ class Preset(BaseModel):
     description: str
     model: ModelConfig
     batch: int
+    lr: float = 5e-5
+    ema_decay: float = 0.999
+
+    def train_defaults(self) -> dict[str, Any]:
+        """The training settings this preset starts from (flags override them)."""
+        return {"batch": self.batch, "lr": self.lr, "ema_decay": self.ema_decay}
 
 
 PRESETS: dict[str, Preset] = {
     # Small enough to learn a recognisable swap in ~30 minutes on two CPU cores.
     "cpu": Preset(description="2 CPU cores: 96 px, narrow widths",
-                  model=ModelConfig(resolution=96, e_dims=32, ae_dims=128, d_dims=32, d_mask_dims=16), batch=8),
+                  model=ModelConfig(resolution=96, e_dims=32, ae_dims=128, d_dims=32, d_mask_dims=16), batch=8,
+                  # A 30-minute budget is a few thousand steps: a higher rate and an EMA window of
+                  # ~100 steps (DFL's long-run defaults would leave the swap a blur by then).
+                  lr=2e-4, ema_decay=0.99),
     # DeepFaceLab SAEHD's default capacity (liae-ud, 128 px, ae 256, e 64, d 64, mask 22).
     "gpu-128": Preset(description="SAEHD default capacity, 128 px",
                       model=ModelConfig(resolution=128, e_dims=64, ae_dims=256, d_dims=64, d_mask_dims=22),

@@ -39,12 +39,22 @@ class FaceSet:
         return len(self.images)
 
     def split(self, holdout: float, seed: int = 0) -> tuple[FaceSet, FaceSet]:
-        """A (train, held-out) split: every ``1/holdout``-th face, spread over the set."""
-        if not 0 < holdout < 1 or len(self) < 2:
+        """A (train, held-out) split. Held-out faces come in contiguous runs of frames (>= 12 each,
+        spread over the set): single frames held out between training neighbours would be near copies
+        of them and flatter the held-out score."""
+        n = len(self)
+        if not 0 < holdout < 1 or n < 2:
             return self, self
-        step = max(2, round(1 / holdout))
-        held = np.zeros(len(self), dtype=bool)
-        held[np.random.default_rng(seed).integers(0, step)::step] = True
+        total = max(1, round(n * holdout))
+        blocks = max(1, total // 12)
+        size = max(1, total // blocks)
+        offset = int(np.random.default_rng(seed).integers(0, max(1, n // blocks - size + 1)))
+        held = np.zeros(n, dtype=bool)
+        for b in range(blocks):
+            start = b * (n // blocks) + offset
+            held[start:start + size] = True
+        if held.all():
+            held[-1] = False
         return self._take(~held), self._take(held)
 
     def _take(self, keep: np.ndarray) -> FaceSet:
