@@ -84,7 +84,7 @@ class Analysed:
     glitches: list[Any]  # scores right after analysis, before any test edits the render
 
 
-def wait_job(client: Any, job: dict[str, Any], token: str, timeout: float = 120.0) -> dict[str, Any]:
+def wait_job(client: Any, job: dict[str, Any], token: str, timeout: float = 900.0) -> dict[str, Any]:
     deadline = time.time() + timeout
     while job["status"] == "running":
         assert time.time() < deadline, f"job {job} did not finish"

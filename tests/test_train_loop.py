@@ -273,3 +273,31 @@ def test_gan_and_gradient_accumulation(ws: Path) -> None:
     assert code == 0 and rep is not None and rep["resumed_from"] == 1, text
     state = _weights(ws / "models" / "g")
     assert any(k.startswith("critic.") for k in state) and any(k.startswith("critic_opt.") for k in state)
+
+
+@pytest.mark.parametrize("n", [3, 40, 250, 1000])
+def test_holdout_is_contiguous_runs(n: int) -> None:
+    """Held-out faces come in runs of frames (no held-out frame between two training neighbours when the
+    set is large enough), about the asked fraction, disjoint from training and together all faces."""
+    from doppel.train.data import FaceSet
+
+    ids = np.arange(n)
+    fs = FaceSet(("a",), np.zeros((n, 2, 2, 3), np.uint8), np.zeros((n, 68, 2), np.float32), ids)
+    train, held = fs.split(0.1, seed=3)
+    assert len(train) > 0 and len(held) > 0
+    assert sorted([*train.face_ids, *held.face_ids]) == list(ids)
+    assert abs(len(held) - round(0.1 * n)) <= max(1, 0.02 * n)
+    runs = np.split(held.face_ids, np.where(np.diff(held.face_ids) != 1)[0] + 1)
+    if n >= 120:
+        assert min(len(r) for r in runs) >= 12
+
+
+def test_cpu_preset_brings_its_training_settings(ws: Path) -> None:
+    from doppel.cli.train import resolve_configs
+    from doppel.train.config import PRESETS
+
+    with Workspace.open(ws) as w:
+        _, tcfg, name = resolve_configs(w, "fresh", None, {}, {})
+        assert name == "cpu" and (tcfg.lr, tcfg.ema_decay, tcfg.batch) == (2e-4, 0.99, PRESETS["cpu"].batch)
+        _, tcfg, _ = resolve_configs(w, "fresh", "gpu-128", {"_preset_given": True}, {"lr": 1e-3})
+        assert (tcfg.lr, tcfg.ema_decay) == (1e-3, 0.999)

@@ -10,6 +10,8 @@ Entry points:
 - :mod:`doppel.merge.store`: renders, per-frame rows (status, occlusion, shot cut) and the
   per-frame/per-range overrides the review app edits (``add_override``, ``remove_override``,
   ``overrides_of``, ``frame_settings``, ``frames_of``).
+- :mod:`doppel.merge.replay`: ``replay(ws, render_id, frames)`` recomputes a saved render's frames
+  with its current overrides, each with its plate and matte region (what review shows and scores).
 - :mod:`doppel.merge.review`: ``render_frames(ws, render_id, frames)`` re-renders chosen frames with
   the current overrides (cached inference, temporal warm-up), ``rerender(ws, render_id)`` re-encodes.
 - Plug-ins: :data:`doppel.merge.colour.COLOUR_TRANSFERS` (none, rct, lct, mkl, idt, hist) and

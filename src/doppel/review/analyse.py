@@ -24,10 +24,10 @@ from doppel.faceset.query import FaceRecord, faces
 from doppel.faceset.workspace import Workspace
 from doppel.io.video import probe
 from doppel.merge import store
+from doppel.merge.replay import ReplayedFrame, clip_path, model_of, replay
 from doppel.review import features as ft
 from doppel.review.cache import CACHE_VERSION, PER_SHEET, SHEET_COLUMNS, ReviewCache
 from doppel.review.glitches import FLAG_SCORE, Glitch, Measure, ranked, score, store_scores
-from doppel.review.replay import ReplayedFrame, clip_path, model_of, replay
 
 log = logging.getLogger(__name__)
 

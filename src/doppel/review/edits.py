@@ -17,9 +17,9 @@ from doppel.core.errors import ConfigError, InputError
 from doppel.faceset.query import FaceRecord, faces
 from doppel.faceset.workspace import Workspace
 from doppel.merge import store
+from doppel.merge.replay import model_of
 from doppel.merge.settings import validate_partial
 from doppel.ops.align import invert, transform_points
-from doppel.review.replay import model_of
 
 EDITABLE = ("mask_erode", "mask_blur", "colour", "blend", "face_scale", "keep_original")
 

@@ -1,10 +1,9 @@
-"""Replaying a render frame by frame with merge's own stages, keeping what review needs per frame.
+"""Replaying a render frame by frame with merge's own stages, for review.
 
-:func:`doppel.merge.review.render_frames` re-renders chosen frames but returns only the image;
-review also needs the face region (where the matte is on) for the mask overlay and for glitch
-scoring, and the plate. This module drives the same merge pieces (align, cached inference,
-:class:`~doppel.merge.stages.Compositor` with its watermark) and hands each frame over whole.
-It holds no compositing logic of its own.
+A saved render is recomputed with its settings and overrides as they are *now* in the workspace:
+the same pieces as a full merge (align, cached inference, :class:`~doppel.merge.stages.Compositor`
+with its watermark), each frame handed over whole (plate, output, matte region, status) for
+review's views and glitch scoring. It holds no compositing logic of its own.
 """
 
 from __future__ import annotations
@@ -26,12 +25,12 @@ from doppel.merge import store
 from doppel.merge.cache import InferenceCache, cache_dir
 from doppel.merge.model import ModelInfo, find_model, load_model
 from doppel.merge.provenance import provenance_for
-from doppel.merge.review import WARMUP
 from doppel.merge.settings import MergeSettings
 from doppel.merge.sources import destination_faces
 from doppel.merge.stages import Compositor, RunContext, StageTimer, prepare_item, run_batch
 
 CHUNK = 32  # frames decoded and inferred together in a full replay
+WARMUP = 20  # frames replayed before a requested frame so its temporal smoothing matches a full run
 
 
 @dataclass
@@ -48,6 +47,7 @@ class ReplayedFrame:
 
 
 def model_of(ws: Workspace, render: store.Render) -> ModelInfo:
+    """The model a render was made with (an error once it has been deleted)."""
     if render.model_id is None:
         raise WorkspaceError(f"render {render.uid}: its model was deleted", path=ws.root)
     row = ws.conn.execute("SELECT name FROM models WHERE id = ?", (render.model_id,)).fetchone()
@@ -57,6 +57,7 @@ def model_of(ws: Workspace, render: store.Render) -> ModelInfo:
 
 
 def clip_path(ws: Workspace, render: store.Render) -> Path:
+    """The render's input clip (an error once it has moved or gone)."""
     row = ws.conn.execute("SELECT path FROM clips WHERE id = ?", (render.clip_id,)).fetchone()
     path = Path(row["path"]) if row is not None else None
     if path is None or not path.exists():
@@ -64,13 +65,13 @@ def clip_path(ws: Workspace, render: store.Render) -> Path:
     return path
 
 
-def _context(ws: Workspace, render: store.Render, swapper: Swapper | None) -> RunContext:
+def _context(ws: Workspace, render: store.Render, swapper: Swapper | None, identity: str | None) -> RunContext:
     model = model_of(ws, render)
     path = clip_path(ws, render)
     prov = provenance_for(ws, model.src_identity)
     prov.set_render(render.uid, render.watermark_payload)
     net = swapper if swapper is not None else load_model(model)
-    dest = destination_faces(ws, path, model.dst_identity or "", face_type=net.face_type)
+    dest = destination_faces(ws, path, identity or model.dst_identity or "", face_type=net.face_type)
     cache = InferenceCache(cache_dir(ws.renders_dir(), model.fingerprint(), dest.clip_hash, net.resolution,
                                      net.face_type))
     return RunContext(swapper=net, model=model, dest=dest, frame_settings=store.frame_settings(ws, render.id),
@@ -90,7 +91,7 @@ def _windows(frames: Sequence[int]) -> list[tuple[int, int]]:
 
 
 def replay(ws: Workspace, render_id: int, frames: Sequence[int] | None = None, *, swapper: Swapper | None = None,
-           progress: ProgressFn = no_progress) -> Iterator[ReplayedFrame]:
+           identity: str | None = None, progress: ProgressFn = no_progress) -> Iterator[ReplayedFrame]:
     """Yield the render's frames (all, or just ``frames``) as merge computes them now, with the render's
     current settings and overrides; updates their ``render_frames`` rows as merge does.
 
@@ -98,7 +99,7 @@ def replay(ws: Workspace, render_id: int, frames: Sequence[int] | None = None, *
     smoothing matches a full run. The model runs only for frames missing from the inference cache.
     """
     render = store.get_render(ws, render_id)
-    ctx = _context(ws, render, swapper)
+    ctx = _context(ws, render, swapper, identity)
     path = clip_path(ws, render)
     if frames is not None and any(f < 0 for f in frames):
         raise InputError(f"frame {min(frames)} is out of range")
