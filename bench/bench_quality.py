@@ -30,6 +30,7 @@ half of what the bar allows, so a pass here is a pass with room. ``DOPPEL_QUALIT
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import shutil
@@ -88,7 +89,7 @@ def _train(ws: Any, name: str, src: tuple[str, ...], dst: tuple[str, ...], minut
 
 
 def child_pair(src: str, dst: str, minutes: float, work: Path, base: Path | None) -> dict[str, Any]:
-    from doppel.eval.pipeline import EvalRequest, evaluate
+    from doppel.eval.pipeline import evaluate
     from doppel.eval.render import request_for_render
     from doppel.extract.pipeline import extract_clip
     from doppel.faceset.workspace import Workspace
@@ -111,7 +112,7 @@ def child_pair(src: str, dst: str, minutes: float, work: Path, base: Path | None
         times["merge"] = time.perf_counter() - t
         t = time.perf_counter()
         request = request_for_render(ws, merged.render_uid)
-        request = EvalRequest(**{**request.__dict__, "sheet": work / "sheet.png", "embed_every": 1})
+        request = dataclasses.replace(request, sheet=work / "sheet.png", embed_every=1)
         report = evaluate(ws, request).to_dict()
         times["eval"] = time.perf_counter() - t
     return {"metrics": {k: report[k] for k in METRICS}, "train": trained, "merge_fps": round(merged.fps, 2),

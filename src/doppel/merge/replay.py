@@ -65,9 +65,9 @@ def clip_path(ws: Workspace, render: store.Render) -> Path:
     return path
 
 
-def _context(ws: Workspace, render: store.Render, swapper: Swapper | None, identity: str | None) -> RunContext:
+def _context(ws: Workspace, render: store.Render, path: Path, swapper: Swapper | None,
+             identity: str | None) -> RunContext:
     model = model_of(ws, render)
-    path = clip_path(ws, render)
     prov = provenance_for(ws, model.src_identity)
     prov.set_render(render.uid, render.watermark_payload)
     net = swapper if swapper is not None else load_model(model)
@@ -99,10 +99,12 @@ def replay(ws: Workspace, render_id: int, frames: Sequence[int] | None = None, *
     smoothing matches a full run. The model runs only for frames missing from the inference cache.
     """
     render = store.get_render(ws, render_id)
-    ctx = _context(ws, render, swapper, identity)
     path = clip_path(ws, render)
     if frames is not None and any(f < 0 for f in frames):
         raise InputError(f"frame {min(frames)} is out of range")
+    if frames is not None and not frames:
+        return  # nothing asked for: don't load the model
+    ctx = _context(ws, render, path, swapper, identity)
     spans = [(0, None)] if frames is None else _windows(frames)
     wanted = None if frames is None else set(frames)
     total = None if frames is None else len(wanted or ())
