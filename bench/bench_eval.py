@@ -33,16 +33,16 @@ TARGET_FPS = 10.0
 def _prepare(tmp: Path) -> dict[str, str]:
     import numpy as np
 
-    from doppel.extract.pipeline import extract_clip
-    from doppel.faceset.workspace import Workspace
     from doppel.io.video import VideoWriter, probe, read_frames
+    from doppel.workflow.extract import extract as extract_clip
+    from doppel.workflow.workspace import create_workspace
 
     info = probe(MEDIA / CLIP)
     tinted = tmp / "tinted.mp4"
     with VideoWriter(tinted, width=info.width, height=info.height, fps=info.fps, crf=16, preset="veryfast") as w:
         for f in read_frames(MEDIA / CLIP):
             w.write(np.clip(f.image.astype(np.int16) + np.array([14, 4, -10]), 0, 255).astype(np.uint8))
-    with Workspace.init(tmp / "ws") as ws:
+    with create_workspace(tmp / "ws") as ws:
         extract_clip(ws, "d18", MEDIA / CLIP)
         extract_clip(ws, "d19", MEDIA / OTHER)
     return {"ws": str(tmp / "ws"), "original": str(MEDIA / CLIP), "merged": str(tinted)}
@@ -50,9 +50,10 @@ def _prepare(tmp: Path) -> dict[str, str]:
 
 def _child(args: dict[str, str]) -> dict[str, Any]:
     from doppel.eval.faces import DETECTOR, LANDMARKER
-    from doppel.eval.pipeline import EMBEDDER, EvalRequest, evaluate
+    from doppel.eval.pipeline import EMBEDDER, EvalRequest
     from doppel.extract import backends
-    from doppel.faceset.workspace import Workspace
+    from doppel.store import Workspace
+    from doppel.workflow.evaluate import evaluate
 
     t = time.perf_counter()
     backends.detector(DETECTOR), backends.landmarker(LANDMARKER), backends.embedder(EMBEDDER)

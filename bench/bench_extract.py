@@ -36,24 +36,24 @@ QUICK_CLIPS = ["lp_d18_man_neutral_studio.mp4", "lp_s18_woman_redhair_720p.mp4"]
 def _child(clip: str, overrides: dict[str, Any]) -> dict[str, Any]:
     """Extract one clip into a temporary workspace (in this process) and measure it."""
     from doppel.extract import backends
+    from doppel.extract.config import ExtractConfig
     from doppel.extract.metrics import smoothing_report
-    from doppel.extract.pipeline import ExtractConfig, extract_clip
     from doppel.extract.smooth import one_euro_sequence
-    from doppel.faceset.query import faces
-    from doppel.faceset.workspace import Workspace
     from doppel.io.video import probe
     from doppel.ops.align import estimate_transform
+    from doppel.workflow.extract import extract as extract_clip
+    from doppel.workflow.workspace import create_workspace
 
     cfg = ExtractConfig(**overrides)
     t = time.perf_counter()
     backends.detector(cfg.detector, cfg.upsample), backends.landmarker(cfg.landmarker), backends.embedder(cfg.embedder)
     load = time.perf_counter() - t
     with tempfile.TemporaryDirectory(prefix="doppel-bench-") as tmp:
-        with Workspace.init(Path(tmp) / "ws") as ws:
+        with create_workspace(Path(tmp) / "ws") as ws:
             before = resource.getrusage(resource.RUSAGE_SELF)
             report = extract_clip(ws, "person", clip, config=cfg)
             after = resource.getrusage(resource.RUSAGE_SELF)
-            recs = faces(ws, "person")
+            recs = ws.faces.of("person")
             disk = sum(f.aligned_path.stat().st_size for f in recs)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         out: dict[str, Any] = {"report": report.to_dict(), "model_load_seconds": load,

@@ -49,19 +49,21 @@ TARGET_FLICKER = 1.2
 
 # -- workspace set-up (not timed) ----------------------------------------------------------------
 def _workspace(clips: list[str]) -> Path:
-    from doppel.extract.pipeline import content_hash, extract_clip
-    from doppel.faceset.workspace import Workspace
+    from doppel.extract.config import content_hash
     from doppel.provenance.consent import add_consent
+    from doppel.store import Workspace
+    from doppel.workflow.extract import extract as extract_clip
+    from doppel.workflow.workspace import create_workspace
 
     root = WORKDIR / "ws"
     if not root.exists():
-        with Workspace.init(root) as ws:
+        with create_workspace(root) as ws:
             add_consent(ws, "src", "doppel benchmark", "benchmark only", "public-domain-demo")
     with Workspace.open(root) as ws:
         for name in clips:
-            row = ws.clip_by_hash(content_hash(MEDIA / name))
+            clip = ws.clips.by_hash(content_hash(MEDIA / name))
             ident = _ident(name)
-            if row is None or ws.identity_id(ident) is None:
+            if clip is None or not ws.faces.extracted(clip.id, ident):
                 extract_clip(ws, ident, MEDIA / name)
     return root
 
@@ -74,25 +76,22 @@ def _register_model(ws: Any, name: str, preset: str, dst: str, resolution: int |
     """A models row (and, for a real preset, a model folder with untrained weights in training's format)."""
     import torch
 
-    from doppel.faceset.workspace import now
     from doppel.train import checkpoint
     from doppel.train.config import PRESETS
     from doppel.train.models import build_model
 
     cfg = PRESETS[preset].model if preset in PRESETS else PRESETS["cpu"].model.model_copy(
         update={"resolution": resolution or 128})
-    ws.conn.execute("DELETE FROM models WHERE name = ?", (name,))
+    ws.models.forget(name)
     folder = ws.models_dir() / name
     folder.mkdir(exist_ok=True)
     if preset in PRESETS and not (folder / checkpoint.WEIGHTS).is_file():
         torch.manual_seed(0)
         checkpoint.write_config(folder, cfg)
         checkpoint.save_weights(folder, build_model(cfg), {"note": "untrained, for the merge benchmark"})
-    with ws.transaction() as c:
-        c.execute("INSERT INTO models (name, path, arch, preset, resolution, face_type, src_identity_id,"
-                  " dst_identity_id, step, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
-                  (name, f"models/{name}", cfg.arch, preset, cfg.resolution, cfg.face_type,
-                   ws.identity_id("src"), ws.identity_id(dst), now(), now()))
+    ws.identities.ensure("src")
+    ws.models.register(name, folder_rel=f"models/{name}", arch=cfg.arch, preset=preset, resolution=cfg.resolution,
+                       face_type=cfg.face_type, src="src", dst=dst, base=None, step=0)
 
 
 # -- swappers used by the benchmark -------------------------------------------------------------------
@@ -131,9 +130,9 @@ class StandIn:
 
 # -- one measured merge, in its own process ---------------------------------------------------------
 def worker(kind: str, clip: str, batch: int, quick: bool) -> dict[str, Any]:
-    from doppel.faceset.workspace import Workspace
-    from doppel.merge.model import find_model, load_model
-    from doppel.merge.pipeline import MergeRequest, merge
+    from doppel.store import Workspace
+    from doppel.workflow.merge import MergeRequest, merge
+    from doppel.workflow.models import find_model, load_model
 
     root = WORKDIR / "ws"
     if kind.startswith("ext:"):  # a model trained in another workspace: "ext:WS|MODEL"
@@ -182,13 +181,13 @@ def _spawn(kind: str, clip: str, batch: int, quick: bool) -> dict[str, Any]:
 def _trained_models(clips: list[str]) -> list[tuple[str, str]]:
     """Models trained in the bench workspace (e.g. ``doppel train WS --src dst-d19 --dst dst-d18``), each
     with the shared clip of its destination identity."""
-    from doppel.faceset.workspace import Workspace
-    from doppel.merge.model import find_model
+    from doppel.store import Workspace
+    from doppel.workflow.models import find_model
 
     out = []
     with Workspace.open(WORKDIR / "ws") as ws:
-        for row in ws.conn.execute("SELECT name FROM models WHERE name NOT LIKE 'bench-%' ORDER BY name"):
-            info = find_model(ws, row["name"])
+        for name in [n for n in ws.models.names() if not n.startswith("bench-")]:
+            info = find_model(ws, name)
             clip = next((c for c in clips if _ident(c) == info.dst_identity), None)
             if clip is not None and (info.path / "model.safetensors").is_file():
                 out.append((info.name, clip))

@@ -77,7 +77,8 @@ def _curve(model_dir: Path) -> list[dict[str, float]]:
 def _train(ws: Any, name: str, src: tuple[str, ...], dst: tuple[str, ...], minutes: float, *,
            pretrain: bool = False, base: Path | None = None) -> dict[str, Any]:
     from doppel.train.config import PRESETS, train_config
-    from doppel.train.loop import RunSpec, train
+    from doppel.train.loop import RunSpec
+    from doppel.workflow.train import train
 
     p = PRESETS["cpu"]
     tcfg = train_config(**p.train_defaults(), workers=0, preview_minutes=1.0, checkpoint_minutes=10.0)
@@ -89,15 +90,14 @@ def _train(ws: Any, name: str, src: tuple[str, ...], dst: tuple[str, ...], minut
 
 
 def child_pair(src: str, dst: str, minutes: float, work: Path, base: Path | None) -> dict[str, Any]:
-    from doppel.eval.pipeline import evaluate
-    from doppel.eval.render import request_for_render
-    from doppel.extract.pipeline import extract_clip
-    from doppel.faceset.workspace import Workspace
-    from doppel.merge.pipeline import MergeRequest, merge
     from doppel.provenance.consent import add_consent
+    from doppel.workflow.evaluate import evaluate, request_for_render
+    from doppel.workflow.extract import extract as extract_clip
+    from doppel.workflow.merge import MergeRequest, merge
+    from doppel.workflow.workspace import create_workspace
 
     times: dict[str, float] = {}
-    with Workspace.init(work / "ws") as ws:
+    with create_workspace(work / "ws") as ws:
         t = time.perf_counter()
         add_consent(ws, src, f"person in the shared clip {CLIPS[src]}", "doppel quality benchmark (testing only)",
                     "public-domain-demo")
@@ -120,10 +120,10 @@ def child_pair(src: str, dst: str, minutes: float, work: Path, base: Path | None
 
 
 def child_pretrain(names: list[str], minutes: float, work: Path, keep: Path) -> dict[str, Any]:
-    from doppel.extract.pipeline import extract_clip
-    from doppel.faceset.workspace import Workspace
+    from doppel.workflow.extract import extract as extract_clip
+    from doppel.workflow.workspace import create_workspace
 
-    with Workspace.init(work / "ws") as ws:
+    with create_workspace(work / "ws") as ws:
         for name in names:
             extract_clip(ws, name, MEDIA / CLIPS[name])
         trained = _train(ws, "base", tuple(names), tuple(names), minutes, pretrain=True)

@@ -76,9 +76,9 @@ def run(quick: bool) -> dict[str, Any]:
     import httpx
     import uvicorn
 
-    from doppel.merge.pipeline import MergeRequest, merge
     from doppel.review.analyse import analyse
     from doppel.review.app import create_app, new_token
+    from doppel.workflow.merge import MergeRequest, merge
     from test_merge_helpers import ShiftSwapper, face_clip, setup_workspace
 
     work = Path(tempfile.mkdtemp(prefix="doppel-bench-review-"))

@@ -52,10 +52,11 @@ def _workspace(root: Path, n: int) -> Path:
 
 def child(args: dict[str, Any]) -> dict[str, Any]:
     """Runs in a fresh process: train ``warmup + timed`` iterations and time each step."""
-    from doppel.faceset.workspace import Workspace
+    from doppel.store import Workspace
     from doppel.train.config import model_config, preset, train_config
-    from doppel.train.loop import RunSpec, StepInfo, train
+    from doppel.train.loop import RunSpec, StepInfo
     from doppel.train.models import build_model, param_counts
+    from doppel.workflow.train import train
 
     p = preset(args["preset"])
     mcfg = model_config(p.model, **args["model"])

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -73,3 +77,35 @@ def noise_frames(n: int, h: int = 96, w: int = 128, seed: int = 0) -> list[np.nd
 @pytest.fixture
 def noface_clip(tmp_path: Path) -> Path:
     return make_clip(tmp_path / "noface.mp4", noise_frames(20))
+
+
+@contextlib.contextmanager
+def raw_db(ws: Any) -> Iterator[sqlite3.Connection]:
+    """A plain connection to a workspace's database, for test fixtures and checks that need SQL the
+    store does not offer (rows as :class:`sqlite3.Row`; commits when the block ends without error)."""
+    from doppel.store import DB_NAME
+
+    conn = sqlite3.connect(Path(ws.root) / DB_NAME, timeout=30)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA foreign_keys = ON")
+    try:
+        with conn:
+            yield conn
+    finally:
+        conn.close()
+
+
+class Rows(list):  # type: ignore[type-arg]
+    """Query results that read like a cursor's."""
+
+    def fetchone(self) -> Any:
+        return self[0] if self else None
+
+    def fetchall(self) -> list[Any]:
+        return list(self)
+
+
+def query(ws: Any, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> Rows:
+    """Run one SQL statement on a workspace's database (tests only) and return its rows."""
+    with raw_db(ws) as conn:
+        return Rows(conn.execute(sql, args).fetchall())

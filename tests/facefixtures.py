@@ -16,8 +16,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from doppel.faceset.workspace import Workspace, to_blob
+from conftest import raw_db
 from doppel.ops.align import estimate_transform, transform_points, warp_to_face
+from doppel.store import Workspace
+from doppel.store.db import to_blob
+from doppel.store.records import NewClip
+from doppel.workflow.workspace import create_workspace
 
 SAMPLES = ("astronaut", "hopper")
 
@@ -83,15 +87,15 @@ def jittered_frames(name: str, n: int, seed: int = 0) -> list[tuple[np.ndarray, 
 def add_identity(ws: Workspace, identity: str, sample: str, n: int = 12, *, size: int = 128,
                  face_type: str = "full", seed: int = 0) -> list[int]:
     """Insert ``n`` aligned faces of ``sample`` for ``identity``; returns the face ids."""
-    ident = ws.identity_id(identity, create=True)
+    ident = ws.identities.ensure(identity)
     out_dir = ws.faceset_dir(identity)
     out_dir.mkdir(parents=True, exist_ok=True)
     frames = jittered_frames(sample, n, seed)
     ids = []
-    with ws.transaction() as c:
-        clip = ws.add_clip(c, path=f"{sample}.png", content_hash=f"fixture-{identity}-{sample}-{seed}",
-                           kind="images", width=frames[0][0].shape[1], height=frames[0][0].shape[0],
-                           fps=25.0, frame_count=n, duration=n / 25.0, has_audio=False)
+    clip = ws.clips.add(NewClip(path=f"{sample}.png", content_hash=f"fixture-{identity}-{sample}-{seed}",
+                                kind="images", width=frames[0][0].shape[1], height=frames[0][0].shape[0],
+                                fps=25.0, frame_count=n, duration=n / 25.0, has_audio=False))
+    with raw_db(ws) as c:
         for k, (frame, lm) in enumerate(frames):
             matrix = estimate_transform(lm, size, face_type)  # type: ignore[arg-type]
             crop = warp_to_face(frame, matrix, size)
@@ -112,7 +116,7 @@ def add_identity(ws: Workspace, identity: str, sample: str, n: int = 12, *, size
 def make_workspace(root: Path, n: int = 12, size: int = 128, *, consent: bool = True) -> Workspace:
     """A new workspace at ``root`` with identities ``astronaut`` and ``hopper`` (``n`` faces each),
     with consent records for both unless ``consent`` is False (both photos are public domain)."""
-    ws = Workspace.init(root)
+    ws = create_workspace(root)
     add_identity(ws, "astronaut", "astronaut", n, size=size)
     add_identity(ws, "hopper", "hopper", n, size=size, seed=1)
     if consent:

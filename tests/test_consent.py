@@ -8,14 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from conftest import raw_db
 from doppel.core.errors import ConfigError, InputError, RefusedError
-from doppel.faceset.workspace import Workspace
 from doppel.provenance.consent import BASES, add_consent, list_consents, record_hash, require_consent
+from doppel.store import Workspace
+from doppel.workflow.workspace import create_workspace
 
 
 @pytest.fixture
 def ws(tmp_path: Path) -> Workspace:
-    with Workspace.init(tmp_path / "ws") as w:
+    with create_workspace(tmp_path / "ws") as w:
         yield w
 
 
@@ -39,7 +41,7 @@ def test_add_then_require(ws: Workspace, tmp_path: Path) -> None:
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     assert rec.record_hash == hashlib.sha256(canonical).hexdigest() == record_hash(fields)
     assert require_consent(ws, "alice") == rec
-    assert "alice" in ws.identities()
+    assert "alice" in ws.identities.names()
     with pytest.raises(RefusedError):
         require_consent(ws, "bob")  # consent is per identity
 
@@ -65,7 +67,7 @@ def test_bad_input(ws: Workspace, tmp_path: Path) -> None:
 
 def test_tampered_record_is_refused(ws: Workspace) -> None:
     add_consent(ws, "alice", "Alice", "only a test", "own-likeness", None)
-    with ws.transaction() as c:
+    with raw_db(ws) as c:
         c.execute("UPDATE consents SET scope = 'anything at all'")
     with pytest.raises(RefusedError, match="does not match its hash"):
         require_consent(ws, "alice")

@@ -11,16 +11,17 @@ import pytest
 
 from conftest import make_clip, noise_frames
 from doppel.core.errors import InputError, WorkspaceError
-from doppel.faceset.workspace import Workspace
 from doppel.provenance.credentials import RenderCredentials, embed_credentials, read_credentials
 from doppel.provenance.keys import SIGNER_KEY, create_workspace_keys, load_signing_identity
+from doppel.store import Workspace
+from doppel.workflow.workspace import create_workspace
 
 HASH = "ab" * 32
 
 
 @pytest.fixture
 def ws(tmp_path: Path) -> Workspace:
-    with Workspace.init(tmp_path / "ws") as w:
+    with create_workspace(tmp_path / "ws") as w:
         yield w
 
 
@@ -34,7 +35,7 @@ def _info(**kw: object) -> RenderCredentials:
 
 def _signed(ws: Workspace, tmp_path: Path) -> Path:
     video = make_clip(tmp_path / "out.mp4", noise_frames(12))
-    embed_credentials(ws, video, _info())
+    embed_credentials(ws.keys_dir(), video, _info())
     return video
 
 
@@ -110,17 +111,17 @@ def test_bad_inputs_never_raise(tmp_path: Path) -> None:
 def test_embed_refuses_what_it_cannot_sign(ws: Workspace, tmp_path: Path) -> None:
     video = make_clip(tmp_path / "out.mp4", noise_frames(4), audio=False)
     with pytest.raises(InputError, match="consent-record hash"):
-        embed_credentials(ws, video, _info(consent_hashes=[]))
+        embed_credentials(ws.keys_dir(), video, _info(consent_hashes=[]))
     mkv = tmp_path / "out.mkv"
     shutil.copy(video, mkv)
     with pytest.raises(InputError, match="cannot be embedded in .mkv"):
-        embed_credentials(ws, mkv, _info())
+        embed_credentials(ws.keys_dir(), mkv, _info())
     before = video.read_bytes()
     # A studio key that does not match its certificate is caught before anything is written.
     other = create_workspace_keys(tmp_path / "other")
     shutil.copy(other / SIGNER_KEY, ws.root / "keys" / SIGNER_KEY)
     with pytest.raises(WorkspaceError, match="does not match"):
-        embed_credentials(ws, video, _info())
+        embed_credentials(ws.keys_dir(), video, _info())
     assert video.read_bytes() == before and not video.with_suffix(".c2pa").exists()
 
 
@@ -129,6 +130,6 @@ def test_signs_png_too(ws: Workspace, tmp_path: Path) -> None:
 
     png = tmp_path / "still.png"
     cv2.imwrite(str(png), np.full((32, 48, 3), 120, np.uint8))
-    embed_credentials(ws, png, _info())
+    embed_credentials(ws.keys_dir(), png, _info())
     rep = read_credentials(png)
     assert rep.present and rep.valid and rep.render_id == "r-42"

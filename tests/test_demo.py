@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from doppel.cli.app import app
 from doppel.cli.demo import summary
 from doppel.core.errors import ConfigError, InputError
-from doppel.demo.run import MARKER, DemoConfig, DemoReport, prepare_out, run_demo
+from doppel.workflow.demo import MARKER, DemoConfig, DemoReport, prepare_out, run_demo
 
 
 def test_prepare_out_creates_clears_own_and_refuses_others(tmp_path: Path) -> None:

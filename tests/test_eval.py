@@ -11,10 +11,13 @@ from typer.testing import CliRunner
 
 from doppel.cli.app import app
 from doppel.demo.media import _FACE_BOX, Motion, SyntheticClip, synth_frames, write_clip
-from doppel.eval.pipeline import EvalRequest, evaluate
-from doppel.extract.pipeline import extract_clip
-from doppel.faceset.workspace import Workspace
+from doppel.eval.pipeline import EvalRequest
+from doppel.extract.config import content_hash
 from doppel.io.video import read_image
+from doppel.store import Workspace
+from doppel.workflow.evaluate import evaluate
+from doppel.workflow.extract import extract as extract_clip
+from doppel.workflow.workspace import create_workspace
 
 FRAMES = 24
 MOTION = Motion(period=24)
@@ -46,7 +49,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             astro, lambda f: np.clip(f.astype(np.int16) + np.array([18, 6, -12]), 0, 255).astype(np.uint8)),
             audio=False, crf=12),
     }
-    with Workspace.init(d / "ws") as ws:
+    with create_workspace(d / "ws") as ws:
         extract_clip(ws, "astronaut", clips["astro"])
         extract_clip(ws, "hopper", clips["hopper"])
     return {**clips, "ws": d / "ws", "dir": d}
@@ -109,10 +112,9 @@ def test_frames_where_the_merge_lost_the_face_count_as_identity_failures(scene: 
 
 
 def _corners(scene: dict[str, Path], i: int) -> tuple[np.ndarray, np.ndarray]:
-    from doppel.faceset.query import faces
 
     with Workspace.open(scene["ws"]) as ws:
-        f = faces(ws, "astronaut")[i]
+        f = ws.faces.of("astronaut")[i]
     return f.landmarks[36], f.landmarks[45]
 
 
@@ -145,22 +147,21 @@ def test_cli_bad_input_is_one_line(scene: dict[str, Path], tmp_path: Path) -> No
 def test_render_mode_uses_the_models_identities_and_swapped_frames(scene: dict[str, Path]) -> None:
     """A render row pointing at the astronaut clip with the hopper clip as its output (a perfect swap
     of hopper onto the astronaut's motion); frames 0-3 were passed through."""
-    from doppel.faceset.workspace import now
-    from doppel.merge import store
-    from doppel.merge.settings import MergeSettings
+    from doppel.store.records import FrameRow
 
     with Workspace.open(scene["ws"]) as ws:
-        clip_id = ws.conn.execute("SELECT id FROM clips WHERE path = ?", (str(scene["astro"].resolve()),)).fetchone()[0]
-        with ws.transaction() as c:
-            c.execute("INSERT INTO models (name, path, arch, resolution, face_type, src_identity_id, dst_identity_id,"
-                      " step, created_at, updated_at) VALUES ('m', 'models/m', 'df', 64, 'full', ?, ?, 1, ?, ?)",
-                      (ws.identity_id("hopper"), ws.identity_id("astronaut"), now(), now()))
-            model_id = c.execute("SELECT id FROM models WHERE name = 'm'").fetchone()[0]
-        render, _ = store.find_or_create_render(ws, model_id=model_id, clip_id=clip_id, output_path=scene["hopper"],
-                                                settings=MergeSettings(), overrides=(), consent_hash=None)
-        store.record_frames(ws, render.id, [store.FrameRow(i, "passthrough" if i < 4 else "swapped", None, False)
-                                            for i in range(FRAMES)])
-        store.finish_render(ws, render.id, "done")
+        clip = ws.clips.by_hash(content_hash(scene["astro"]))
+        assert clip is not None
+        ws.models.register("m", folder_rel="models/m", arch="df", preset=None, resolution=64, face_type="full",
+                           src="hopper", dst="astronaut", base=None, step=1)
+        model = ws.models.get("m")
+        assert model is not None
+        render = ws.renders.create(uid="0123456789abcdef", model_id=model.id, clip_id=clip.id,
+                                   output_path=str(scene["hopper"].resolve()), settings={}, settings_hash="x",
+                                   watermark_payload=None, consent_hash=None, overrides=())
+        ws.renders.record_frames(render.id, [FrameRow(i, "passthrough" if i < 4 else "swapped", None, False)
+                                             for i in range(FRAMES)])
+        ws.renders.finish(render.id, "done")
     out = scene["dir"] / "render.json"
     result = CliRunner().invoke(app, ["eval", str(scene["ws"]), "--render", render.uid, "--embed-every", "4",
                                       "--out", str(out), "--sheet", str(scene["dir"] / "render.png")])

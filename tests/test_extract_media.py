@@ -9,9 +9,8 @@ import pytest
 
 from conftest import shared_clip
 from doppel.extract.metrics import smoothing_report
-from doppel.extract.pipeline import extract_clip
-from doppel.faceset.query import faces
-from doppel.faceset.workspace import Workspace
+from doppel.workflow.extract import extract as extract_clip
+from doppel.workflow.workspace import create_workspace
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 
@@ -20,9 +19,9 @@ pytestmark = [pytest.mark.media, pytest.mark.slow]
                                   "lp_d12_man_talking_gesturing.mp4"])
 def test_real_clip_found_smoothed_without_lag(name: str, tmp_path: Path) -> None:
     clip = shared_clip(name)
-    with Workspace.init(tmp_path / "ws") as ws:
+    with create_workspace(tmp_path / "ws") as ws:
         report = extract_clip(ws, "p", clip)
-        recs = faces(ws, "p")
+        recs = ws.faces.of("p")
         assert report.frames_with_face >= 0.98 * report.frames  # the person is visible throughout
         rep = smoothing_report(np.array([f.frame_index for f in recs]),
                                np.stack([f.landmarks for f in recs]).astype(np.float64),

@@ -8,15 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import query
 from doppel.core.errors import InputError, NoFaceError, RefusedError
 from doppel.demo.media import portrait, synth_frames, write_clip
 from doppel.extract import backends
 from doppel.extract.metrics import lag, smoothing_report
-from doppel.extract.pipeline import ExtractConfig, extract_clip, reference_embedding
-from doppel.faceset.query import faces
-from doppel.faceset.workspace import Workspace
+from doppel.extract.pipeline import ExtractConfig, reference_embedding
 from doppel.io.video import read_image, write_image
 from doppel.ops.align import estimate_transform
+from doppel.store import Workspace
+from doppel.workflow.extract import extract as extract_clip
+from doppel.workflow.workspace import create_workspace
 
 
 class FakeScreen:
@@ -55,14 +57,14 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def ws(tmp_path: Path) -> Workspace:
-    with Workspace.init(tmp_path / "ws") as w:
+    with create_workspace(tmp_path / "ws") as w:
         yield w
 
 
 def _snapshot(ws: Workspace) -> tuple[list[tuple], list[str]]:
     rows = []
     for table in ("clips", "identities", "faces", "frames", "tracks", "jobs"):
-        rows += [(table, *r) for r in ws.conn.execute(f"SELECT * FROM {table}")]
+        rows += [(table, *r) for r in query(ws, f"SELECT * FROM {table}")]
     files = sorted(p.relative_to(ws.root).as_posix() for p in ws.root.rglob("*") if p.name != "doppel.db")
     return rows, files
 
@@ -74,9 +76,9 @@ def test_extracts_every_visible_frame_and_records_the_rest(ws: Workspace, astro:
     assert report.frames == 40 and report.frames_with_face == 34 and report.faces == 34
     assert report.tracks == 2 and report.person_tracks == 2  # the face left and came back: one person
     assert screen.calls == 2  # one sampled frame a second (1.6 s clip)
-    status = dict(ws.conn.execute("SELECT frame_index, status FROM frames WHERE identity_id = 1"))
+    status = dict(query(ws, "SELECT frame_index, status FROM frames WHERE identity_id = 1"))
     assert [i for i, s in status.items() if s == "no_face"] == list(range(24, 30))
-    recs = faces(ws, "astro")
+    recs = ws.faces.of("astro")
     assert [f.frame_index for f in recs] == [i for i in range(40) if not 24 <= i < 30]
     for f in recs[::7]:
         # The stored transform is the one of the smoothed landmarks, and it cut the stored crop.
@@ -96,7 +98,7 @@ def test_extracts_every_visible_frame_and_records_the_rest(ws: Workspace, astro:
 def test_smoothing_halves_jitter_without_lag(ws: Workspace, moving: tuple[Path, object]) -> None:
     path, clip = moving
     extract_clip(ws, "m", path, screen=FakeScreen())
-    recs = faces(ws, "m")
+    recs = ws.faces.of("m")
     assert len(recs) == 48
     raw = np.stack([f.landmarks for f in recs]).astype(np.float64)
     smooth = np.stack([f.landmarks_smooth for f in recs]).astype(np.float64)
@@ -115,29 +117,29 @@ def test_smoothing_halves_jitter_without_lag(ws: Workspace, moving: tuple[Path, 
 def test_rerun_replaces_the_clip_rows_and_files(ws: Workspace, astro: tuple[Path, object]) -> None:
     path, _ = astro
     extract_clip(ws, "astro", path, screen=FakeScreen())
-    first = {f.aligned_path for f in faces(ws, "astro")}
-    report = extract_clip(ws, "astro", path, size=128, screen=FakeScreen())
-    recs = faces(ws, "astro")
+    first = {f.aligned_path for f in ws.faces.of("astro")}
+    report = extract_clip(ws, "astro", path, config=ExtractConfig(size=128), screen=FakeScreen())
+    recs = ws.faces.of("astro")
     assert len(recs) == report.faces == 34 and {f.size for f in recs} == {128}
     assert not any(p.exists() for p in first)
-    assert ws.conn.execute("SELECT COUNT(*) FROM clips").fetchone()[0] == 1
-    assert ws.conn.execute("SELECT COUNT(*) FROM frames").fetchone()[0] == 40
+    assert query(ws, "SELECT COUNT(*) FROM clips").fetchone()[0] == 1
+    assert query(ws, "SELECT COUNT(*) FROM frames").fetchone()[0] == 40
     files = list(ws.faceset_dir("astro").rglob("*.*"))
     assert len(files) == 34 and read_image(files[0]).shape == (128, 128, 3)
 
 
 def test_person_chooses_whom_to_keep(ws: Workspace, pair: Path, tmp_path: Path) -> None:
     longest = extract_clip(ws, "auto", pair, screen=FakeScreen())
-    assert longest.frames_with_face == 30 and all(f.bbox[2] <= 330 for f in faces(ws, "auto"))
+    assert longest.frames_with_face == 30 and all(f.bbox[2] <= 330 for f in ws.faces.of("auto"))
     photo = tmp_path / "hopper.png"
     write_image(photo, portrait("grace_hopper"))
     chosen = extract_clip(ws, "hopper", pair, person=photo, screen=FakeScreen())
-    recs = faces(ws, "hopper")
+    recs = ws.faces.of("hopper")
     # She is visible in 18 frames; on her return she is found at the next full-frame scan.
     assert 18 - ExtractConfig().detect_every < chosen.frames_with_face <= 18
     assert all(f.bbox[0] >= 310 for f in recs) and recs[0].frame_index == 0
     assert chosen.similarity is not None and chosen.similarity > 0.9
-    assert ws.conn.execute("SELECT COUNT(*) FROM frames WHERE identity_id = 2 AND status = 'no_face'"
+    assert query(ws, "SELECT COUNT(*) FROM frames WHERE identity_id = 2 AND status = 'no_face'"
                            ).fetchone()[0] == 30 - chosen.frames_with_face
 
 
@@ -197,9 +199,10 @@ def test_config_is_checked() -> None:
 
 
 def test_every_and_face_type(ws: Workspace, astro: tuple[Path, object]) -> None:
-    report = extract_clip(ws, "sparse", astro[0], every=3, face_type="head", screen=FakeScreen())
+    report = extract_clip(ws, "sparse", astro[0], config=ExtractConfig(every=3, face_type="head"),
+                          screen=FakeScreen())
     assert report.frames == 14
-    recs = faces(ws, "sparse")
+    recs = ws.faces.of("sparse")
     assert {f.frame_index % 3 for f in recs} == {0} and {f.face_type for f in recs} == {"head"}
     assert sqlite3.complete_statement("SELECT 1;")
 
@@ -216,7 +219,7 @@ def test_image_sequence_still_image_and_progress(ws: Workspace, tmp_path: Path) 
     still = tmp_path / "hopper.jpg"
     write_image(still, portrait("grace_hopper"))
     assert extract_clip(ws, "h", still, screen=FakeScreen()).faces == 1
-    assert len(faces(ws, "h")) == 7 and ws.conn.execute("SELECT COUNT(*) FROM clips").fetchone()[0] == 2
+    assert len(ws.faces.of("h")) == 7 and query(ws, "SELECT COUNT(*) FROM clips").fetchone()[0] == 2
 
 
 def test_damaged_video_changes_nothing(ws: Workspace, astro: tuple[Path, object], tmp_path: Path) -> None:

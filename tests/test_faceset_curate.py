@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import raw_db
 from doppel.cli.app import app
 from doppel.core.errors import ConfigError, WorkspaceError
 from doppel.demo.media import Motion, synth_frames, write_clip
-from doppel.extract.pipeline import extract_clip
+from doppel.extract.config import ExtractConfig
 from doppel.faceset import curate
-from doppel.faceset.query import faces
-from doppel.faceset.workspace import Workspace
+from doppel.store import Workspace
+from doppel.workflow.extract import extract as extract_clip
+from doppel.workflow.workspace import create_workspace
 
 runner = CliRunner()
 
@@ -33,10 +35,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     still = write_clip(root / "s.mp4", synth_frames("astronaut", 6, 320, 240, motion=Motion(0, 0, 0, 0)),
                        audio=False)
     hopper = write_clip(root / "h.mp4", synth_frames("grace_hopper", 8, 320, 240), audio=False)
-    with Workspace.init(root / "ws") as ws:
+    with create_workspace(root / "ws") as ws:
         for identity, clips in (("astro", [moving, still]), ("hopper", [hopper]), ("mixed", [moving, hopper])):
             for clip in clips:  # 'mixed': every 2nd frame (10 + 4 faces), to keep embedding them cheap
-                extract_clip(ws, identity, clip, every=2 if identity == "mixed" else 1, screen=_Clean())
+                every = 2 if identity == "mixed" else 1
+                extract_clip(ws, identity, clip, config=ExtractConfig(every=every), screen=_Clean())
     return root / "ws"
 
 
@@ -60,12 +63,12 @@ def test_stats_counts_blur_and_pose(ws: Workspace) -> None:
 
 def test_against_finds_the_poses_the_source_lacks(ws: Workspace) -> None:
     # Give the destination known poses: half inside the source's pose range, half far out of it.
-    src = curate.poses(faces(ws, "astro"))
+    src = curate.poses(ws.faces.of("astro"))
     centre = src.mean(0)
-    dest_ids = [f.id for f in faces(ws, "hopper")]
+    dest_ids = [f.id for f in ws.faces.of("hopper")]
     far = [(centre[0] + 45 + i, centre[1] - 25) for i in range(4)]
     near = [(centre[0] + 1, centre[1]) for _ in range(4)]
-    with ws.transaction() as c:
+    with raw_db(ws) as c:
         c.executemany("UPDATE faces SET yaw = ?, pitch = ? WHERE id = ?",
                       [(y, p, i) for (y, p), i in zip(near + far, dest_ids, strict=True)])
     s = curate.stats(ws, "astro", against="hopper")["against"]
@@ -75,23 +78,23 @@ def test_against_finds_the_poses_the_source_lacks(ws: Workspace) -> None:
 
 
 def test_prune_blur_is_exact_and_reversible(ws: Workspace) -> None:
-    ids = [f.id for f in faces(ws, "astro")]
-    with ws.transaction() as c:
+    ids = [f.id for f in ws.faces.of("astro")]
+    with raw_db(ws) as c:
         c.executemany("UPDATE faces SET blur = ? WHERE id = ?", [(float(i), fid) for i, fid in enumerate(ids)])
     dry = curate.prune(ws, "astro", curate.PruneCriteria(blur_below=10), dry_run=True)
-    assert dry["pruned"] == 10 and len(faces(ws, "astro")) == 26
+    assert dry["pruned"] == 10 and len(ws.faces.of("astro")) == 26
     done = curate.prune(ws, "astro", curate.PruneCriteria(blur_below=10))
-    assert done["by_reason"]["blur"] == 10 and len(faces(ws, "astro")) == 16
-    kept = faces(ws, "astro", include_excluded=True)
+    assert done["by_reason"]["blur"] == 10 and len(ws.faces.of("astro")) == 16
+    kept = ws.faces.of("astro", include_excluded=True)
     assert {f.exclude_reason for f in kept if f.excluded} == {"blur"}
     assert all(f.aligned_path.exists() for f in kept)  # nothing deleted
-    assert curate.unprune(ws, "astro")["restored"] == 10 and len(faces(ws, "astro")) == 26
+    assert curate.unprune(ws, "astro")["restored"] == 10 and len(ws.faces.of("astro")) == 26
 
 
 def test_prune_duplicates_keeps_one_of_a_still_shot(ws: Workspace) -> None:
-    still_clip = max(f.clip_id for f in faces(ws, "astro"))  # added second: six identical frames
+    still_clip = max(f.clip_id for f in ws.faces.of("astro"))  # added second: six identical frames
     report = curate.prune(ws, "astro", curate.PruneCriteria(duplicates=0.02))
-    left = faces(ws, "astro")
+    left = ws.faces.of("astro")
     # The still shot repeats the moving clip's first pose: at most one of its faces is new.
     assert sum(f.clip_id == still_clip for f in left) <= 1
     assert sum(f.clip_id != still_clip for f in left) >= 3  # the moving clip keeps its distinct poses
@@ -101,9 +104,9 @@ def test_prune_duplicates_keeps_one_of_a_still_shot(ws: Workspace) -> None:
 def test_prune_outliers_removes_the_other_person(ws: Workspace) -> None:
     report = curate.prune(ws, "mixed", curate.PruneCriteria(outliers=0.45))
     assert report["by_reason"]["outlier"] == 4
-    left = faces(ws, "mixed")
+    left = ws.faces.of("mixed")
     assert len(left) == 10 and len({f.clip_id for f in left}) == 1
-    assert all(f.embedding is not None for f in faces(ws, "mixed", include_excluded=True))  # stored for next time
+    assert all(f.embedding is not None for f in ws.faces.of("mixed", include_excluded=True))  # stored for next time
 
 
 def test_prune_needs_a_criterion() -> None:
@@ -124,7 +127,7 @@ def test_cli_stats_plot_prune_unprune(ws: Workspace, tmp_path: Path) -> None:
     r = runner.invoke(app, ["faceset", "stats", root, "astro"])
     assert r.exit_code == 0 and "26 faces in use" in r.stderr
     r = runner.invoke(app, ["faceset", "prune", root, "astro", "--duplicates", "0.02", "--dry-run", "--json"])
-    assert r.exit_code == 0 and json.loads(r.stdout)["dry_run"] is True and len(faces(ws, "astro")) == 26
+    assert r.exit_code == 0 and json.loads(r.stdout)["dry_run"] is True and len(ws.faces.of("astro")) == 26
     r = runner.invoke(app, ["faceset", "prune", root, "astro", "--duplicates", "0.02"])
     assert r.exit_code == 0 and "excluded" in r.stderr
     r = runner.invoke(app, ["faceset", "unprune", root, "astro", "--json"])

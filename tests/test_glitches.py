@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import query
 from doppel.cli.app import app
-from doppel.faceset.workspace import Workspace
 from doppel.review import features as ft
 from doppel.review.glitches import FLAG_SCORE, Measure, precision_at_k, ranked, robust_z, score
+from doppel.store import Workspace
 from test_merge_helpers import mean_shape
 from test_review_helpers import PERTURBED, PLANTED, Analysed, review_render  # noqa: F401
 
@@ -38,10 +39,10 @@ def test_planted_glitches_rank_on_top(review_render: Analysed) -> None:  # noqa:
         assert g.reasons and all({"reason", "z", "value", "usual"} <= set(r) for r in g.reasons)
 
 
-def test_scores_are_stored_in_render_frames(review_render: Analysed) -> None:  # noqa: F811
+def test_scores_are_stored_for_every_frame(review_render: Analysed) -> None:  # noqa: F811
     with Workspace.open(review_render.root / "ws") as ws:
-        rows = ws.conn.execute("SELECT glitch_score, glitch_reasons FROM render_frames WHERE render_id = ?",
-                               (review_render.render_id,)).fetchall()
+        rows = query(ws, "SELECT score, reasons FROM glitch_scores WHERE render_id = ?",
+                     (review_render.render_id,)).fetchall()
     assert len(rows) == review_render.frames
     assert all(r[0] is not None and isinstance(json.loads(r[1]), list) for r in rows)
 

@@ -10,9 +10,11 @@ import cv2
 import numpy as np
 
 from conftest import make_clip
-from doppel.extract.pipeline import content_hash
-from doppel.faceset.workspace import Workspace, now, to_blob
+from doppel.extract.config import content_hash
 from doppel.ops.align import estimate_transform
+from doppel.store import Workspace
+from doppel.store.records import NewClip, NewFace
+from doppel.workflow.workspace import create_workspace
 
 
 def mean_shape() -> np.ndarray:
@@ -88,30 +90,23 @@ def setup_workspace(root: Path, clip: Path, marks: dict[int, np.ndarray], *, fra
     from doppel.io.video import probe
     from doppel.provenance.consent import add_consent
 
-    ws = Workspace.init(root)
+    ws = create_workspace(root)
     info = probe(clip)
-    alice = ws.identity_id("alice", create=True)
-    bob = ws.identity_id("bob", create=True)
+    ws.identities.ensure("alice")
+    ws.identities.ensure("bob")
     if consent:
         add_consent(ws, "alice", "Alice Example", "tests", "public-domain-demo")
     (ws.models_dir() / model_name).mkdir()
     (ws.models_dir() / model_name / "config.json").write_text("{}")
-    with ws.transaction() as c:
-        clip_id = ws.add_clip(c, path=str(clip), content_hash=content_hash(clip), kind="video", width=info.width,
-                              height=info.height, fps=info.fps, frame_count=info.frame_count,
-                              duration=info.duration, has_audio=info.has_audio)
-        for i in range(frame_count):
-            c.execute("INSERT INTO frames VALUES (?, ?, ?, ?, ?)",
-                      (clip_id, bob, i, i / 25, "face" if i in marks else "no_face"))
-        for i, lm in marks.items():
-            t = estimate_transform(lm, 256, "full")
-            c.execute(
-                "INSERT INTO faces (identity_id, clip_id, frame_index, time, x0, y0, x1, y1, det_score, landmarks,"
-                " landmarks_smooth, landmark_score, yaw, pitch, roll, blur, transform, face_type, size,"
-                " aligned_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, 0.9, 0, 0, 0, 100, ?, 'full', 256, ?)",
-                (bob, clip_id, i, i / 25, *lm.min(0), *lm.max(0), to_blob(lm), to_blob(lm), to_blob(t, "<f8"),
-                 f"facesets/bob/{i:06d}.png"))
-        c.execute("INSERT INTO models (name, path, arch, preset, resolution, face_type, src_identity_id,"
-                  " dst_identity_id, step, created_at, updated_at) VALUES (?, ?, 'test', 'cpu', ?, 'full', ?, ?,"
-                  " 100, ?, ?)", (model_name, f"models/{model_name}", resolution, alice, bob, now(), now()))
+    clip_id = ws.clips.add(NewClip(path=str(clip), content_hash=content_hash(clip), kind="video", width=info.width,
+                                   height=info.height, fps=info.fps, frame_count=info.frame_count,
+                                   duration=info.duration, has_audio=info.has_audio))
+    faces = [NewFace(track_key=None, frame_index=i, time=i / 25, bbox=(*lm.min(0), *lm.max(0)), det_score=1.0,
+                     landmarks=lm, landmarks_smooth=lm, landmark_score=0.9, yaw=0.0, pitch=0.0, roll=0.0, blur=100.0,
+                     embedding=None, transform=estimate_transform(lm, 256, "full"), face_type="full", size=256,
+                     aligned_rel=f"facesets/bob/{i:06d}.png") for i, lm in marks.items()]
+    frames = [(i, i / 25, "face" if i in marks else "no_face") for i in range(frame_count)]
+    ws.faces.replace_clip("bob", clip_id, [], faces, frames)
+    ws.models.register(model_name, folder_rel=f"models/{model_name}", arch="test", preset="cpu",
+                       resolution=resolution, face_type="full", src="alice", dst="bob", base=None, step=100)
     return ws

@@ -13,17 +13,17 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import shared_clip
+from conftest import query, raw_db, shared_clip
 from doppel.core.errors import NoFaceError, RefusedError
-from doppel.faceset.workspace import Workspace
 from doppel.io.video import VideoWriter, probe, read_frames
-from doppel.merge import store
-from doppel.merge.pipeline import MergeRequest, merge
-from doppel.merge.review import render_frames, rerender
 from doppel.merge.settings import MergeSettings
 from doppel.merge.stages import Compositor, RunContext, StageTimer, WorkItem
 from doppel.provenance.credentials import read_credentials
 from doppel.provenance.watermark import Watermarker, detect, render_payload
+from doppel.store import Workspace
+from doppel.workflow.merge import MergeRequest, add_override, merge, rerender
+from doppel.workflow.replay import render_frames
+from doppel.workflow.workspace import create_workspace
 from test_merge_helpers import ShiftSwapper, face_clip, mean_shape, setup_workspace
 
 N = 24
@@ -73,9 +73,9 @@ def test_output_keeps_frames_timing_resolution_audio(scene: tuple, tmp_path: Pat
     assert (report.frames, report.swapped, report.passthrough) == (N, N - len(ABSENT), len(ABSENT))
     assert report.flicker_ratio is not None and report.flicker_ratio < 1.5
     assert set(report.stages) >= {"decode", "infer", "composite", "watermark", "encode"}
-    rows = store.frames_of(ws, report.render_id)
+    rows = ws.renders.frames(report.render_id)
     assert [r.status for r in rows] == ["passthrough" if i in ABSENT else "swapped" for i in range(N)]
-    assert store.get_render(ws, report.render_id).status == "done"
+    assert ws.renders.get(report.render_id).status == "done"
     creds = read_credentials(out)
     assert creds.present and creds.valid and creds.render_id == report.render_uid
     assert creds.consent_hashes == [report.provenance["consent_hash"]]
@@ -137,7 +137,7 @@ def test_resume_reuses_finished_frames(scene: tuple, tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         merge(ws, MergeRequest(input=clip, output=out, model="m1", batch=4), swapper=first)
     assert not out.exists() and not list(tmp_path.glob(".out.*"))
-    assert store.list_renders(ws)[0].status == "interrupted"
+    assert ws.renders.all()[0].status == "interrupted"
     second = ShiftSwapper()
     report = merge(ws, MergeRequest(input=clip, output=out, model="m1", batch=4), swapper=second)
     assert report.resumed and report.inference_reused == 8
@@ -189,10 +189,10 @@ def test_render_frames_for_review_matches_full_run_and_follows_edits(scene: tupl
     assert swapper.calls == 0  # cached inference
     for i in (12, 20):
         assert again[i].status == "swapped" and _psnr(again[i].image, full[i]) > 35
-    store.add_override(ws, report.render_id, 20, 20, {"keep_original": True})
+    add_override(ws, report.render_id, 20, 20, {"keep_original": True})
     edited = render_frames(ws, report.render_id, [20], swapper=swapper)
     assert edited[20].status == "kept"
-    assert [r.status for r in store.frames_of(ws, report.render_id) if r.frame_index == 20] == ["kept"]
+    assert [r.status for r in ws.renders.frames(report.render_id) if r.frame_index == 20] == ["kept"]
     redo = rerender(ws, report.render_id, swapper=swapper)
     assert redo.render_uid == report.render_uid and redo.kept == 1
 
@@ -216,7 +216,7 @@ def test_variable_frame_rate_timing_and_shot_cuts(tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
     with setup_workspace(tmp_path / "ws", clip, marks, frame_count=len(pts)) as ws:
         report = merge(ws, MergeRequest(input=clip, output=out, model="m1"), swapper=ShiftSwapper())
-        rows = store.frames_of(ws, report.render_id)
+        rows = ws.renders.frames(report.render_id)
     assert [f.time for f in read_frames(out)] == pytest.approx([p / 1000 for p in pts], abs=1e-3)
     assert not probe(out).has_audio
     assert report.shot_cuts == [7] and [r.frame_index for r in rows if r.shot_cut] == [7]
@@ -224,7 +224,7 @@ def test_variable_frame_rate_timing_and_shot_cuts(tmp_path: Path) -> None:
 
 @pytest.mark.media
 def test_input_not_in_the_workspace_is_extracted_on_the_fly(tmp_path: Path) -> None:
-    from doppel.faceset.workspace import now
+    from doppel.core.clock import now
     from doppel.provenance.consent import add_consent
 
     src = shared_clip("lp_d18_man_neutral_studio.mp4")
@@ -232,14 +232,14 @@ def test_input_not_in_the_workspace_is_extracted_on_the_fly(tmp_path: Path) -> N
     with VideoWriter(clip, width=480, height=480, fps=30, audio_from=src) as w:
         for f in read_frames(src, stop=45):
             w.write(f.image)
-    with Workspace.init(tmp_path / "ws") as ws:
+    with create_workspace(tmp_path / "ws") as ws:
         add_consent(ws, "alice", "Alice Example", "tests", "public-domain-demo")
-        ws.identity_id("bob", create=True)
+        ws.identities.ensure("bob")
         (ws.models_dir() / "m1").mkdir()
-        with ws.transaction() as c:
+        with raw_db(ws) as c:
             c.execute("INSERT INTO models (name, path, arch, resolution, face_type, src_identity_id, dst_identity_id,"
                       " created_at, updated_at) VALUES ('m1', 'models/m1', 'test', 64, 'full', ?, ?, ?, ?)",
-                      (ws.identity_id("alice"), ws.identity_id("bob"), now(), now()))
+                      (ws.identities.id_of("alice"), ws.identities.id_of("bob"), now(), now()))
         report = merge(ws, MergeRequest(input=clip, output=tmp_path / "o.mp4", model="m1"), swapper=ShiftSwapper())
-        assert ws.conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0] >= 40
+        assert query(ws, "SELECT COUNT(*) FROM faces").fetchone()[0] >= 40
     assert report.frames == 45 and report.swapped >= 40

@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from doppel.faceset.workspace import Workspace
+from conftest import query
 from doppel.io.video import probe, read_frames
-from doppel.merge import store
 from doppel.provenance.watermark import detect, render_payload
+from doppel.store import Workspace
 from test_review_helpers import OCCLUDED, Analysed, review_render, wait_job  # noqa: F401
 
 DB_MAGIC = b"SQLite format 3"
@@ -122,8 +122,8 @@ def test_invalid_overrides_are_refused(review_render: Analysed, body: dict, mess
     r = review_render.client.post(f"/api/renders/{review_render.uid}/overrides", json=body, headers=_h(review_render))
     assert r.status_code == 422 and message in r.json()["error"], r.json()
     with Workspace.open(review_render.root / "ws") as ws:
-        assert store.overrides_of(ws, review_render.render_id) == [] or all(
-            o.first != 3 for o in store.overrides_of(ws, review_render.render_id))
+        assert ws.renders.overrides(review_render.render_id) == [] or all(
+            o.first != 3 for o in ws.renders.overrides(review_render.render_id))
 
 
 def test_invalid_polygons_are_refused(review_render: Analysed) -> None:  # noqa: F811
@@ -191,17 +191,15 @@ def test_overrides_polygons_rerender_and_export(review_render: Analysed) -> None
     assert "credentials_sidecar" in job["result"]["provenance"] or job["result"]["provenance"]
     frames = [f.image for f in read_frames(out)]
     with Workspace.open(review_render.root / "ws") as ws:
-        render = store.get_render(ws, review_render.render_id)
+        render = ws.renders.get(review_render.render_id)
         assert render.status == "done"
-        scores = ws.conn.execute("SELECT COUNT(*) FROM render_frames WHERE render_id = ? AND glitch_score IS NOT NULL",
-                                 (render.id,)).fetchone()[0]
-    assert scores == n  # merge rewrote the rows; review put the scores back
+        scores = ws.scores.count(render.id)
+    assert scores == n  # merge rewrote its frame rows; review's scores are kept apart and survive
     assert not c.get(f"/api/renders/{uid}", headers=h).json()["stale"]  # exported by review: still in step
     with Workspace.open(review_render.root / "ws") as ws:
-        store.finish_render(ws, review_render.render_id, "done")  # as if merged again outside review
-        ws.conn.execute("UPDATE renders SET finished_at = '2099-01-01T00:00:00+00:00' WHERE id = ?",
-                        (review_render.render_id,))
-        ws.conn.commit()
+        ws.renders.finish(review_render.render_id, "done")  # as if merged again outside review
+        query(ws, "UPDATE renders SET finished_at = '2099-01-01T00:00:00+00:00' WHERE id = ?",
+              (review_render.render_id,))
     assert c.get(f"/api/renders/{uid}", headers=h).json()["stale"]
     found = detect(frames)
     assert found.detected and found.payload == render_payload(uid)

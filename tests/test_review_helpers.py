@@ -16,9 +16,12 @@ import cv2
 import numpy as np
 import pytest
 
-from doppel.faceset.workspace import Workspace, to_blob
-from doppel.merge.pipeline import MergeReport, MergeRequest, merge
+from conftest import query, raw_db
+from doppel.merge.pipeline import MergeReport
 from doppel.ops.align import estimate_transform
+from doppel.store import Workspace
+from doppel.store.db import to_blob
+from doppel.workflow.merge import MergeRequest, merge
 from test_merge_helpers import ShiftSwapper, face_clip, setup_workspace
 
 OCCLUDED = (20, 21, 22)  # a grey bar across the face in the clip
@@ -43,8 +46,8 @@ def _occlude(path: Path, marks: dict[int, np.ndarray], frames: tuple[int, ...]) 
 
 def _perturb(ws: Workspace, frames: tuple[int, ...]) -> None:
     """Shift and rotate the stored alignment of ``frames`` (what a bad landmark fit does)."""
-    rows = ws.conn.execute("SELECT id, frame_index, landmarks_smooth FROM faces").fetchall()
-    with ws.transaction() as c:
+    rows = query(ws, "SELECT id, frame_index, landmarks_smooth FROM faces").fetchall()
+    with raw_db(ws) as c:
         for r in rows:
             if r["frame_index"] not in frames:
                 continue

@@ -18,8 +18,9 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+from conftest import query
 from doppel.cli.app import app
-from doppel.faceset.workspace import Workspace
+from doppel.store import Workspace
 
 TINY = ["--resolution", "64", "--e-dims", "8", "--ae-dims", "16", "--d-dims", "8", "--d-mask-dims", "4",
         "--batch", "2", "--workers", "0"]
@@ -33,7 +34,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("tpl") / "ws"
     ws = facefixtures.make_workspace(root, n=8, size=64)
-    ws.identity_id("nobody", create=True)  # an identity with no faces
+    ws.identities.ensure("nobody")  # an identity with no faces
     facefixtures.add_identity(ws, "noconsent", "astronaut", 4, size=64, seed=5)
     ws.close()
     return root
@@ -68,7 +69,7 @@ def test_train_writes_model_folder_and_registers(ws: Path) -> None:
     rows = _rows(mdir)
     assert [int(r["step"]) for r in rows] == [1, 3] and float(rows[-1]["loss"]) > 0
     with Workspace.open(ws) as w:
-        row = w.conn.execute("SELECT m.*, s.name AS s, d.name AS d FROM models m JOIN identities s ON "
+        row = query(w, "SELECT m.*, s.name AS s, d.name AS d FROM models m JOIN identities s ON "
                              "s.id = m.src_identity_id JOIN identities d ON d.id = m.dst_identity_id").fetchone()
     assert (row["name"], row["s"], row["d"], row["step"], row["arch"], row["resolution"]) == \
         ("m", "astronaut", "hopper", 3, "liae", 64)
@@ -259,7 +260,7 @@ def test_ddp_two_cpu_processes_gloo(ws: Path) -> None:
     assert rep["world"] == 2 and rep["step"] == 3
     assert rep["images_per_s"] > 0
     with Workspace.open(ws) as w:
-        assert w.conn.execute("SELECT step FROM models WHERE name = 'ddp'").fetchone()[0] == 3
+        assert query(w, "SELECT step FROM models WHERE name = 'ddp'").fetchone()[0] == 3
     code, rep2, text = cli("train", ws, *PAIR, "--model", "ddp", "--iters", "4", "--json")  # resume, one process
     assert code == 0 and rep2 is not None and rep2["resumed_from"] == 3, text
 
@@ -293,8 +294,8 @@ def test_holdout_is_contiguous_runs(n: int) -> None:
 
 
 def test_cpu_preset_brings_its_training_settings(ws: Path) -> None:
-    from doppel.cli.train import resolve_configs
     from doppel.train.config import PRESETS
+    from doppel.workflow.train import resolve_configs
 
     with Workspace.open(ws) as w:
         _, tcfg, name = resolve_configs(w, "fresh", None, {}, {})

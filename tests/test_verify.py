@@ -11,13 +11,13 @@ import pytest
 from typer.testing import CliRunner
 
 from doppel.cli.app import app
-from doppel.faceset.workspace import Workspace
 from doppel.io.video import VideoWriter, read_frames, write_image
 from doppel.provenance.consent import add_consent
 from doppel.provenance.credentials import RenderCredentials, embed_credentials
 from doppel.provenance.label import add_label
 from doppel.provenance.verify import verify_file
 from doppel.provenance.watermark import Watermarker, render_payload
+from doppel.workflow.workspace import create_workspace
 
 UID = "r-test-verify"
 PAYLOAD = render_payload(UID)
@@ -105,11 +105,11 @@ def test_marked_still_image(tmp_path: Path) -> None:
 
 
 def test_signed_render_with_workspace(tmp_path: Path, clips: dict[str, Path]) -> None:
-    with Workspace.init(tmp_path / "ws") as ws:
+    with create_workspace(tmp_path / "ws") as ws:
         rec = add_consent(ws, "alice", "Alice", "test", "own-likeness", None)
         out = tmp_path / "ws" / "renders" / "out.mp4"
         out.write_bytes(clips["marked"].read_bytes())
-        embed_credentials(ws, out, RenderCredentials(UID, "alice_to_bob", [rec.record_hash],
+        embed_credentials(ws.keys_dir(), out, RenderCredentials(UID, "alice_to_bob", [rec.record_hash],
                                                      watermark_payload=PAYLOAD))
     r = verify_file(out)
     assert r.credentials["present"] and r.credentials["valid"] and not r.credentials["trusted"]

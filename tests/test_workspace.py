@@ -4,16 +4,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import query, raw_db
 from doppel.core.errors import WorkspaceError
-from doppel.faceset.schema import SCHEMA_VERSION
-from doppel.faceset.workspace import DB_NAME, SUBDIRS, Workspace, from_blob, to_blob
+from doppel.store import DB_NAME, SUBDIRS, Workspace
+from doppel.store.db import from_blob, to_blob
+from doppel.store.schema import SCHEMA_VERSION
 
 
 def test_init_creates_versioned_store_and_folders(tmp_path: Path) -> None:
     with Workspace.init(tmp_path / "ws") as ws:
         assert ws.schema_version == SCHEMA_VERSION
         assert all((ws.root / d).is_dir() for d in SUBDIRS)
-        tables = {r[0] for r in ws.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        tables = {r[0] for r in query(ws, "SELECT name FROM sqlite_master WHERE type='table'")}
         assert {"clips", "identities", "faces", "frames", "tracks", "jobs"} <= tables
 
 
@@ -42,11 +44,11 @@ def test_open_rejects_missing_and_corrupt(tmp_path: Path) -> None:
 
 def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
     with Workspace.init(tmp_path / "ws") as ws:
-        ws.identity_id("alice", create=True)
-        with pytest.raises(sqlite3.IntegrityError), ws.transaction() as c:
+        ws.identities.ensure("alice")
+        with pytest.raises(sqlite3.IntegrityError), raw_db(ws) as c:
             c.execute("INSERT INTO identities (name, created_at) VALUES ('bob', 'now')")
             c.execute("INSERT INTO identities (name, created_at) VALUES ('alice', 'now')")  # duplicate
-        assert ws.identities() == ["alice"]
+        assert ws.identities.names() == ["alice"]
 
 
 def test_migrations_upgrade_an_old_database(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ import typer
 from rich.markup import escape
 
 from doppel.cli.common import JsonOpt, console, emit_json
-from doppel.faceset.workspace import Workspace
 from doppel.provenance.consent import BASES, add_consent, list_consents
+from doppel.store import Workspace
 
 app = typer.Typer(name="consent", help="Consent records for source identities.", no_args_is_help=True)
 

@@ -10,7 +10,7 @@ import typer
 
 from doppel.cli.common import JsonOpt, console, emit_json, progress_bar
 from doppel.core.progress import ProgressFn
-from doppel.demo.run import DemoConfig, DemoReport, run_demo
+from doppel.workflow.demo import DemoConfig, DemoReport, run_demo
 
 _UNITS = {"clips": "clips", "extract": "frames", "train": "s", "merge": "frames", "verify": "frames",
           "eval": "frames"}

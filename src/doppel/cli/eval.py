@@ -8,12 +8,9 @@ import typer
 from rich.table import Table
 
 from doppel.cli.common import JsonOpt, console, emit_json, progress_bar
-from doppel.core.errors import ConfigError
-from doppel.eval.pipeline import EvalRequest, evaluate
-from doppel.eval.render import request_for_render
 from doppel.eval.report import EvalReport, table_rows
-from doppel.faceset.workspace import Workspace
-from doppel.io.video import probe
+from doppel.store import Workspace
+from doppel.workflow.evaluate import build_request, default_report, evaluate
 
 
 def print_table(report: EvalReport) -> None:
@@ -48,18 +45,9 @@ def eval_(
     --out/--sheet say) and prints a table (or the report with --json).
     """
     with Workspace.open(workspace) as ws:
-        if render is not None:
-            if original is not None or merged is not None:
-                raise ConfigError("give either --render or --original and --merged, not both")
-            request = request_for_render(ws, render, src=src, dst=dst, embed_every=embed_every)
-        else:
-            if original is None or merged is None or src is None:
-                raise ConfigError("give --render RENDER, or --original VIDEO --merged VIDEO --src IDENTITY")
-            probe(original), probe(merged)
-            request = EvalRequest(original=original, merged=merged, src=src, dst=dst, embed_every=embed_every)
-        base = request.merged.with_suffix("")
-        json_path = out or Path(f"{base}.eval.json")
-        request = EvalRequest(**{**request.__dict__, "sheet": sheet or Path(f"{base}.eval.png")})
+        request = build_request(ws, render=render, original=original, merged=merged, src=src, dst=dst,
+                                embed_every=embed_every, sheet=sheet)
+        json_path = out or default_report(request.merged, ".eval.json")
         with progress_bar("evaluating", "frames", enabled=not json_out) as progress:
             report = evaluate(ws, request, progress=progress)
     report.write(json_path)

@@ -8,12 +8,12 @@ from pathlib import Path
 import typer
 
 from doppel.cli.common import JsonOpt, console, emit_json, progress_bar
-from doppel.core.errors import InputError
 from doppel.extract.backends import DETECTORS, LANDMARKERS
-from doppel.extract.pipeline import ExtractConfig, check_identity_name, extract_clip, reference_embedding
-from doppel.faceset.workspace import Workspace
-from doppel.io.video import probe
+from doppel.extract.config import ExtractConfig, check_identity_name
 from doppel.ops.align import FACE_TYPES
+from doppel.store import Workspace
+from doppel.workflow.extract import check_inputs, person_reference
+from doppel.workflow.extract import extract as extract_clip
 
 FaceTypeChoice = Enum("FaceTypeChoice", {t: t for t in FACE_TYPES}, type=str)  # type: ignore[misc]
 DetectorChoice = Enum("DetectorChoice", {n: n for n in DETECTORS.names()}, type=str)  # type: ignore[misc]
@@ -45,12 +45,8 @@ def extract(
                            landmarker=landmarker.value)
     check_identity_name(identity)
     with Workspace.open(workspace) as ws:
-        # Check every input before extracting anything, so a bad one changes nothing.
-        for path in inputs:
-            if not path.exists():
-                raise InputError("no such file", path=path)
-            probe(path)
-        ref = reference_embedding(person, config=config) if person is not None else None
+        check_inputs(inputs)
+        ref = person_reference(person, config)
         clips = []
         for path in inputs:
             with progress_bar(f"extract {path.name}", "frames", enabled=True) as progress:

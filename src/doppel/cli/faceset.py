@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import typer
 
 from doppel.cli.common import JsonOpt, console, emit_json, progress_bar
 from doppel.faceset import curate
-from doppel.faceset.query import faces
-from doppel.faceset.workspace import Workspace
+from doppel.faceset.plots import faceset_coverage_plot
+from doppel.store import Workspace
 
 app = typer.Typer(name="faceset", help="Look at and curate face sets.", no_args_is_help=True)
 
@@ -27,16 +26,7 @@ def stats(
     with Workspace.open(workspace) as ws:
         report = curate.stats(ws, name, against=against)
         if plot is not None:
-            from doppel.faceset.plots import coverage_plot
-
-            src = [f for f in faces(ws, name)]
-            dest = faces(ws, against) if against is not None else None
-            src_yp = curate.poses(src)
-            dest_yp = curate.poses(dest) if dest is not None else None
-            miss = curate.uncovered(src_yp, dest_yp) if dest_yp is not None else None
-            coverage_plot(plot, src_yp, name, np.array([f.blur for f in src]), dest=dest_yp, dest_name=against,
-                          dest_uncovered=miss)
-            report["plot"] = str(plot)
+            report["plot"] = str(faceset_coverage_plot(ws, name, plot, against=against))
     if json_out:
         emit_json(report)
         return

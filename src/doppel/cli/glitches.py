@@ -7,30 +7,16 @@ from pathlib import Path
 import typer
 
 from doppel.cli.common import JsonOpt, console, emit_json, progress_bar
-from doppel.core.errors import WorkspaceError
-from doppel.faceset.workspace import Workspace
-from doppel.merge import store
 from doppel.review.analyse import analyse, is_stale
 from doppel.review.cache import ReviewCache
 from doppel.review.glitches import load_scores, ranked
-
-
-def _render(ws: Workspace, ref: str) -> store.Render:
-    """A render by uid, unique uid prefix, or (failing those) number."""
-    renders = store.list_renders(ws)
-    found = [r for r in renders if r.uid.startswith(ref.lower())]
-    if not found and ref.isdigit():
-        found = [r for r in renders if r.id == int(ref)]
-    if len(found) != 1:
-        known = ", ".join(r.uid for r in renders) or "none yet"
-        what = "no render" if not found else "more than one render"
-        raise WorkspaceError(f"{what} matches {ref!r} (renders: {known})", path=ws.root)
-    return found[0]
+from doppel.store import Workspace
+from doppel.workflow.renders import find_render
 
 
 def glitches(
     workspace: Path = typer.Argument(..., help="The workspace holding the render."),
-    render: str = typer.Argument(..., help="Render id (uid or a unique prefix of it, or its number)."),
+    render: str = typer.Argument(..., help="Render: its uid, its number, or a unique prefix of its uid."),
     top: int = typer.Option(20, "--top", "-k", min=1, help="How many frames to list."),
     again: bool = typer.Option(False, "--again", help="Measure again even if the render was analysed."),
     json_out: bool = JsonOpt,
@@ -44,7 +30,7 @@ def glitches(
     z-scores against the render itself; frames scoring 4 or more are flagged.
     """
     with Workspace.open(workspace) as ws:
-        r = _render(ws, render)
+        r = find_render(ws, render)
         measured = None
         if again or not ReviewCache(ws, r.uid).ready() or is_stale(ws, r.id):
             with progress_bar("measuring", enabled=not json_out) as progress:

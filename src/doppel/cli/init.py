@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from doppel.cli.common import JsonOpt, console, emit_json
-from doppel.faceset.workspace import SUBDIRS, Workspace
+from doppel.store import SUBDIRS
+from doppel.workflow.workspace import create_workspace
 
 
 def init(
@@ -15,9 +16,9 @@ def init(
     json_out: bool = JsonOpt,
 ) -> None:
     """Create a workspace: a SQLite database and folders for face sets, models and renders."""
-    with Workspace.init(workspace) as ws:
+    with create_workspace(workspace) as ws:
         report = {"workspace": str(ws.root.resolve()), "schema_version": ws.schema_version,
-                  "folders": list(SUBDIRS), "signing_identity": str((ws.root / "keys").resolve())}
+                  "folders": list(SUBDIRS), "signing_identity": str(ws.keys_dir().resolve())}
     if json_out:
         emit_json(report)
     else:

@@ -11,10 +11,10 @@ from types import FrameType
 import typer
 
 from doppel.cli.common import JsonOpt, console, emit_json, progress_bar
-from doppel.faceset.workspace import Workspace
-from doppel.merge.pipeline import MergeRequest
-from doppel.merge.pipeline import merge as run_merge
 from doppel.merge.settings import CHOICES, MergeSettings, load_settings, parse_override
+from doppel.store import Workspace
+from doppel.workflow.merge import MergeRequest
+from doppel.workflow.merge import merge as run_merge
 
 
 def _bound(meta: list[object], name: str) -> object:

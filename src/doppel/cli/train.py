@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -15,11 +14,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from doppel.cli.common import JsonOpt, console, emit_json
 from doppel.core.errors import ConfigError
-from doppel.faceset.workspace import Workspace
-from doppel.train import checkpoint
-from doppel.train.config import ModelConfig, TrainConfig, model_config, preset, train_config
-from doppel.train.loop import RunSpec, StepInfo, TrainResult, model_dir, resolve_base
-from doppel.train.loop import train as run_training
+from doppel.store import Workspace
+from doppel.train.loop import RunSpec, StepInfo, TrainResult
+from doppel.workflow.train import resolve_base, resolve_configs
+from doppel.workflow.train import train as run_training
 
 
 def _fmt_time(seconds: float | None) -> str:
@@ -27,39 +25,6 @@ def _fmt_time(seconds: float | None) -> str:
         return "--"
     s = int(seconds)
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
-
-
-def resolve_configs(ws: Workspace, name: str, preset_name: str | None, model_flags: dict[str, Any],
-                    train_flags: dict[str, Any], base_dir: Path | None = None
-                    ) -> tuple[ModelConfig, TrainConfig, str | None]:
-    """Model and train configs: saved ones when resuming, else the base model's (with --base and no
-    --preset), else the preset; then explicit flags on top."""
-    mdir = model_dir(ws, name)
-    saved_train: dict[str, Any] = {}
-    if (mdir / checkpoint.CONFIG).is_file():
-        base_model = checkpoint.read_config(mdir)
-        if (mdir / checkpoint.TRAIN).is_file():
-            meta = json.loads((mdir / checkpoint.TRAIN).read_text())
-            saved_train = meta.get("train", {})
-            preset_name = preset_name or meta.get("preset")
-        if preset_name and model_flags.get("_preset_given"):
-            base_model = model_config(base_model, **preset(preset_name).model.model_dump())
-    elif base_dir is not None and preset_name is None:
-        base_model = checkpoint.read_config(base_dir)
-        if (base_dir / checkpoint.TRAIN).is_file():
-            meta = json.loads((base_dir / checkpoint.TRAIN).read_text())
-            inherited = ("batch", "precision", "workers", "lr", "ema_decay")
-            saved_train = {k: v for k, v in meta.get("train", {}).items() if k in inherited}
-            preset_name = meta.get("preset")
-    else:
-        p = preset(preset_name or "cpu")
-        preset_name = preset_name or "cpu"
-        base_model = p.model
-        saved_train = p.train_defaults()
-    model_flags = {k: v for k, v in model_flags.items() if not k.startswith("_")}
-    mcfg = model_config(base_model, **model_flags)
-    tcfg = train_config(**{**saved_train, **{k: v for k, v in train_flags.items() if v is not None}})
-    return mcfg, tcfg, preset_name
 
 
 def train(

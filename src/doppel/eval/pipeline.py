@@ -2,7 +2,8 @@
 
 :func:`evaluate` reads top to bottom:
 
-1. ``check``: both clips readable, same size and frame count; identity centroids from the workspace.
+1. ``check``: both clips readable, same size and frame count; identity centroids from the
+   :class:`References` (what :func:`doppel.workflow.evaluate.references` reads from the workspace).
 2. ``track``: faces of both clips with the same tracker; the original's main person, and the same
    head in the merged clip (:mod:`doppel.eval.faces`).
 3. ``landmarks``: expression and pose error, openness correlations, jitter.
@@ -30,10 +31,8 @@ from doppel.eval.faces import SeenFace, main_person, matched, scan
 from doppel.eval.report import EvalReport, FrameRow
 from doppel.eval.sheet import contact_sheet, face_crop
 from doppel.extract import backends
-from doppel.faceset.query import faces
-from doppel.faceset.workspace import Workspace
 from doppel.io.atomic import atomic_path
-from doppel.io.video import probe, read_frames, read_image, write_image
+from doppel.io.video import probe, read_frames, write_image
 from doppel.merge.settings import MergeSettings
 from doppel.merge.temporal import FlickerMeter, face_region
 
@@ -60,22 +59,18 @@ class EvalRequest:
     sheet: Path | None = None
 
 
-def identity_embeddings(ws: Workspace) -> dict[str, np.ndarray]:
-    """Each identity's stored face embeddings ``(K, D)`` (identities without any are left out)."""
-    out: dict[str, np.ndarray] = {}
-    for name in ws.identities():
-        embs = [f.embedding for f in faces(ws, name) if f.embedding is not None]
-        if embs:
-            out[name] = np.stack(embs)
-    return out
+@dataclass(frozen=True)
+class References:
+    """What a clip is compared with: each identity's stored face embeddings ``(K, D)`` by name, the
+    destination's known face boxes in the original clip by frame (to pick the right person), and one
+    aligned face of the source (uint8 RGB) for the contact sheet."""
+
+    embeddings: dict[str, np.ndarray]
+    known_boxes: dict[int, np.ndarray] | None = None
+    source_face: np.ndarray | None = None
 
 
-def identity_centroids(ws: Workspace) -> dict[str, np.ndarray]:
-    """Unit centroid of each identity's stored face embeddings (identities without any are left out)."""
-    return {name: metrics.centroid(e) for name, e in identity_embeddings(ws).items()}
-
-
-def evaluate(ws: Workspace, request: EvalRequest, *, progress: ProgressFn = no_progress) -> EvalReport:
+def evaluate(request: EvalRequest, refs: References, *, progress: ProgressFn = no_progress) -> EvalReport:
     """Measure ``request.merged`` against ``request.original``; see the module docstring.
 
     Raises ``InputError``/``MediaError`` for unreadable or mismatched clips, ``WorkspaceError`` when
@@ -91,15 +86,12 @@ def evaluate(ws: Workspace, request: EvalRequest, *, progress: ProgressFn = no_p
                          "with the clip it was made from", path=request.merged)
     if a.frame_count != b.frame_count:
         raise InputError(f"has {b.frame_count} frames but the original has {a.frame_count}", path=request.merged)
-    stored = identity_embeddings(ws)
+    stored = refs.embeddings
     centroids = {name: metrics.centroid(e) for name, e in stored.items()}
     for name in (request.src, request.dst):
-        if name is None:
-            continue
-        ws.require_identity(name)
-        if name not in centroids:
+        if name is not None and name not in centroids:
             raise WorkspaceError(f"identity {name!r} has no face embeddings to compare with; extract its faces "
-                                 "first (`doppel extract`)", path=ws.root)
+                                 "first (`doppel extract`)")
     stages["check"] = time.perf_counter() - t
 
     # 2. track
@@ -109,7 +101,7 @@ def evaluate(ws: Workspace, request: EvalRequest, *, progress: ProgressFn = no_p
     def step(offset: int) -> ProgressFn:
         return lambda done, _total, /: progress(offset + done, total)
 
-    ref = main_person(scan(request.original, progress=step(0), total=total), _known_boxes(ws, request))
+    ref = main_person(scan(request.original, progress=step(0), total=total), refs.known_boxes)
     out = matched(ref, scan(request.merged, progress=step(a.frame_count), total=total))
     # targets: frames where the original shows the face (and the merge swapped it); frames: of those,
     # where the detector confirms a face in the merged clip too. Where it does not, the frame counts
@@ -175,7 +167,7 @@ def evaluate(ws: Workspace, request: EvalRequest, *, progress: ProgressFn = no_p
                 row.nearest = ids.nearest[k]
     sheet_path = None
     if request.sheet is not None and pixels.tiles:
-        sheet_path = _write_sheet(ws, request, pixels, {r.frame: r for r in rows})
+        sheet_path = _write_sheet(request, refs.source_face, pixels, {r.frame: r for r in rows})
     stages["report"] = time.perf_counter() - t
 
     def mean(x: np.ndarray | None) -> float | None:
@@ -242,32 +234,8 @@ class _Pixels:
             self.tiles[index] = (face_crop(original, r.box), face_crop(merged, r.box))
 
 
-def _known_boxes(ws: Workspace, request: EvalRequest) -> dict[int, np.ndarray] | None:
-    """Boxes of the destination's extracted faces in the original clip, when the workspace has them."""
-    if request.dst is None:
-        return None
-    from doppel.extract.pipeline import content_hash
-
-    row = ws.clip_by_hash(content_hash(request.original))
-    if row is None:
-        return None
-    return {f.frame_index: f.bbox for f in faces(ws, request.dst, clip_id=int(row["id"]), include_excluded=True)}
-
-
-def _source_face(ws: Workspace, identity: str) -> np.ndarray | None:
-    """One aligned face of ``identity`` (the sharpest of its most frontal fifth), for the sheet; None
-    when none can be read."""
-    frontal = sorted(faces(ws, identity), key=lambda f: abs(f.yaw) + abs(f.pitch))
-    found = sorted(frontal[:max(1, len(frontal) // 5)], key=lambda f: -f.blur)
-    for f in found[:3]:
-        try:
-            return read_image(f.aligned_path)
-        except InputError:
-            continue
-    return None
-
-
-def _write_sheet(ws: Workspace, request: EvalRequest, pixels: _Pixels, rows: dict[int, FrameRow]) -> Path:
+def _write_sheet(request: EvalRequest, source_face: np.ndarray | None, pixels: _Pixels,
+                 rows: dict[int, FrameRow]) -> Path:
     assert request.sheet is not None
     order = sorted(pixels.tiles)
     labels = []
@@ -276,7 +244,7 @@ def _write_sheet(ws: Workspace, request: EvalRequest, pixels: _Pixels, rows: dic
         sim = f" src {row.sim_src:.2f}" if row is not None and row.sim_src is not None else ""
         labels.append(f"merged #{i}{sim}")
     sheet = contact_sheet([pixels.tiles[i][0] for i in order], [pixels.tiles[i][1] for i in order], labels,
-                          source=_source_face(ws, request.src), source_label=f"source: {request.src}",
+                          source=source_face, source_label=f"source: {request.src}",
                           title=f"doppel eval: {request.merged.name} vs {request.original.name}")
     with atomic_path(request.sheet) as tmp:
         write_image(tmp, sheet)

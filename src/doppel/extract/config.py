@@ -4,57 +4,45 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
+from pydantic import Field
+
+from doppel.core.config import Settings
 from doppel.core.errors import ConfigError
 from doppel.extract.track import TrackerConfig
-from doppel.ops.align import FACE_TYPES, FaceType
+from doppel.ops.align import FaceType
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-@dataclass(frozen=True)
-class ExtractConfig:
+class ExtractConfig(Settings):
     """Every setting of extraction (see :class:`~doppel.extract.track.TrackerConfig` for tracking)."""
 
-    every: int = 1
-    size: int = 256
+    FLAGS: ClassVar[Mapping[str, str]] = {"every": "--every", "size": "--size", "face_type": "--face-type",
+                                          "detector": "--detector", "landmarker": "--landmarker"}
+
+    every: int = Field(1, ge=1)
+    size: int = Field(256, ge=32, le=2048)
     face_type: FaceType = "full"
     detector: str = "dlib-hog"
     landmarker: str = "dlib-68"
     embedder: str = "dlib-resnet"
-    upsample: int = 0
-    detect_size: int = 640
-    detect_every: int = 10
+    upsample: int = Field(0, ge=0, le=3)
+    detect_size: int = Field(640, ge=64)
+    detect_every: int = Field(10, ge=1)
     threshold: float = 0.0
     track_threshold: float = -0.4
-    max_coast: int = 2
-    check_every: int = 2
-    embed_every_seconds: float = 2.0
-    smooth_lag: int | None = None  # frames; None: about 0.12 s of footage
+    max_coast: int = Field(2, ge=0)
+    check_every: int = Field(2, ge=1)
+    embed_every_seconds: float = Field(2.0, gt=0)
+    smooth_lag: int | None = Field(None, ge=0)  # frames; None: about 0.12 s of footage
     image_format: Literal["jpg", "png"] = "jpg"
-    jpeg_quality: int = 95
-    screen_every_seconds: float = 1.0
-
-    def __post_init__(self) -> None:
-        checks = [
-            (self.every >= 1, f"--every must be >= 1, got {self.every}"),
-            (32 <= self.size <= 2048, f"--size must be within 32..2048 pixels, got {self.size}"),
-            (self.face_type in FACE_TYPES, f"--face-type must be one of {', '.join(FACE_TYPES)}, "
-                                           f"got {self.face_type!r}"),
-            (self.detect_every >= 1, f"detect_every must be >= 1, got {self.detect_every}"),
-            (self.check_every >= 1, f"check_every must be >= 1, got {self.check_every}"),
-            (self.detect_size >= 64, f"detect_size must be >= 64, got {self.detect_size}"),
-            (self.image_format in ("jpg", "png"), f"image_format must be jpg or png, got {self.image_format!r}"),
-            (1 <= self.jpeg_quality <= 100, f"jpeg_quality must be within 1..100, got {self.jpeg_quality}"),
-            (self.embed_every_seconds > 0, "embed_every_seconds must be > 0"),
-            (self.smooth_lag is None or self.smooth_lag >= 0, "smooth_lag must be >= 0"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+    jpeg_quality: int = Field(95, ge=1, le=100)
+    screen_every_seconds: float = Field(1.0, gt=0)
 
     def tracker(self) -> TrackerConfig:
         return TrackerConfig(detect_size=self.detect_size, detect_every=self.detect_every,

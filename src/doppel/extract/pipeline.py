@@ -1,4 +1,4 @@
-"""The extraction pipeline: one clip in, one identity's aligned faces in the workspace.
+"""The extraction pipeline: one clip in, one identity's aligned faces and their rows out.
 
 :func:`extract_clip` reads top to bottom in steps, each a method of :class:`_ClipRun`:
 
@@ -10,15 +10,15 @@
 3. ``select``: the person's tracks: those whose mean embedding matches the ``person`` reference,
    else the longest track and the tracks that match it.
 4. ``rows``: head pose and the face/frame rows.
-5. ``commit``: one transaction replaces this clip's rows for this identity; replaced crop files
-   are deleted only after it commits. Any failure before that removes what this run wrote, so
-   the workspace is left as it was.
+It never opens the workspace: it writes the crops into a new folder under ``out_dir`` and returns
+an :class:`Extraction` (the clip, tracks, faces and frame rows); committing them, and deleting the
+crops they replace, is :func:`doppel.workflow.extract.extract`'s job. Any failure here removes what
+this run wrote.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import shutil
@@ -26,13 +26,14 @@ import threading
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from doppel.core.clock import now
 from doppel.core.errors import InputError, NoFaceError
 from doppel.core.progress import ProgressFn, no_progress
 from doppel.extract import backends
@@ -44,11 +45,10 @@ from doppel.extract.quality import blur_score
 from doppel.extract.select import choose_tracks
 from doppel.extract.smooth import FixedLagSmoother, default_lag
 from doppel.extract.track import COASTED_SCORE, FaceTracker, Observation, Timings
-from doppel.faceset.query import NewFace, NewTrack, aligned_paths, replace_clip_faces
-from doppel.faceset.workspace import Workspace, now
 from doppel.io.video import VideoInfo, probe, read_frames, read_image, write_image
-from doppel.ops.align import FaceType, estimate_transform, warp_to_face
+from doppel.ops.align import estimate_transform, warp_to_face
 from doppel.provenance.screen import ClipScreener, Screen
+from doppel.store.records import NewClip, NewFace, NewTrack
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +98,25 @@ def _write_face(image: np.ndarray, transform: np.ndarray, size: int, path: Path,
     return blur_score(face)
 
 
+@dataclass
+class Extraction:
+    """What extracting one clip found: rows to commit (crops already written under ``run_dir``)."""
+
+    identity: str
+    clip: NewClip
+    tracks: list[NewTrack]
+    faces: list[NewFace]
+    frames: list[tuple[int, float, str]]  # (frame index, time, 'face' | 'no_face') per examined frame
+    report: ClipReport
+    config: ExtractConfig
+    run_dir: Path
+    started: str
+
+
 class _ClipRun:
-    def __init__(self, ws: Workspace, identity: str, path: Path, cfg: ExtractConfig, person: np.ndarray | None,
-                 progress: ProgressFn, screen: Screen | None) -> None:
-        self.ws, self.identity, self.path, self.cfg = ws, identity, path, cfg
+    def __init__(self, identity: str, path: Path, out_dir: Path, root: Path, cfg: ExtractConfig,
+                 person: np.ndarray | None, progress: ProgressFn, screen: Screen | None) -> None:
+        self.identity, self.path, self.out_dir, self.root, self.cfg = identity, path, out_dir, root, cfg
         self.person, self.progress, self.screen = person, progress, screen
         self.timings = Timings()
         t = time.perf_counter()
@@ -118,7 +133,7 @@ class _ClipRun:
         t = time.perf_counter()
         self.info: VideoInfo = probe(self.path)
         self.hash = content_hash(self.path)
-        self.run_dir = self.ws.faceset_dir(self.identity) / f"{self.hash[:12]}-{uuid.uuid4().hex[:8]}"
+        self.run_dir = self.out_dir / f"{self.hash[:12]}-{uuid.uuid4().hex[:8]}"
         self.lag = self.cfg.smooth_lag if self.cfg.smooth_lag is not None else default_lag(
             self.info.fps / self.cfg.every)
         self.timings.add("probe", t)
@@ -254,76 +269,41 @@ class _ClipRun:
                 track_key=f.obs.track_id, frame_index=frame_index, time=f.time, bbox=f.obs.box,
                 det_score=f.obs.det_score, landmarks=f.obs.landmarks, landmarks_smooth=f.smooth, landmark_score=None,
                 yaw=yaw, pitch=pitch, roll=roll, blur=f.blur.result(), embedding=f.embedding, transform=f.transform,
-                face_type=self.cfg.face_type, size=self.cfg.size, aligned_path=self.ws.rel(f.path)))
+                face_type=self.cfg.face_type, size=self.cfg.size,
+                aligned_rel=f.path.resolve().relative_to(self.root.resolve()).as_posix()))
         frames = [(i, t, "face" if i in best else "no_face") for i, t in self.examined]
         return tracks, faces_out, frames, unused
 
-    # 5 ------------------------------------------------------------------------------------------
-    def commit(self, tracks: list[NewTrack], faces: list[NewFace], frames: list[tuple[int, float, str]],
-               result: dict[str, Any]) -> tuple[int, list[str]]:
+    def clip(self) -> NewClip:
         info = self.info
-        with self.ws.transaction() as c:
-            c.execute("INSERT OR IGNORE INTO identities (name, created_at) VALUES (?, ?)", (self.identity, now()))
-            ident = int(c.execute("SELECT id FROM identities WHERE name = ?", (self.identity,)).fetchone()[0])
-            clip_id = self.ws.add_clip(c, path=str(self.path.resolve()), content_hash=self.hash, kind=info.kind,
-                                       width=info.width, height=info.height, fps=info.fps,
-                                       frame_count=info.frame_count, duration=info.duration,
-                                       has_audio=info.has_audio)
-            old = aligned_paths(c, ident, clip_id)
-            replace_clip_faces(c, identity_id=ident, clip_id=clip_id, tracks=tracks, faces=faces, frames=frames)
-            params = {"identity": self.identity, "clip": str(self.path), **asdict(self.cfg)}
-            c.execute("INSERT INTO jobs (kind, status, params, result, started_at, finished_at)"
-                      " VALUES ('extract', 'done', ?, ?, ?, ?)",
-                      (json.dumps(params, sort_keys=True, default=str),
-                       json.dumps({**result, "clip_id": clip_id}, default=str), self.started, now()))
-        return clip_id, old
-
-    def cleanup_replaced(self, old: list[str], new: list[NewFace]) -> None:
-        keep = {f.aligned_path for f in new}
-        dirs = set()
-        for rel in old:
-            if rel not in keep:
-                p = self.ws.abs(rel)
-                p.unlink(missing_ok=True)
-                dirs.add(p.parent)
-        # Also folders of earlier runs on this clip that crashed before committing.
-        for d in self.ws.faceset_dir(self.identity).glob(f"{self.hash[:12]}-*"):
-            if d != self.run_dir:
-                dirs.add(d)
-        for d in dirs:
-            if d.is_dir() and d != self.run_dir and not any(p for p in d.iterdir() if not p.name.startswith(".")):
-                shutil.rmtree(d, ignore_errors=True)
+        return NewClip(path=str(self.path.resolve()), content_hash=self.hash, kind=info.kind, width=info.width,
+                       height=info.height, fps=info.fps, frame_count=info.frame_count, duration=info.duration,
+                       has_audio=info.has_audio)
 
 
-def extract_clip(ws: Workspace, identity: str, path: str | Path, *, every: int = 1, size: int = 256,
-                 face_type: FaceType = "full", person: str | Path | np.ndarray | None = None,
-                 progress: ProgressFn = no_progress, screen: Screen | None = None,
-                 config: ExtractConfig | None = None) -> ClipReport:
-    """Extract one person's faces from one clip into ``identity``'s face set, replacing any earlier
-    extraction of that clip for that identity.
+def extract_clip(identity: str, path: str | Path, out_dir: Path, root: Path, *, config: ExtractConfig,
+                 person: str | Path | np.ndarray | None = None, progress: ProgressFn = no_progress,
+                 screen: Screen | None = None) -> Extraction:
+    """Extract one person's faces from one clip: crops written under ``out_dir`` (``identity``'s face-set
+    folder inside the workspace ``root``, to which the returned paths are relative), rows returned.
 
-    ``person``: a reference photo (or its embedding from :func:`reference_embedding`) choosing
-    whose faces to keep; default: the longest track. ``screen``: the explicit-content screen
-    (default: NudeNet). ``config`` overrides every setting; ``every``/``size``/``face_type`` are
-    shorthands applied to it. Raises ``InputError``/``MediaError`` for bad input, ``NoFaceError``
-    when no (matching) face is found, ``RefusedError`` for explicit content; on any error the
-    workspace is left as it was.
+    ``person``: a reference photo (or its embedding from :func:`reference_embedding`) choosing whose
+    faces to keep; default: the longest track. ``screen``: the explicit-content screen (default:
+    NudeNet). Raises ``InputError``/``MediaError`` for bad input, ``NoFaceError`` when no (matching)
+    face is found, ``RefusedError`` for explicit content; on any error nothing it wrote is left.
     """
-    cfg = config or ExtractConfig()
-    if config is None or (every, size, face_type) != (1, 256, "full"):
-        cfg = ExtractConfig(**{**asdict(cfg), "every": every, "size": size, "face_type": face_type})
+    cfg = config
     check_identity_name(identity)
     path = Path(path)
     if not path.exists():
         raise InputError("no such file", path=path)
     ref = reference_embedding(person, config=cfg) if isinstance(person, (str, Path)) else person
     start = time.perf_counter()
-    run = _ClipRun(ws, identity, path, cfg, ref, progress, screen)
-    run.started = now()
+    run = _ClipRun(identity, path, out_dir, root, cfg, ref, progress, screen)
+    started = now()
     run.probe()
-    identity_dir = ws.faceset_dir(identity)
-    created_dir = not identity_dir.exists()
-    committed = False
+    created_dir = not out_dir.exists()
+    done = False
     try:
         screen_report = run.scan()
         t = time.perf_counter()
@@ -340,25 +320,21 @@ def extract_clip(ws: Workspace, identity: str, path: str | Path, *, every: int =
             faces=len(faces), tracks=len(run.tracks), person_tracks=len(tracks),
             similarity=max(sims) if sims and person is not None else None, seconds=seconds,
             fps=len(frames) / seconds if seconds > 0 else 0.0, screen=screen_report)
-        t = time.perf_counter()
-        clip_id, old = run.commit(tracks, faces, frames, {k: v for k, v in report.to_dict().items()
-                                                          if k not in ("stages", "screen")})
-        committed = True
-        run.timings.add("commit", t)
-        run.cleanup_replaced(old, faces)
+        report.stages = {k: round(v, 4) for k, v in run.timings.seconds.items()}
+        done = True
     finally:
-        if not committed:
-            shutil.rmtree(run.run_dir, ignore_errors=True)
-            if created_dir:
-                with contextlib.suppress(OSError):
-                    identity_dir.rmdir()
-    report.clip_id = clip_id
-    report.seconds = time.perf_counter() - start
-    report.fps = report.frames / report.seconds if report.seconds > 0 else 0.0
-    report.stages = {k: round(v, 4) for k, v in run.timings.seconds.items()}
-    log.info("%s: %d/%d frames with a face, %.1f frames/s", path, report.frames_with_face, report.frames, report.fps)
-    return report
+        if not done:
+            discard(run.run_dir, out_dir if created_dir else None)
+    return Extraction(identity, run.clip(), tracks, faces, frames, report, cfg, run.run_dir, started)
 
 
-__all__ = ["ClipReport", "ExtractConfig", "check_identity_name", "content_hash", "extract_clip",
-           "reference_embedding"]
+def discard(run_dir: Path, created: Path | None = None) -> None:
+    """Remove what an extraction wrote (its crop folder, and ``created``, the face-set folder it made, if empty)."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    if created is not None:
+        with contextlib.suppress(OSError):
+            created.rmdir()
+
+
+__all__ = ["ClipReport", "ExtractConfig", "Extraction", "check_identity_name", "content_hash", "discard",
+           "extract_clip", "reference_embedding"]

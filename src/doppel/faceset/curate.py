@@ -20,10 +20,10 @@ import numpy as np
 
 from doppel.core.errors import ConfigError
 from doppel.core.progress import ProgressFn, no_progress
-from doppel.faceset.query import FaceRecord, faces
-from doppel.faceset.workspace import Workspace, to_blob
 from doppel.io.video import read_image
 from doppel.ops.align import transform_points
+from doppel.store import Workspace
+from doppel.store.records import FaceRecord
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def uncovered(source: np.ndarray, dest: np.ndarray, radius: float = COVER_RADIUS
 def stats(ws: Workspace, identity: str, *, against: str | None = None) -> dict[str, Any]:
     """Counts, blur distribution and pose coverage of a face set; with ``against`` (a destination
     set), which of its poses this set does not cover."""
-    every = faces(ws, identity, include_excluded=True)
+    every = ws.faces.of(identity, include_excluded=True)
     kept = [f for f in every if not f.excluded]
     reasons: dict[str, int] = {}
     for f in every:
@@ -84,7 +84,7 @@ def stats(ws: Workspace, identity: str, *, against: str | None = None) -> dict[s
         "pose_cells": len(pose_cells(yp)), "pose_bin_degrees": POSE_BIN,
     }
     if against is not None:
-        dest = [f for f in faces(ws, against) if not f.excluded]
+        dest = [f for f in ws.faces.of(against) if not f.excluded]
         dyp = poses(dest)
         miss = uncovered(yp, dyp)
         cells: dict[tuple[int, int], int] = {}
@@ -155,16 +155,14 @@ def embed_missing(ws: Workspace, records: list[FaceRecord], *, store: bool, prog
             out[f.id] = embedder.embed(read_image(f.aligned_path), lm)
             progress(i + 1, len(todo))
         if store:
-            with ws.transaction() as c:
-                c.executemany("UPDATE faces SET embedding = ? WHERE id = ?",
-                              [(to_blob(out[f.id]), f.id) for f in todo])
+            ws.faces.set_embeddings({f.id: out[f.id] for f in todo})
     return out  # type: ignore[return-value]
 
 
 def prune(ws: Workspace, identity: str, criteria: PruneCriteria, *, dry_run: bool = False,
           progress: ProgressFn = no_progress) -> dict[str, Any]:
     """Exclude (reversibly) faces that are blurry, near-duplicates or someone else."""
-    records = faces(ws, identity)
+    records = ws.faces.of(identity)
     reason: dict[int, str] = {}
     if criteria.blur_below is not None:
         for f in records:
@@ -182,9 +180,7 @@ def prune(ws: Workspace, identity: str, criteria: PruneCriteria, *, dry_run: boo
         for fid in _duplicates(rest, criteria.duplicates, progress):
             reason[fid] = "duplicate"
     if not dry_run and reason:
-        with ws.transaction() as c:
-            c.executemany("UPDATE faces SET excluded = 1, exclude_reason = ? WHERE id = ?",
-                          [(r, fid) for fid, r in reason.items()])
+        ws.faces.exclude(reason)
     counts = {r: sum(1 for v in reason.values() if v == r) for r in REASONS}
     return {"identity": identity, "considered": len(records), "pruned": len(reason), "by_reason": counts,
             "remaining": len(records) - len(reason), "dry_run": dry_run,
@@ -194,14 +190,6 @@ def prune(ws: Workspace, identity: str, criteria: PruneCriteria, *, dry_run: boo
 
 def unprune(ws: Workspace, identity: str, *, reason: str | None = None) -> dict[str, Any]:
     """Include again the faces pruned (for ``reason``, or for any reason)."""
-    ident = ws.require_identity(identity)
     if reason is not None and reason not in REASONS:
         raise ConfigError(f"unknown prune reason {reason!r}; expected one of {', '.join(REASONS)}")
-    sql = "UPDATE faces SET excluded = 0, exclude_reason = NULL WHERE identity_id = ? AND excluded = 1"
-    args: list[object] = [ident]
-    if reason is not None:
-        sql += " AND exclude_reason = ?"
-        args.append(reason)
-    with ws.transaction() as c:
-        n = c.execute(sql, args).rowcount
-    return {"identity": identity, "restored": n, "reason": reason}
+    return {"identity": identity, "restored": ws.faces.include(identity, reason), "reason": reason}

@@ -8,8 +8,20 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from doppel.faceset.curate import COVER_RADIUS, PITCH_RANGE, YAW_RANGE
+from doppel.faceset.curate import COVER_RADIUS, PITCH_RANGE, YAW_RANGE, poses, uncovered
 from doppel.io.atomic import atomic_path
+from doppel.store import Workspace
+
+
+def faceset_coverage_plot(ws: Workspace, identity: str, path: str | Path, *, against: str | None = None) -> Path:
+    """:func:`coverage_plot` of ``identity``'s face set in use (and of the ``against`` destination set)."""
+    src = ws.faces.of(identity)
+    dest = ws.faces.of(against) if against is not None else None
+    src_yp = poses(src)
+    dest_yp = poses(dest) if dest is not None else None
+    miss = uncovered(src_yp, dest_yp) if dest_yp is not None else None
+    return coverage_plot(path, src_yp, identity, np.array([f.blur for f in src]), dest=dest_yp, dest_name=against,
+                         dest_uncovered=miss)
 
 
 def coverage_plot(path: str | Path, source: np.ndarray, source_name: str, blur: np.ndarray, *,

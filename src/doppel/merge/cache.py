@@ -16,7 +16,20 @@ from pathlib import Path
 
 import numpy as np
 
+from doppel.store.records import ModelRecord
+
 CACHE_VERSION = 2
+
+
+def model_fingerprint(model: ModelRecord) -> str:
+    """Changes whenever the model's weights may have changed (so the cache never serves stale faces)."""
+    parts = [model.name, str(model.id), str(model.step), model.updated_at, str(model.resolution), model.face_type]
+    if model.path.is_dir():
+        for f in sorted(model.path.iterdir()):
+            if f.is_file():
+                st = f.stat()
+                parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
 def cache_dir(renders_dir: Path, model_fingerprint: str, clip_hash: str, resolution: int, face_type: str) -> Path:

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from doppel.core.errors import ConfigError
+from doppel.store.records import OverrideRecord, RenderRecord
 
 MaskMode = Literal["hull", "learned", "product"]
 MaskRegion = Literal["face", "eyes", "mouth", "eyes_mouth"]
@@ -222,3 +223,9 @@ class FrameSettings:
                     changes.update(o.changes)
             found = self._cache[ids] = self.base.with_changes(changes)
         return found
+
+
+def frame_settings_of(render: RenderRecord, overrides: Iterable[OverrideRecord]) -> FrameSettings:
+    """Per-frame settings of a stored render: its base settings with its stored overrides, validated."""
+    return FrameSettings(validate_settings(render.settings),
+                         [Override(o.id, o.first, o.last, validate_partial(o.changes)) for o in overrides])

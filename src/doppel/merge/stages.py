@@ -19,19 +19,27 @@ import numpy as np
 
 from doppel.core.errors import InputError
 from doppel.core.swap import Swapper
-from doppel.faceset.query import FaceRecord
 from doppel.io.video import Frame, read_frames
 from doppel.merge.cache import InferenceCache
 from doppel.merge.composite import TemporalState, blend_into, prepare_face
 from doppel.merge.layers import write_layers
-from doppel.merge.model import ModelInfo
 from doppel.merge.provenance import Provenance
 from doppel.merge.settings import FrameSettings, MergeSettings
-from doppel.merge.sources import Destination
 from doppel.merge.temporal import FlickerMeter, Region, ShotCutDetector, face_region
 from doppel.ops.align import estimate_transform, transform_points, warp_to_face
+from doppel.store.records import FaceRecord, ModelRecord
 
 QUEUE_FRAMES = 16  # frames buffered between two stages
+
+@dataclass(frozen=True)
+class Destination:
+    """The destination person's faces in the clip being merged."""
+
+    clip_id: int
+    clip_hash: str
+    identity: str
+    faces: dict[int, FaceRecord]  # frame index -> face (frames without one pass through)
+
 
 # -- work items passed between stages -------------------------------------------------------------
 @dataclass
@@ -103,7 +111,7 @@ class RunContext:
     """Everything the stages share for one run (read-only once the run starts)."""
 
     swapper: Swapper
-    model: ModelInfo
+    model: ModelRecord
     dest: Destination
     frame_settings: FrameSettings
     cache: InferenceCache

@@ -15,17 +15,15 @@ was meant without spreading it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import json
 import shlex
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
+from doppel.core.clock import now
 from doppel.core.errors import ConfigError, InputError, RefusedError
-from doppel.faceset.workspace import Workspace, now
-
-RECORD_VERSION = 1
+from doppel.store import Workspace
+from doppel.store.records import CONSENT_VERSION, ConsentRecord, canonical_json, record_hash
 
 BASES: dict[str, str] = {
     "signed-release": "the person signed a release covering this use",
@@ -35,35 +33,6 @@ BASES: dict[str, str] = {
     "public-domain-demo": "public-domain or openly licensed material, used for testing or demonstration",
 }
 """The allowed consent bases (the one source of these values for the CLI and validation)."""
-
-
-@dataclass(frozen=True)
-class ConsentRecord:
-    identity: str
-    subject: str
-    scope: str
-    basis: str
-    evidence_name: str | None
-    evidence_sha256: str | None
-    created_at: str
-    record_hash: str
-    id: int | None = None
-
-    def canonical(self) -> dict[str, Any]:
-        return {"version": RECORD_VERSION, "identity": self.identity, "subject": self.subject, "scope": self.scope,
-                "basis": self.basis, "evidence_name": self.evidence_name, "evidence_sha256": self.evidence_sha256,
-                "created_at": self.created_at}
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def canonical_json(fields: dict[str, Any]) -> bytes:
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def record_hash(fields: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(fields)).hexdigest()
 
 
 def file_sha256(path: Path) -> str:
@@ -97,38 +66,16 @@ def add_consent(ws: Workspace, identity: str, subject: str, scope: str, basis: s
         except OSError as exc:
             raise InputError(f"evidence file cannot be read ({exc.strerror})", path=evidence) from None
         evidence_name = evidence.name
-    fields = {"version": RECORD_VERSION, "identity": identity, "subject": subject, "scope": scope, "basis": basis,
+    fields = {"version": CONSENT_VERSION, "identity": identity, "subject": subject, "scope": scope, "basis": basis,
               "evidence_name": evidence_name, "evidence_sha256": evidence_sha, "created_at": now()}
-    digest = record_hash(fields)
-    with ws.transaction() as c:
-        c.execute("INSERT OR IGNORE INTO identities (name, created_at) VALUES (?, ?)", (identity, fields["created_at"]))
-        ident = c.execute("SELECT id FROM identities WHERE name = ?", (identity,)).fetchone()[0]
-        if c.execute("SELECT 1 FROM consents WHERE record_hash = ?", (digest,)).fetchone():
-            raise ConfigError(f"an identical consent record for {identity!r} already exists")
-        cur = c.execute(
-            "INSERT INTO consents (identity_id, subject, scope, basis, evidence_name, evidence_sha256, created_at,"
-            " record_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (ident, subject, scope, basis, evidence_name, evidence_sha, fields["created_at"], digest))
-    return ConsentRecord(identity, subject, scope, basis, evidence_name, evidence_sha, str(fields["created_at"]),
-                         digest, int(cur.lastrowid or 0))
-
-
-def _record(row: Any) -> ConsentRecord:
-    return ConsentRecord(row["name"], row["subject"], row["scope"], row["basis"], row["evidence_name"],
-                         row["evidence_sha256"], row["created_at"], row["record_hash"], int(row["id"]))
-
-
-_SELECT = ("SELECT c.id, i.name, c.subject, c.scope, c.basis, c.evidence_name, c.evidence_sha256, c.created_at,"
-           " c.record_hash FROM consents c JOIN identities i ON i.id = c.identity_id")
+    record = ConsentRecord(identity, subject, scope, basis, evidence_name, evidence_sha, str(fields["created_at"]),
+                           record_hash(fields))
+    return dataclasses.replace(record, id=ws.consents.add(record))
 
 
 def list_consents(ws: Workspace, identity: str | None = None) -> list[ConsentRecord]:
     """All consent records, oldest first (optionally for one identity)."""
-    if identity is None:
-        rows = ws.conn.execute(_SELECT + " ORDER BY c.id").fetchall()
-    else:
-        rows = ws.conn.execute(_SELECT + " WHERE i.name = ? ORDER BY c.id", (identity,)).fetchall()
-    return [_record(r) for r in rows]
+    return ws.consents.of(identity)
 
 
 def add_command(ws: Workspace, identity: str) -> str:
@@ -146,8 +93,25 @@ def require_consent(ws: Workspace, identity: str) -> ConsentRecord:
                            f"person's likeness only with their recorded consent; add one with: "
                            f"{add_command(ws, identity)}", path=ws.root)
     record = records[-1]
-    if record_hash(record.canonical()) != record.record_hash:
+    if not record.intact():
         raise RefusedError(f"refused: the consent record for {identity!r} (id {record.id}) does not match its hash; "
                            "the workspace database was edited by hand. Add a new record with: "
                            f"{add_command(ws, identity)}", path=ws.root)
     return record
+
+
+def check_consent(record: ConsentRecord | None, identity: str) -> ConsentRecord:
+    """What a stage that uses ``identity``'s likeness demands of the consent it is handed: a record for that
+    identity whose content still matches its hash. Raises :class:`RefusedError` otherwise."""
+    if record is None:
+        raise RefusedError(f"refused: no consent record for identity {identity!r}; doppel uses a person's likeness "
+                           "only with their recorded consent (`doppel consent add`)")
+    if record.identity != identity:
+        raise RefusedError(f"refused: the consent record given is for {record.identity!r}, not {identity!r}")
+    if not record.intact():
+        raise RefusedError(f"refused: the consent record for {identity!r} (id {record.id}) does not match its hash")
+    return record
+
+
+__all__ = ["BASES", "CONSENT_VERSION", "ConsentRecord", "add_consent", "canonical_json", "check_consent",
+           "list_consents", "record_hash", "require_consent"]

@@ -5,7 +5,7 @@ API (what merge and verify call)::
     info = RenderCredentials(render_uid=uid, model_name="alice_to_bob", model_id=3,
                              consent_hashes=[record.record_hash], watermark_payload=render_payload(uid),
                              actions=[("c2pa.edited", "face replaced with model alice_to_bob")])
-    sidecar = embed_credentials(ws, Path("out.mp4"), info)   # signs out.mp4 in place, writes out.c2pa
+    sidecar = embed_credentials(ws.keys_dir(), Path("out.mp4"), info)   # signs out.mp4 in place, writes out.c2pa
     report = read_credentials(Path("out.mp4"), anchors=ws_anchor_pem)   # never raises on bad input
 
 The manifest holds a ``c2pa.actions`` assertion whose first action is ``c2pa.created`` with digital
@@ -123,11 +123,10 @@ def manifest_definition(info: RenderCredentials, title: str) -> dict[str, Any]:
     }
 
 
-def embed_credentials(ws: Any, video_path: Path, info: RenderCredentials) -> Path:
-    """Sign ``video_path`` in place (temp + rename) with the workspace's identity; write the sidecar.
-
-    ``ws`` is a :class:`~doppel.faceset.workspace.Workspace` (its ``keys/`` folder is used and
-    created if it holds nothing). Returns the sidecar path (``video_path`` with suffix ``.c2pa``).
+def embed_credentials(keys_dir: Path, video_path: Path, info: RenderCredentials) -> Path:
+    """Sign ``video_path`` in place (temp + rename) with the signing identity in ``keys_dir`` (a
+    workspace's ``keys/``, created if it holds nothing); write the sidecar. Returns the sidecar path
+    (``video_path`` with suffix ``.c2pa``).
     """
     import c2pa
 
@@ -137,7 +136,7 @@ def embed_credentials(ws: Any, video_path: Path, info: RenderCredentials) -> Pat
     if not info.consent_hashes:
         raise InputError("content credentials need the consent-record hash of the source identity", path=video_path)
     mime = mime_type(video_path)
-    identity = ensure_workspace_keys(Path(ws.root) / "keys")
+    identity = ensure_workspace_keys(Path(keys_dir))
     definition = manifest_definition(info, info.title or video_path.name)
     context = c2pa.Context.from_dict({"builder": {"thumbnail": {"enabled": False}},
                                       "verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}})

@@ -133,7 +133,7 @@ def verify_file(path: Path, *, workspace: Path | None = None, max_frames: int = 
 
 
 def _lookup(root: Path, wm: WatermarkReport | None, cred: CredentialsReport, report: VerifyReport) -> dict[str, Any]:
-    from doppel.faceset.workspace import Workspace
+    from doppel.store import Workspace
 
     try:
         ws = Workspace.open(root)
@@ -141,18 +141,12 @@ def _lookup(root: Path, wm: WatermarkReport | None, cred: CredentialsReport, rep
         report.not_checked.append(f"the workspace ({exc.message})")
         return {"opened": False, "error": exc.message}
     with ws:
-        rows = []
-        if wm is not None and wm.detected:
-            rows += ws.conn.execute("SELECT * FROM renders WHERE watermark_payload = ?", (wm.payload,)).fetchall()
-        if cred.render_id:
-            rows += ws.conn.execute("SELECT * FROM renders WHERE uid = ?", (cred.render_id,)).fetchall()
-        renders = {r["uid"]: {"uid": r["uid"], "output_path": r["output_path"], "status": r["status"],
-                              "created_at": r["created_at"], "consent_hash": r["consent_hash"],
-                              "watermark_payload": r["watermark_payload"]} for r in rows}
-        consents = []
-        for h in cred.consent_hashes:
-            row = ws.conn.execute("SELECT record_hash FROM consents WHERE record_hash = ?", (h,)).fetchone()
-            consents.append({"record_hash": h, "in_workspace": row is not None})
+        rows = ws.renders.matching(payload=wm.payload if wm is not None and wm.detected else None,
+                                   uid=cred.render_id or None)
+        renders = {r.uid: {"uid": r.uid, "output_path": r.output_path, "status": r.status,
+                           "created_at": r.created_at, "consent_hash": r.consent_hash,
+                           "watermark_payload": r.watermark_payload} for r in rows}
+        consents = [{"record_hash": h, "in_workspace": ws.consents.has_hash(h)} for h in cred.consent_hashes]
     if renders:
         report.findings.append(f"render(s) {', '.join(renders)} found in workspace {root}")
     elif (wm is not None and wm.detected) or cred.render_id:

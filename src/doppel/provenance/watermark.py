@@ -1,5 +1,8 @@
 """doppel's invisible watermark: a 32-bit render id in the luma of every frame merge writes.
 
+(Long because the embedder, the detector and their shared code tables are one algorithm: split, a
+change to one side could silently stop matching the other.)
+
 Why doppel's own scheme: the library candidates were measured on this kind of machine
 (``shared/anchors/watermark-baselines.md``): invisible-watermark's DWT-DCT reaches only 0.71 bit
 accuracy before any attack and chance after H.264 CRF 28 + 50% downscale; its RivaGAN survives

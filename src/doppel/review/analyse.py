@@ -20,14 +20,15 @@ from doppel.core.errors import WorkspaceError
 from doppel.core.progress import ProgressFn, no_progress
 from doppel.core.swap import Swapper
 from doppel.extract.backends import embedder, landmarker
-from doppel.faceset.query import FaceRecord, faces
-from doppel.faceset.workspace import Workspace
 from doppel.io.video import probe
-from doppel.merge import store
-from doppel.merge.replay import ReplayedFrame, clip_path, model_of, replay
 from doppel.review import features as ft
 from doppel.review.cache import CACHE_VERSION, PER_SHEET, SHEET_COLUMNS, ReviewCache
 from doppel.review.glitches import FLAG_SCORE, Glitch, Measure, ranked, score, store_scores
+from doppel.store import Workspace
+from doppel.store.records import FaceRecord, RenderRecord
+from doppel.workflow.merge import frame_settings
+from doppel.workflow.models import model_of
+from doppel.workflow.replay import ReplayedFrame, replay
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +108,9 @@ def _jumps(dest: dict[int, FaceRecord], measures: list[Measure]) -> None:
 
 def _reference(ws: Workspace, identity: str | None) -> np.ndarray | None:
     """Mean identity embedding of the model's source faces (None when none were embedded)."""
-    if identity is None or ws.identity_id(identity) is None:
+    if identity is None or ws.identities.id_of(identity) is None:
         return None
-    vecs = [f.embedding for f in faces(ws, identity) if f.embedding is not None and f.embedding.size == 128]
+    vecs = [f.embedding for f in ws.faces.of(identity) if f.embedding is not None and f.embedding.size == 128]
     return np.mean(vecs, axis=0).astype(np.float32) if vecs else None
 
 
@@ -127,7 +128,7 @@ def _identity_distances(measures: list[Measure], vectors: dict[int, np.ndarray],
     return kind, reference
 
 
-def _summary(render: store.Render, info: dict[str, Any], glitches: Sequence[Glitch], version: int) -> dict[str, Any]:
+def _summary(render: RenderRecord, info: dict[str, Any], glitches: Sequence[Glitch], version: int) -> dict[str, Any]:
     """What the web page loads: one compact JSON per render."""
     status_code = {"swapped": "s", "passthrough": "p", "kept": "k"}
     return {
@@ -141,12 +142,12 @@ def _summary(render: store.Render, info: dict[str, Any], glitches: Sequence[Glit
     }
 
 
-def _finish(ws: Workspace, cache: ReviewCache, render: store.Render, measures: list[Measure], masks: np.ndarray,
+def _finish(ws: Workspace, cache: ReviewCache, render: RenderRecord, measures: list[Measure], masks: np.ndarray,
             extra: dict[str, Any], info: dict[str, Any], revision: int) -> list[Glitch]:
     glitches = score(measures, masks)
     store_scores(ws, render.id, glitches)
     cache.write_masks(masks)
-    finished = store.get_render(ws, render.id).finished_at  # what the cache matches (see :func:`is_stale`)
+    finished = ws.renders.get(render.id).finished_at  # what the cache matches (see :func:`is_stale`)
     cache.write_json(cache.measures_path, {"version": CACHE_VERSION, "uid": render.uid, **extra,
                                            "render_finished_at": finished,
                                            "measures": [asdict(m) for m in measures]})
@@ -158,13 +159,12 @@ def analyse(ws: Workspace, render_id: int, *, swapper: Swapper | None = None, pr
             identity_budget: int = IDENTITY_BUDGET) -> AnalysisReport:
     """Replay the whole render, cache its frames and thumbnails, measure, score and store every frame."""
     started = time.perf_counter()
-    render = store.get_render(ws, render_id)
+    render = ws.renders.get(render_id)
     cache = ReviewCache(ws, render.uid)
-    video = probe(clip_path(ws, render))
+    video = probe(ws.clips.path_of(render.clip_id, what=f"render {render.uid}"))
     model = model_of(ws, render)
     reference = _reference(ws, model.src_identity)
-    n_faces = ws.conn.execute("SELECT COUNT(*) FROM faces f JOIN identities i ON i.id = f.identity_id "
-                              "WHERE f.clip_id = ? AND i.name = ?", (render.clip_id, model.dst_identity)).fetchone()[0]
+    n_faces = ws.faces.count(model.dst_identity, render.clip_id) if model.dst_identity else 0
     stride = max(1, math.ceil(n_faces / max(1, identity_budget)))
     meter = _Meter()
     measures: list[Measure] = []
@@ -219,10 +219,10 @@ def load_measures(cache: ReviewCache) -> tuple[dict[str, Any], list[Measure], np
 
 def dirty_frames(ws: Workspace, render_id: int) -> list[int]:
     """Frames with a face whose settings (base + overrides, now) differ from those they were rendered with."""
-    render = store.get_render(ws, render_id)
+    render = ws.renders.get(render_id)
     cache = ReviewCache(ws, render.uid)
     _, measures, _ = load_measures(cache)
-    settings = store.frame_settings(ws, render.id)
+    settings = frame_settings(ws, render)
     return [m.index for m in measures if m.status != "passthrough" and settings.at(m.index).hash() != m.settings_hash]
 
 
@@ -230,7 +230,7 @@ def refresh(ws: Workspace, render_id: int, frames: Sequence[int] | None = None, 
             swapper: Swapper | None = None, progress: ProgressFn = no_progress) -> list[int]:
     """Re-render ``frames`` (default: :func:`dirty_frames`) with the current settings, update their cached
     images, thumbnails and measures, and rescore the render. Returns the frames re-rendered."""
-    render = store.get_render(ws, render_id)
+    render = ws.renders.get(render_id)
     cache = ReviewCache(ws, render.uid)
     data, measures, masks = load_measures(cache)
     todo = sorted(set(dirty_frames(ws, render_id) if frames is None else frames))
@@ -261,21 +261,20 @@ def refresh(ws: Workspace, render_id: int, frames: Sequence[int] | None = None, 
     return todo
 
 
-def rescore(ws: Workspace, render_id: int) -> list[Glitch]:
-    """Score the render again from its cached measures and store the scores (e.g. after a full re-merge
-    rewrote its ``render_frames`` rows)."""
-    render = store.get_render(ws, render_id)
+def adopt_merge(ws: Workspace, render_id: int) -> None:
+    """Mark the review cache as matching the render's latest merge (after review exported it: the cache
+    already holds what that merge wrote, and the scores live apart from the frame rows it rewrote)."""
+    render = ws.renders.get(render_id)
     cache = ReviewCache(ws, render.uid)
-    data, measures, masks = load_measures(cache)
-    revision = int(cache.read_json(cache.scores_path).get("revision", 1)) + 1
-    extra = {k: data[k] for k in ("identity_reference", "identity_stride", "reference", "info")}
-    return _finish(ws, cache, render, measures, masks, extra, data["info"], revision)
+    data = cache.read_json(cache.measures_path)
+    data["render_finished_at"] = render.finished_at
+    cache.write_json(cache.measures_path, data)
 
 
 def is_stale(ws: Workspace, render_id: int) -> bool:
     """True when the render was merged again (outside review) after its review cache was made, or when
     there is no cache: its frames, thumbnails and scores may no longer match the video."""
-    render = store.get_render(ws, render_id)
+    render = ws.renders.get(render_id)
     cache = ReviewCache(ws, render.uid)
     if not cache.ready():
         return True

@@ -8,14 +8,13 @@ files are found from a render id (checked against ``[0-9a-f]+``) and a frame num
 assets from a fixed list. Every edit is validated against the merge settings schema.
 
 The app holds no pipeline logic: it calls :mod:`doppel.review.analyse` (measure, re-render
-frames) and :func:`doppel.merge.review.rerender` (export through merge's writer, watermark and
+frames) and :func:`doppel.workflow.merge.rerender` (export through merge's writer, watermark and
 content credentials included).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import secrets
 import threading
@@ -33,13 +32,15 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from doppel.core.errors import ConfigError, DoppelError, InputError, RefusedError, WorkspaceError
 from doppel.core.swap import Swapper
-from doppel.faceset.workspace import Workspace
-from doppel.merge import store
 from doppel.merge.settings import CHOICES, schema
 from doppel.review import analyse as an
 from doppel.review import edits
 from doppel.review.cache import UID, ReviewCache, decode_image, encode_jpeg
 from doppel.review.glitches import load_scores, ranked
+from doppel.store import Workspace
+from doppel.store.records import RenderRecord
+from doppel.workflow.merge import frame_settings
+from doppel.workflow.merge import rerender as rerender_render
 
 log = logging.getLogger(__name__)
 
@@ -142,10 +143,10 @@ def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
     def swapper() -> Swapper | None:
         return swapper_factory() if swapper_factory is not None else None
 
-    def render_of(ws: Workspace, uid: str) -> store.Render:
+    def render_of(ws: Workspace, uid: str) -> RenderRecord:
         if not UID.match(uid):
             raise WorkspaceError(f"no render {uid!r}")
-        return store.get_render(ws, uid)
+        return ws.renders.get(uid)
 
     def cache_of(uid: str) -> ReviewCache:
         if not UID.match(uid):
@@ -211,10 +212,10 @@ def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
     def renders() -> list[dict[str, Any]]:
         with workspace() as ws:
             out = []
-            for r in store.list_renders(ws):
-                clip = ws.conn.execute("SELECT path FROM clips WHERE id = ?", (r.clip_id,)).fetchone()
+            for r in ws.renders.all():
+                clip = ws.clips.get(r.clip_id)
                 out.append({"uid": r.uid, "status": r.status, "output": Path(r.output_path).name,
-                            "clip": Path(clip["path"]).name if clip else None, "created_at": r.created_at,
+                            "clip": clip.path.name, "created_at": r.created_at,
                             "analysed": ReviewCache(ws, r.uid).ready()})
         return out
 
@@ -229,7 +230,7 @@ def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
             r = render_of(ws, uid)
             cache = ReviewCache(ws, r.uid)
             base = {"uid": r.uid, "status": r.status, "output": Path(r.output_path).name,
-                    "settings": r.settings.model_dump(mode="json"), "overrides": edits.overrides_json(ws, r.id)}
+                    "settings": r.settings, "overrides": edits.overrides_json(ws, r.id)}
             if not cache.ready():
                 return JSONResponse({**base, "analysed": False})
             data = cache.read_json(cache.scores_path)
@@ -259,15 +260,14 @@ def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
             raise ConfigError(f"frame {index} is out of range 0..{n - 1}")
         with workspace() as ws:
             r = render_of(ws, uid)
-            row = ws.conn.execute("SELECT * FROM render_frames WHERE render_id = ? AND frame_index = ?",
-                                  (r.id, index)).fetchone()
-            settings = store.frame_settings(ws, r.id)
+            row = ws.renders.frame(r.id, index)
+            scored = ws.scores.at(r.id, index)
+            settings = frame_settings(ws, r)
             at = settings.at(index)
             return {
-                "frame": index, "status": row["status"] if row else None,
-                "occlusion": row["occlusion"] if row else None, "shot_cut": bool(row["shot_cut"]) if row else False,
-                "score": row["glitch_score"] if row else None,
-                "reasons": json.loads(row["glitch_reasons"]) if row and row["glitch_reasons"] else [],
+                "frame": index, "status": row.status if row else None,
+                "occlusion": row.occlusion if row else None, "shot_cut": row.shot_cut if row else False,
+                "score": scored.score if scored else None, "reasons": scored.reasons if scored else [],
                 "settings": at.model_dump(mode="json"),
                 "overrides": [o.id for o in settings.overrides if o.covers(index)],
                 "polygons": edits.polygons_at(ws, r, index),
@@ -322,9 +322,9 @@ def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
     def delete_override(uid: str, override_id: int) -> dict[str, Any]:
         with workspace() as ws:
             r = render_of(ws, uid)
-            if override_id not in {o.id for o in store.overrides_of(ws, r.id)}:
+            if override_id not in {o.id for o in ws.renders.overrides(r.id)}:
                 raise WorkspaceError(f"render {uid} has no override {override_id}")
-            store.remove_override(ws, override_id)
+            ws.renders.remove_override(override_id)
             return {"deleted": override_id, "dirty": len(an.dirty_frames(ws, r.id))}
 
     @app.post("/api/renders/{uid}/polygons")
@@ -343,7 +343,7 @@ def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
             return {"id": oid, "first": first, "last": last, "dirty": len(an.dirty_frames(ws, r.id))}
 
     # -- work --------------------------------------------------------------------------------------
-    def start(kind: str, uid: str, work: Callable[[Workspace, store.Render, Callable[[int, int | None], None]], Any],
+    def start(kind: str, uid: str, work: Callable[[Workspace, RenderRecord, Callable[[int, int | None], None]], Any],
               ) -> dict[str, Any]:
         with workspace() as ws:
             render_of(ws, uid)
@@ -372,7 +372,7 @@ def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
         else:
             frame_count(uid)
 
-        def work(ws: Workspace, r: store.Render, progress: Callable[[int, int | None], None]) -> Any:
+        def work(ws: Workspace, r: RenderRecord, progress: Callable[[int, int | None], None]) -> Any:
             return {"frames": an.refresh(ws, r.id, frames, swapper=swapper(), progress=progress)}
 
         return start("rerender", uid, work)
@@ -381,12 +381,10 @@ def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
     def export(uid: str) -> dict[str, Any]:
         frame_count(uid)
 
-        def work(ws: Workspace, r: store.Render, progress: Callable[[int, int | None], None]) -> Any:
-            from doppel.merge.review import rerender as merge_rerender
-
+        def work(ws: Workspace, r: RenderRecord, progress: Callable[[int, int | None], None]) -> Any:
             an.refresh(ws, r.id, None, swapper=swapper())
-            report = merge_rerender(ws, r.id, swapper=swapper(), progress=progress)
-            an.rescore(ws, r.id)  # merge rewrote the frame rows; put the scores back
+            report = rerender_render(ws, r.id, swapper=swapper(), progress=progress)
+            an.adopt_merge(ws, r.id)  # the cache already shows these frames: mark it current for the new merge
             return {"output": report.output, "frames": report.frames, "provenance": report.provenance}
 
         return start("export", uid, work)

@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 
 from doppel.core.errors import WorkspaceError
-from doppel.faceset.workspace import Workspace
 from doppel.io.atomic import write_bytes_atomic, write_text_atomic
+from doppel.store import Workspace
 
 CACHE_VERSION = 1
 THUMB_WIDTH = 96

@@ -14,22 +14,22 @@ from typing import Any
 import numpy as np
 
 from doppel.core.errors import ConfigError, InputError
-from doppel.faceset.query import FaceRecord, faces
-from doppel.faceset.workspace import Workspace
-from doppel.merge import store
-from doppel.merge.replay import model_of
 from doppel.merge.settings import validate_partial
 from doppel.ops.align import invert, transform_points
+from doppel.store import Workspace
+from doppel.store.records import FaceRecord, RenderRecord
+from doppel.workflow.merge import add_override, frame_settings
+from doppel.workflow.models import model_of
 
 EDITABLE = ("mask_erode", "mask_blur", "colour", "blend", "face_scale", "keep_original")
 
 
-def frame_face(ws: Workspace, render: store.Render, frame: int) -> FaceRecord | None:
+def frame_face(ws: Workspace, render: RenderRecord, frame: int) -> FaceRecord | None:
     """The destination face merged into ``frame`` of the render, if any."""
     model = model_of(ws, render)
-    if model.dst_identity is None or ws.identity_id(model.dst_identity) is None:
+    if model.dst_identity is None or ws.identities.id_of(model.dst_identity) is None:
         return None
-    for face in faces(ws, model.dst_identity, clip_id=render.clip_id, include_excluded=True):
+    for face in ws.faces.of(model.dst_identity, clip_id=render.clip_id, include_excluded=True):
         if face.frame_index == frame:
             return face
     return None
@@ -48,7 +48,7 @@ def to_frame(points: np.ndarray, face: FaceRecord) -> np.ndarray:
 def _polygon_starts(ws: Workspace, render_id: int) -> list[tuple[int, int]]:
     """``(first_frame, override id)`` of the render's polygon overrides."""
     out = []
-    for o in store.overrides_of(ws, render_id):
+    for o in frame_settings(ws, ws.renders.get(render_id)).overrides:
         if "mask_polygons" in o.changes:
             out.append((o.first, o.id))
     return sorted(out)
@@ -59,7 +59,7 @@ def set_polygons(ws: Workspace, render_id: int, frame: int, polygons: list[dict[
     """Store ``polygons`` (``{"mode": "include"|"exclude", "points": [[x, y], ...]}`` in frame pixels) from
     ``frame`` until the next polygon edit. An empty list clears polygons from there. Returns
     ``(override id, first, last)``."""
-    render = store.get_render(ws, render_id)
+    render = ws.renders.get(render_id)
     if not 0 <= frame < frame_count:
         raise ConfigError(f"frame {frame} is out of range 0..{frame_count - 1}")
     face = frame_face(ws, render, frame)
@@ -80,13 +80,13 @@ def set_polygons(ws: Workspace, render_id: int, frame: int, polygons: list[dict[
     changes = validate_partial({"mask_polygons": crop})
     later = [first for first, _ in _polygon_starts(ws, render_id) if first > frame]
     last = (min(later) - 1) if later else frame_count - 1
-    override_id = store.add_override(ws, render_id, frame, last, changes)
+    override_id = add_override(ws, render_id, frame, last, changes)
     return override_id, frame, last
 
 
-def polygons_at(ws: Workspace, render: store.Render, frame: int) -> list[dict[str, Any]]:
+def polygons_at(ws: Workspace, render: RenderRecord, frame: int) -> list[dict[str, Any]]:
     """The polygons in force at ``frame``, in that frame's pixels (for drawing)."""
-    settings = store.frame_settings(ws, render.id).at(frame)
+    settings = frame_settings(ws, render).at(frame)
     if not settings.mask_polygons:
         return []
     face = frame_face(ws, render, frame)
@@ -103,9 +103,10 @@ def add_settings_override(ws: Workspace, render_id: int, first: int, last: int, 
         raise ConfigError("settings must be a non-empty object of setting: value")
     if not (0 <= first <= last < frame_count):
         raise ConfigError(f"frame range {first}..{last} is not within 0..{frame_count - 1}")
-    return store.add_override(ws, render_id, first, last, validate_partial(changes))
+    return add_override(ws, render_id, first, last, validate_partial(changes))
 
 
 def overrides_json(ws: Workspace, render_id: int) -> list[dict[str, Any]]:
     return [{"id": o.id, "first": o.first, "last": o.last,
-             "settings": json.loads(json.dumps(o.changes, default=str))} for o in store.overrides_of(ws, render_id)]
+             "settings": json.loads(json.dumps(o.changes, default=str))}
+            for o in frame_settings(ws, ws.renders.get(render_id)).overrides]

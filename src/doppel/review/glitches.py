@@ -14,7 +14,6 @@ away from what this render usually does.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -22,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from doppel.faceset.workspace import Workspace
 from doppel.review.features import mask_iou
+from doppel.store import Workspace
 
 WINDOW = 7  # neighbours on each side that define a frame's "usual" (within one shot)
 REASON_Z = 2.0  # a signal counts towards the score (and is listed as a reason) from this z up
@@ -234,16 +233,11 @@ def precision_at_k(glitches: Sequence[Glitch], relevant: set[int], k: int | None
 
 # -- the workspace ---------------------------------------------------------------------------------
 def store_scores(ws: Workspace, render_id: int, glitches: Sequence[Glitch]) -> None:
-    """Write ``glitch_score`` and ``glitch_reasons`` (JSON list) into the render's ``render_frames`` rows."""
-    with ws.transaction() as c:
-        c.executemany("UPDATE render_frames SET glitch_score = ?, glitch_reasons = ? "
-                      "WHERE render_id = ? AND frame_index = ?",
-                      [(g.score, json.dumps(g.reasons), render_id, g.frame) for g in glitches])
+    """Store the render's glitch scores (their own table: a re-merge never erases them)."""
+    ws.scores.replace(render_id, [(g.frame, g.score, g.reasons) for g in glitches])
 
 
 def load_scores(ws: Workspace, render_id: int) -> list[Glitch]:
     """The stored scores of a render, in frame order (frames never scored are left out)."""
-    rows = ws.conn.execute("SELECT frame_index, status, shot_cut, glitch_score, glitch_reasons FROM render_frames "
-                           "WHERE render_id = ? AND glitch_score IS NOT NULL ORDER BY frame_index", (render_id,))
-    return [Glitch(int(r["frame_index"]), float(r["glitch_score"]), float(r["glitch_score"]) >= FLAG_SCORE,
-                   r["status"], bool(r["shot_cut"]), json.loads(r["glitch_reasons"] or "[]")) for r in rows]
+    return [Glitch(r.frame_index, r.score, r.score >= FLAG_SCORE, r.status or "passthrough", r.shot_cut, r.reasons)
+            for r in ws.scores.of(render_id)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import cv2
@@ -18,9 +19,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from doppel.core.errors import ConfigError, InputError, NoFaceError
-from doppel.faceset.query import faces
-from doppel.faceset.workspace import Workspace
 from doppel.ops.align import EYE_L, EYE_R, MOUTH_OUTER
+from doppel.store.records import FaceRecord
 from doppel.train import augment
 
 log = logging.getLogger(__name__)
@@ -61,16 +61,15 @@ class FaceSet:
         return FaceSet(self.names, self.images[keep], self.landmarks[keep], self.face_ids[keep])
 
 
-def load_faceset(ws: Workspace, identities: str | list[str], resolution: int, face_type: str) -> FaceSet:
-    """Every non-excluded face of ``identities`` whose crop has ``face_type``, resized to ``resolution``.
+def load_faceset(faces: Mapping[str, list[FaceRecord]], resolution: int, face_type: str) -> FaceSet:
+    """The crops of ``faces`` (identity name -> its faces in use) whose crop has ``face_type``, resized to
+    ``resolution``.
 
-    Raises ``WorkspaceError`` for an unknown identity, ``NoFaceError`` when none is usable,
-    ``InputError`` for a missing or unreadable crop.
+    Raises ``NoFaceError`` when an identity has none usable, ``InputError`` for a missing or unreadable crop.
     """
-    names = [identities] if isinstance(identities, str) else list(identities)
+    names = list(faces)
     images, lms, ids = [], [], []
-    for name in names:
-        records = faces(ws, name)
+    for name, records in faces.items():
         usable = [r for r in records if r.face_type == face_type]
         if records and not usable:
             raise ConfigError(f"identity {name!r} has {len(records)} faces of type "

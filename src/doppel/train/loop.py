@@ -1,10 +1,15 @@
 """The training loop: a per-pair run (source and destination identity) or a base-model pretraining run.
 
+(Long because set-up, the step, resume and the outputs of one run share its state; previews, the
+held-out score and the metrics log are its outputs and read that state directly.)
+
 :func:`train` reads top to bottom: 1. set up the device and process group, 2. load faces,
 3. build (or resume, or start from a base) the model, EMA copy, optimiser and optional critic,
 4. run optimiser steps until ``iters``/``minutes``/a stop request, checkpointing, writing
-previews and metrics on the way, 5. write the final checkpoint, inference weights and the
-``models`` row. A rerun with the same model name resumes exactly where the last checkpoint was.
+previews and metrics on the way, 5. write the final checkpoint and inference weights. A rerun into
+the same folder resumes exactly where the last checkpoint was. The loop never opens the workspace:
+it is handed the faces, the model folder and the source's consent record
+(:func:`doppel.workflow.train.train` does that, and registers the model afterwards).
 """
 
 from __future__ import annotations
@@ -28,10 +33,12 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from doppel import __version__
-from doppel.core.errors import ConfigError, InputError
+from doppel.core.clock import now
+from doppel.core.errors import ConfigError
 from doppel.core.progress import ProgressFn, no_progress
-from doppel.faceset.workspace import Workspace, now
 from doppel.io.atomic import write_bytes_atomic, write_text_atomic
+from doppel.provenance.consent import check_consent
+from doppel.store.records import ConsentRecord, FaceRecord
 from doppel.train import augment, checkpoint, losses
 from doppel.train.config import ModelConfig, TrainConfig
 from doppel.train.data import FaceSet, PairDataset, face_hull_mask, load_faceset, make_loader, to_model
@@ -85,48 +92,34 @@ class TrainResult:
     precision: str
     preview: Path | None
     world: int = 1
+    main: bool = True                # rank 0 (the process that writes and reports)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def model_dir(ws: Workspace, name: str) -> Path:
-    if not name or "/" in name or name.startswith("."):
-        raise ConfigError(f"bad model name {name!r}: use letters, digits, '-' or '_'")
-    return ws.models_dir() / name
+@dataclass(frozen=True)
+class TrainData:
+    """The faces in use of each identity a run trains on, by name (``src``/``dst`` of the spec)."""
+
+    faces: dict[str, list[FaceRecord]]
+
+    def of(self, names: tuple[str, ...]) -> dict[str, list[FaceRecord]]:
+        return {n: self.faces[n] for n in names}
 
 
-def resolve_base(ws: Workspace, base: str | Path) -> Path:
-    """``--base``: a model name in this workspace or a path to a model folder."""
-    p = Path(base)
-    for cand in (ws.models_dir() / str(base), p):
-        if (cand / checkpoint.CONFIG).is_file():
-            return cand
-    raise InputError("no such base model (neither a model of this workspace nor a model folder)", path=p)
-
-
-def _consent(ws: Workspace, identity: str) -> None:
-    """Refuse a source identity without a consent record, once the provenance feature exists."""
-    try:
-        from doppel.provenance.consent import require_consent  # type: ignore[import-not-found]
-    except ImportError:
-        log.warning("consent checks are not available in this build; not checking %s", identity)
-        return
-    require_consent(ws, identity)
-
-
-def train(ws: Workspace, spec: RunSpec, *, progress: ProgressFn = no_progress,
-          on_step: Callable[[StepInfo], None] | None = None,
+def train(spec: RunSpec, data: TrainData, folder: Path, *, consent: ConsentRecord | None = None,
+          progress: ProgressFn = no_progress, on_step: Callable[[StepInfo], None] | None = None,
           should_stop: Callable[[], bool] = lambda: False) -> TrainResult:
-    """Train (or resume) the model ``spec.name`` in ``ws``; see the module docstring."""
-    mdir = model_dir(ws, spec.name)
+    """Train (or resume) the model in ``folder``; see the module docstring. A pair run (not pretraining)
+    refuses without an intact consent record for its source identity."""
     if not spec.pretrain:
-        _consent(ws, spec.src[0])
+        check_consent(consent, spec.src[0])
     with distributed(spec.device) as dd:
-        return _Run(ws, spec, mdir, dd).run(progress, on_step, should_stop)
+        return _Run(spec, data, folder, dd).run(progress, on_step, should_stop)
 
 
 class _Run:
-    def __init__(self, ws: Workspace, spec: RunSpec, mdir: Path, dd: Dist) -> None:
-        self.ws, self.spec, self.dir, self.dd = ws, spec, mdir, dd
+    def __init__(self, spec: RunSpec, data: TrainData, mdir: Path, dd: Dist) -> None:
+        self.data, self.spec, self.dir, self.dd = data, spec, mdir, dd
         self.cfg, self.tc = spec.model, spec.train
         self.device = resolve_device(spec.device)
         if dd.enabled and self.device.type == "cuda":
@@ -136,8 +129,8 @@ class _Run:
     # 1-3: set-up --------------------------------------------------------------------------------
     def _load_data(self) -> None:
         r, ft = self.cfg.resolution, self.cfg.face_type
-        src = load_faceset(self.ws, list(self.spec.src), r, ft)
-        dst = src if self.spec.src == self.spec.dst else load_faceset(self.ws, list(self.spec.dst), r, ft)
+        src = load_faceset(self.data.of(self.spec.src), r, ft)
+        dst = src if self.spec.src == self.spec.dst else load_faceset(self.data.of(self.spec.dst), r, ft)
         self.src_eval: FaceSet | None = None
         self.dst_eval: FaceSet | None = None
         if self.spec.holdout > 0:
@@ -309,12 +302,11 @@ class _Run:
             if step > start and (self.src_eval is not None or self._last_row != step):
                 extra = {"eval_ssim": self.evaluate()} if self.src_eval is not None else {}
                 self._metrics_row(step, elapsed, ips, {**last_losses, **extra})
-            self._register(step)
         run_ips = per_step * (step - start) / seconds if seconds > 0 and step > start else 0.0
         return TrainResult(model_dir=self.dir, step=step, status=status, resumed_from=start if state else None,
                            steps_run=step - start, seconds=seconds, images_per_s=run_ips, losses=last_losses,
                            device=str(self.device), precision=str(self.amp or "fp32").replace("torch.", ""),
-                           preview=preview_path, world=self.dd.world)
+                           preview=preview_path, world=self.dd.world, main=self.dd.main)
 
     # 4-5: outputs -------------------------------------------------------------------------------
     def _checkpoint(self, step: int, elapsed: float) -> None:
@@ -427,20 +419,3 @@ class _Run:
         write_bytes_atomic(path, png.tobytes())
         write_bytes_atomic(self.dir / "preview.png", png.tobytes())
         return path
-
-    def _register(self, step: int) -> None:
-        ws, spec = self.ws, self.spec
-        src_id = None if spec.pretrain else ws.identity_id(spec.src[0])
-        dst_id = None if spec.pretrain else ws.identity_id(spec.dst[0])
-        base = str(spec.base) if spec.base else None
-        stamp = now()
-        with ws.transaction() as c:
-            row = c.execute("SELECT id, base_model FROM models WHERE name = ?", (spec.name,)).fetchone()
-            if row is None:
-                c.execute("INSERT INTO models (name, path, arch, preset, resolution, face_type, src_identity_id,"
-                          " dst_identity_id, base_model, step, created_at, updated_at)"
-                          " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                          (spec.name, ws.rel(self.dir), self.cfg.arch, spec.preset, self.cfg.resolution,
-                           self.cfg.face_type, src_id, dst_id, base, step, stamp, stamp))
-            else:
-                c.execute("UPDATE models SET step = ?, updated_at = ? WHERE id = ?", (step, stamp, row[0]))

@@ -145,6 +145,22 @@ MIGRATIONS: list[str] = [
         finished_at TEXT
     );
     """,
+    # 2: review's glitch scores get their own table, so a re-merge (which rewrites render_frames)
+    # never erases them; the scores already stored move over.
+    """
+    CREATE TABLE glitch_scores (
+        render_id    INTEGER NOT NULL REFERENCES renders(id) ON DELETE CASCADE,
+        frame_index  INTEGER NOT NULL,
+        score        REAL NOT NULL,
+        reasons      TEXT NOT NULL,                  -- JSON list of {reason, z, value, usual}
+        PRIMARY KEY (render_id, frame_index)
+    );
+    INSERT INTO glitch_scores (render_id, frame_index, score, reasons)
+        SELECT render_id, frame_index, glitch_score, COALESCE(glitch_reasons, '[]') FROM render_frames
+        WHERE glitch_score IS NOT NULL;
+    ALTER TABLE render_frames DROP COLUMN glitch_score;
+    ALTER TABLE render_frames DROP COLUMN glitch_reasons;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -8,29 +8,26 @@ review's views and glitch scoring. It holds no compositing logic of its own.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from doppel.core.errors import InputError, WorkspaceError
+from doppel.core.errors import InputError
 from doppel.core.progress import ProgressFn, no_progress
 from doppel.core.swap import Swapper
-from doppel.faceset.query import FaceRecord
-from doppel.faceset.workspace import Workspace
 from doppel.io.video import read_frames
-from doppel.merge import store
-from doppel.merge.cache import InferenceCache, cache_dir
-from doppel.merge.model import ModelInfo, find_model, load_model
-from doppel.merge.provenance import provenance_for
 from doppel.merge.settings import MergeSettings
-from doppel.merge.sources import destination_faces
-from doppel.merge.stages import Compositor, RunContext, StageTimer, prepare_item, run_batch
+from doppel.merge.stages import Compositor, RunContext, prepare_item, run_batch
+from doppel.store import Workspace
+from doppel.store.records import FaceRecord, FrameRow, RenderRecord
+from doppel.workflow.extract import destination_faces
+from doppel.workflow.merge import provenance_for, run_context
+from doppel.workflow.models import load_model, model_of
 
 CHUNK = 32  # frames decoded and inferred together in a full replay
 WARMUP = 20  # frames replayed before a requested frame so its temporal smoothing matches a full run
+FLUSH = 64  # frame rows written per transaction
 
 
 @dataclass
@@ -46,36 +43,13 @@ class ReplayedFrame:
     settings: MergeSettings
 
 
-def model_of(ws: Workspace, render: store.Render) -> ModelInfo:
-    """The model a render was made with (an error once it has been deleted)."""
-    if render.model_id is None:
-        raise WorkspaceError(f"render {render.uid}: its model was deleted", path=ws.root)
-    row = ws.conn.execute("SELECT name FROM models WHERE id = ?", (render.model_id,)).fetchone()
-    if row is None:
-        raise WorkspaceError(f"render {render.uid}: its model was deleted", path=ws.root)
-    return find_model(ws, row["name"])
-
-
-def clip_path(ws: Workspace, render: store.Render) -> Path:
-    """The render's input clip (an error once it has moved or gone)."""
-    row = ws.conn.execute("SELECT path FROM clips WHERE id = ?", (render.clip_id,)).fetchone()
-    path = Path(row["path"]) if row is not None else None
-    if path is None or not path.exists():
-        raise InputError(f"render {render.uid}: its input clip is no longer there", path=path)
-    return path
-
-
-def _context(ws: Workspace, render: store.Render, path: Path, swapper: Swapper | None,
-             identity: str | None) -> RunContext:
+def _context(ws: Workspace, render: RenderRecord, swapper: Swapper | None, identity: str | None) -> RunContext:
+    path = ws.clips.path_of(render.clip_id, what=f"render {render.uid}")
     model = model_of(ws, render)
-    prov = provenance_for(ws, model.src_identity)
-    prov.set_render(render.uid, render.watermark_payload)
+    prov = provenance_for(ws, model)
     net = swapper if swapper is not None else load_model(model)
     dest = destination_faces(ws, path, identity or model.dst_identity or "", face_type=net.face_type)
-    cache = InferenceCache(cache_dir(ws.renders_dir(), model.fingerprint(), dest.clip_hash, net.resolution,
-                                     net.face_type))
-    return RunContext(swapper=net, model=model, dest=dest, frame_settings=store.frame_settings(ws, render.id),
-                    cache=cache, provenance=prov, layers=None, batch=8, stages=StageTimer(), stop=threading.Event())
+    return run_context(ws, render, model, dest, net, prov)
 
 
 def _windows(frames: Sequence[int]) -> list[tuple[int, int]]:
@@ -93,23 +67,23 @@ def _windows(frames: Sequence[int]) -> list[tuple[int, int]]:
 def replay(ws: Workspace, render_id: int, frames: Sequence[int] | None = None, *, swapper: Swapper | None = None,
            identity: str | None = None, progress: ProgressFn = no_progress) -> Iterator[ReplayedFrame]:
     """Yield the render's frames (all, or just ``frames``) as merge computes them now, with the render's
-    current settings and overrides; updates their ``render_frames`` rows as merge does.
+    current settings and overrides; updates their frame rows as merge does.
 
     Chosen frames are computed after replaying up to ``WARMUP`` frames before each, so temporal
     smoothing matches a full run. The model runs only for frames missing from the inference cache.
     """
-    render = store.get_render(ws, render_id)
-    path = clip_path(ws, render)
+    render = ws.renders.get(render_id)
+    path = ws.clips.path_of(render.clip_id, what=f"render {render.uid}")
     if frames is not None and any(f < 0 for f in frames):
         raise InputError(f"frame {min(frames)} is out of range")
     if frames is not None and not frames:
         return  # nothing asked for: don't load the model
-    ctx = _context(ws, render, path, swapper, identity)
+    ctx = _context(ws, render, swapper, identity)
     spans = [(0, None)] if frames is None else _windows(frames)
     wanted = None if frames is None else set(frames)
     total = None if frames is None else len(wanted or ())
     done = 0
-    rows: list[store.FrameRow] = []
+    rows: list[FrameRow] = []
     for lo, hi in spans:
         compositor = Compositor(ctx)
         source = read_frames(path, start=lo, stop=None if hi is None else hi + 1)
@@ -127,15 +101,33 @@ def replay(ws: Workspace, render_id: int, frames: Sequence[int] | None = None, *
                 if wanted is not None and it.frame.index not in wanted:
                     continue
                 assert it.output is not None
-                rows.append(store.FrameRow(it.frame.index, it.status, it.occlusion, it.shot_cut))
+                rows.append(FrameRow(it.frame.index, it.status, it.occlusion, it.shot_cut))
                 done += 1
                 progress(done, total)
                 yield ReplayedFrame(it.frame.index, original, it.output, region, it.status, it.occlusion,
                                     it.shot_cut, it.face, it.settings)
-            if len(rows) >= 64:
-                store.record_frames(ws, render.id, rows)
-                rows.clear()
+            if len(rows) >= FLUSH:
+                ws.renders.record_frames(render.id, rows)
+                rows = []
     if rows:
-        store.record_frames(ws, render.id, rows)
+        ws.renders.record_frames(render.id, rows)
     if wanted is not None and done < len(wanted):
         raise InputError(f"some of frames {sorted(wanted)} are beyond the end of the clip", path=path)
+
+
+@dataclass(frozen=True)
+class RenderedFrame:
+    index: int
+    image: np.ndarray  # uint8 (H, W, 3) RGB, watermarked like every frame merge writes
+    status: str  # swapped | passthrough | kept
+    occlusion: float | None
+    shot_cut: bool
+
+
+def render_frames(ws: Workspace, render_id: int, frames: list[int], *, swapper: Swapper | None = None,
+                  identity: str | None = None) -> dict[int, RenderedFrame]:
+    """Re-render ``frames`` of a render with its current settings and overrides (e.g. after an edit in
+    review), each after a warm-up so colour and matte smoothing match a full merge. Updates those
+    frames' rows."""
+    return {f.index: RenderedFrame(f.index, f.output, f.status, f.occlusion, f.shot_cut)
+            for f in replay(ws, render_id, frames, swapper=swapper, identity=identity)}

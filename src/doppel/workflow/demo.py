@@ -18,6 +18,7 @@ Everything lands in one folder: ``output.mp4``, ``contact_sheet.png``, ``eval.js
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -30,12 +31,18 @@ from typing import Any
 from doppel.core.errors import ConfigError, InputError
 from doppel.core.progress import ProgressFn, no_progress
 from doppel.demo.media import Motion, make_demo_clip
-from doppel.eval.pipeline import EvalRequest, evaluate
-from doppel.eval.render import request_for_render
-from doppel.extract.pipeline import extract_clip
-from doppel.faceset.workspace import Workspace
 from doppel.io.atomic import write_text_atomic
+from doppel.merge.settings import MergeSettings
 from doppel.provenance.consent import add_consent
+from doppel.provenance.verify import verify_file
+from doppel.store import Workspace
+from doppel.train.config import PRESETS, model_config, train_config
+from doppel.train.loop import RunSpec
+from doppel.workflow.evaluate import evaluate, request_for_render
+from doppel.workflow.extract import extract
+from doppel.workflow.merge import MergeRequest, merge
+from doppel.workflow.train import train
+from doppel.workflow.workspace import create_workspace
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +149,7 @@ class _Demo:
         start = time.perf_counter()
         prepare_out(self.out)
         write_text_atomic(self.out / MARKER, json.dumps({"config": asdict(self.cfg)}, default=str, indent=2) + "\n")
-        with Workspace.init(self.out / "workspace") as ws:
+        with create_workspace(self.out / "workspace") as ws:
             clips = self._timed("clips", self.clips)
             self._timed("consent", lambda p: self.consent(ws))
             self._timed("extract", lambda p: self.extract(ws, clips, p))
@@ -182,13 +189,10 @@ class _Demo:
     # 3 ------------------------------------------------------------------------------------------
     def extract(self, ws: Workspace, clips: dict[str, Path], progress: ProgressFn) -> None:
         for identity, path in clips.items():
-            extract_clip(ws, identity, path, progress=progress)
+            extract(ws, identity, path, progress=progress)
 
     # 4 ------------------------------------------------------------------------------------------
     def train(self, ws: Workspace, progress: ProgressFn) -> dict[str, Any]:
-        from doppel.train.config import PRESETS, model_config, train_config
-        from doppel.train.loop import RunSpec, train
-
         cfg = self.cfg
         mcfg = model_config(PRESETS["cpu"].model, resolution=cfg.resolution, arch=cfg.arch)
         tcfg = train_config(batch=cfg.batch, lr=cfg.lr, ema_decay=cfg.ema_decay, random_warp=cfg.random_warp,
@@ -209,9 +213,6 @@ class _Demo:
 
     # 5 ------------------------------------------------------------------------------------------
     def merge(self, ws: Workspace, dst_clip: Path, progress: ProgressFn) -> dict[str, Any]:
-        from doppel.merge.pipeline import MergeRequest, merge
-        from doppel.merge.settings import MergeSettings
-
         # The landmark hull alone as the matte: a model trained for minutes has not yet learned a
         # trustworthy mask of its own (merge's default multiplies the two).
         settings = MergeSettings(mask_mode="hull")
@@ -224,8 +225,6 @@ class _Demo:
 
     # 6 ------------------------------------------------------------------------------------------
     def verify(self, ws: Workspace, output: Path, progress: ProgressFn) -> dict[str, Any]:
-        from doppel.provenance.verify import verify_file
-
         data = verify_file(output, workspace=ws.root, progress=progress).to_dict()
         write_text_atomic(self.out / "verify.json", json.dumps(data, indent=2, default=str) + "\n")
         return data
@@ -233,7 +232,7 @@ class _Demo:
     # 7 ------------------------------------------------------------------------------------------
     def evaluate(self, ws: Workspace, render_uid: str, progress: ProgressFn) -> dict[str, Any]:
         request = request_for_render(ws, render_uid)
-        request = EvalRequest(**{**request.__dict__, "sheet": self.out / "contact_sheet.png"})
+        request = dataclasses.replace(request, sheet=self.out / "contact_sheet.png")
         report = evaluate(ws, request, progress=progress)
         report.write(self.out / "eval.json")
         data = report.to_dict()

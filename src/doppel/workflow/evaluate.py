@@ -1,0 +1,113 @@
+"""Evaluating a merge in a workspace: what to compare for a render, and the references eval needs
+(identity embeddings, the destination's known boxes, a source face for the contact sheet)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from doppel.core.errors import ConfigError, InputError, WorkspaceError
+from doppel.core.progress import ProgressFn, no_progress
+from doppel.eval.pipeline import EvalRequest, References
+from doppel.eval.pipeline import evaluate as run_eval
+from doppel.eval.report import EvalReport
+from doppel.extract.config import content_hash
+from doppel.io.video import probe, read_image
+from doppel.merge.settings import validate_settings
+from doppel.store import Workspace
+from doppel.workflow.renders import find_render
+
+
+def request_for_render(ws: Workspace, render: str, *, src: str | None = None, dst: str | None = None,
+                       embed_every: int | None = None) -> EvalRequest:
+    """An :class:`EvalRequest` for render ``render`` (see :func:`~doppel.workflow.renders.find_render`): the
+    clip it was made from, its output, the model's source and destination (unless given), its swapped
+    frames and settings."""
+    r = find_render(ws, render)
+    if r.status != "done":
+        raise WorkspaceError(f"render {r.uid} is {r.status}, not done; finish the merge first", path=ws.root)
+    clip = ws.clips.get(r.clip_id)
+    model = ws.models.by_id(r.model_id) if r.model_id is not None else None
+    src = src or (model.src_identity if model is not None else None)
+    dst = dst or (model.dst_identity if model is not None else None)
+    if src is None:
+        raise WorkspaceError(f"render {r.uid}: its model is gone, so its source is unknown; pass --src",
+                             path=ws.root)
+    original, output = clip.path, Path(r.output_path)
+    for path in (original, output):
+        if not path.exists():
+            raise InputError(f"render {r.uid} needs this file, which is missing", path=path)
+    swapped = frozenset(f.frame_index for f in ws.renders.frames(r.id) if f.status == "swapped")
+    return EvalRequest(original=original, merged=output, src=src, dst=dst, render=r.uid, swapped=swapped,
+                       settings=validate_settings(r.settings), embed_every=embed_every)
+
+
+def build_request(ws: Workspace, *, render: str | None = None, original: Path | None = None,
+                  merged: Path | None = None, src: str | None = None, dst: str | None = None,
+                  embed_every: int | None = None, sheet: Path | None = None) -> EvalRequest:
+    """What ``doppel eval`` compares: a render of the workspace, or an original and a merged clip; the
+    contact sheet goes to ``sheet`` (default: ``MERGED.eval.png``)."""
+    if render is not None:
+        if original is not None or merged is not None:
+            raise ConfigError("give either --render or --original and --merged, not both")
+        request = request_for_render(ws, render, src=src, dst=dst, embed_every=embed_every)
+    else:
+        if original is None or merged is None or src is None:
+            raise ConfigError("give --render RENDER, or --original VIDEO --merged VIDEO --src IDENTITY")
+        probe(original), probe(merged)
+        request = EvalRequest(original=original, merged=merged, src=src, dst=dst, embed_every=embed_every)
+    return dataclasses.replace(request, sheet=sheet or default_report(request.merged, ".eval.png"))
+
+
+def default_report(merged: Path, suffix: str) -> Path:
+    """``MERGED`` without its extension, plus ``suffix`` (where eval's outputs go by default)."""
+    return Path(f"{merged.with_suffix('')}{suffix}")
+
+
+def identity_embeddings(ws: Workspace) -> dict[str, np.ndarray]:
+    """Each identity's stored face embeddings ``(K, D)`` (identities without any are left out)."""
+    out: dict[str, np.ndarray] = {}
+    for name in ws.identities.names():
+        embs = [f.embedding for f in ws.faces.of(name) if f.embedding is not None]
+        if embs:
+            out[name] = np.stack(embs)
+    return out
+
+
+def _known_boxes(ws: Workspace, request: EvalRequest) -> dict[int, np.ndarray] | None:
+    """Boxes of the destination's extracted faces in the original clip, when the workspace has them."""
+    if request.dst is None:
+        return None
+    clip = ws.clips.by_hash(content_hash(request.original))
+    if clip is None:
+        return None
+    return {f.frame_index: f.bbox for f in ws.faces.of(request.dst, clip_id=clip.id, include_excluded=True)}
+
+
+def _source_face(ws: Workspace, identity: str) -> np.ndarray | None:
+    """One aligned face of ``identity`` (the sharpest of its most frontal fifth), for the sheet; None
+    when none can be read."""
+    frontal = sorted(ws.faces.of(identity), key=lambda f: abs(f.yaw) + abs(f.pitch))
+    found = sorted(frontal[:max(1, len(frontal) // 5)], key=lambda f: -f.blur)
+    for f in found[:3]:
+        try:
+            return read_image(f.aligned_path)
+        except InputError:
+            continue
+    return None
+
+
+def references(ws: Workspace, request: EvalRequest) -> References:
+    """What :func:`doppel.eval.pipeline.evaluate` compares ``request`` with, from the workspace."""
+    for name in (request.src, request.dst):
+        if name is not None:
+            ws.identities.require(name)
+    source = _source_face(ws, request.src) if request.sheet is not None else None
+    return References(identity_embeddings(ws), _known_boxes(ws, request), source)
+
+
+def evaluate(ws: Workspace, request: EvalRequest, *, progress: ProgressFn = no_progress) -> EvalReport:
+    """Measure ``request.merged`` against ``request.original`` with the workspace's references."""
+    return run_eval(request, references(ws, request), progress=progress)

@@ -1,0 +1,190 @@
+"""A merge in a workspace: resolve the model and its consent, make sure the destination's faces exist,
+find or start the render record, run the merge stage, record its frames and its end.
+
+:func:`merge` reads top to bottom in numbered steps; the work itself is :func:`doppel.merge.pipeline.run`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from doppel import __version__
+from doppel.core.errors import ConfigError, InputError, NoFaceError, RefusedError
+from doppel.core.progress import ProgressFn, no_progress
+from doppel.core.swap import Swapper
+from doppel.io.atomic import write_text_atomic
+from doppel.io.video import probe
+from doppel.merge.cache import InferenceCache, cache_dir, model_fingerprint
+from doppel.merge.pipeline import Encode, MergeReport, check_output, run
+from doppel.merge.provenance import Provenance
+from doppel.merge.settings import (
+    FrameSettings,
+    MergeSettings,
+    frame_settings_of,
+    validate_partial,
+    validate_settings,
+)
+from doppel.merge.stages import Destination, RunContext, StageTimer
+from doppel.provenance.consent import require_consent
+from doppel.provenance.watermark import render_payload
+from doppel.store import Workspace
+from doppel.store.records import ModelRecord, RenderRecord
+from doppel.workflow.extract import destination_faces
+from doppel.workflow.models import find_model, load_model, model_of
+
+SETTINGS_FILE = "merge.json"  # a render's resolved settings, in its folder under WS/renders/<uid>/
+
+
+@dataclass(frozen=True)
+class MergeRequest:
+    """What to merge. ``overrides`` are ``(first, last, partial settings)``; ``identity`` is the
+    destination person (default: the model's destination identity)."""
+
+    input: Path
+    output: Path
+    model: str
+    settings: MergeSettings = field(default_factory=MergeSettings)
+    overrides: tuple[tuple[int, int, dict[str, Any]], ...] = ()
+    identity: str | None = None
+    layers: Path | None = None
+    crf: int = 18
+    preset: str = "veryfast"
+    batch: int = 8
+
+
+def render_key(settings: MergeSettings, overrides: Sequence[tuple[int, int, dict[str, Any]]]) -> str:
+    """The ``settings_hash`` of a render: its base settings and the overrides it was started with."""
+    data = {"settings": settings.model_dump(), "overrides": [list(o) for o in overrides]}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def frame_settings(ws: Workspace, render: RenderRecord) -> FrameSettings:
+    """Per-frame settings of a render: its base settings with its overrides as they are now."""
+    return frame_settings_of(render, ws.renders.overrides(render.id))
+
+
+def add_override(ws: Workspace, render_id: int, first: int, last: int, changes: dict[str, Any]) -> int:
+    """Store a validated partial settings change for frames ``first..last`` (inclusive); returns its id."""
+    if first < 0 or last < first:
+        raise ConfigError(f"override frame range {first}..{last}: expected 0 <= first <= last")
+    ws.renders.get(render_id)
+    return ws.renders.add_override(render_id, first, last, validate_partial(changes))
+
+
+def provenance_for(ws: Workspace, model: ModelRecord) -> Provenance:
+    """Check consent for the model's source identity (refuses without it) and start provenance."""
+    if model.src_identity is None:
+        raise RefusedError("refused: the model records no source identity, so its consent cannot be checked; "
+                           "retrain it from a face set of a consenting identity")
+    return Provenance(ws.keys_dir(), require_consent(ws, model.src_identity), model.src_identity)
+
+
+def run_context(ws: Workspace, render: RenderRecord, model: ModelRecord, dest: Destination, swapper: Swapper,
+                provenance: Provenance, *, layers: Path | None = None, batch: int = 8) -> RunContext:
+    """Everything the merge stages share for one run of ``render``."""
+    provenance.set_render(render.uid, render.watermark_payload)
+    cache = InferenceCache(cache_dir(ws.renders_dir(), model_fingerprint(model), dest.clip_hash, swapper.resolution,
+                                     swapper.face_type))
+    return RunContext(swapper=swapper, model=model, dest=dest, frame_settings=frame_settings(ws, render), cache=cache,
+                      provenance=provenance, layers=layers, batch=max(1, batch), stages=StageTimer(),
+                      stop=threading.Event())
+
+
+def _render_for(ws: Workspace, request: MergeRequest, model: ModelRecord, dest: Destination, consent_hash: str,
+                render_id: int | None) -> tuple[RenderRecord, bool]:
+    """The render to (re)run: ``render_id``'s; else the earlier one with the same model, clip, output and
+    settings; else a new one (with the given overrides stored). Returns it and whether it is resumed."""
+    if render_id is not None:
+        render = ws.renders.get(render_id)
+        if render.clip_id != dest.clip_id or render.model_id != model.id:
+            raise ConfigError(f"render {render.uid} was made from another clip or model; start a new merge instead")
+        return ws.renders.restart(render_id, consent_hash), True
+    key = render_key(request.settings, request.overrides)
+    out = str(Path(request.output).resolve())
+    found = ws.renders.latest_like(model_id=model.id, clip_id=dest.clip_id, output_path=out, settings_hash=key)
+    if found is not None:
+        return ws.renders.restart(found.id, consent_hash), True
+    uid = secrets.token_hex(8)
+    return ws.renders.create(uid=uid, model_id=model.id, clip_id=dest.clip_id, output_path=out,
+                             settings=request.settings.model_dump(mode="json"), settings_hash=key,
+                             watermark_payload=render_payload(uid), consent_hash=consent_hash,
+                             overrides=request.overrides), False
+
+
+def merge(ws: Workspace, request: MergeRequest, *, progress: ProgressFn = no_progress,
+          swapper: Swapper | None = None, render_id: int | None = None) -> MergeReport:
+    """Merge ``request.model`` into every frame of ``request.input``, writing ``request.output``.
+
+    ``swapper`` replaces loading the model's network (for tests and benchmarks); the model must
+    still be registered in the workspace. ``render_id`` re-runs that render (same uid and
+    watermark, its overrides as they are now) instead of finding or creating one.
+
+    Raises :class:`DoppelError` subclasses on bad input; nothing is written under
+    ``request.output`` unless the whole merge succeeds.
+    """
+    started = time.perf_counter()
+    # 1. cheap checks first: the output can be written, the input is a readable video
+    check_output(request.output, request.input)
+    info = probe(request.input)
+    # 2. the model's record, its identities and the consent for its source identity
+    model = find_model(ws, request.model)
+    prov = provenance_for(ws, model)
+    # 3. the destination person's faces in this clip (extracted now if the clip is new)
+    identity = request.identity or model.dst_identity
+    if identity is None:
+        raise InputError(f"model {model.name!r} has no destination identity; pass --identity", path=model.path)
+    dest = destination_faces(ws, request.input, identity, size=max(256, model.resolution),
+                             face_type=model.face_type, progress=progress)
+    if not dest.faces:
+        raise NoFaceError(f"no face of {identity!r} in this video; nothing to merge", path=request.input)
+    # 4. the network (the slow part of starting up, so it comes after every cheap check)
+    net = swapper if swapper is not None else load_model(model)
+    # 5. the render record (resumed when one with the same model, clip, output and settings exists)
+    render, resumed = _render_for(ws, request, model, dest, prov.consent_hash, render_id)
+    report = MergeReport(render.id, render.uid, str(request.output), resumed, settings_hash=render.settings_hash,
+                         settings=render.settings)
+    ctx = run_context(ws, render, model, dest, net, prov, layers=request.layers, batch=request.batch)
+    status = "failed"
+    try:
+        # 6. run the stage, recording each frame's row as it is written; then the settings beside the output
+        run(ctx, info, Encode(request.input, request.output, request.crf, request.preset), report,
+            on_frames=lambda rows: ws.renders.record_frames(render.id, rows), progress=progress)
+        status = "done"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        ws.renders.finish(render.id, status)
+    _write_settings(ws, request, render, model)
+    report.seconds = time.perf_counter() - started
+    report.fps = report.frames / report.seconds if report.seconds else 0.0
+    return report
+
+
+def _write_settings(ws: Workspace, request: MergeRequest, render: RenderRecord, model: ModelRecord) -> None:
+    data = {"doppel_version": __version__, "render": render.uid, "model": model.name, "model_step": model.step,
+            "input": str(request.input), "output": str(request.output), "settings": render.settings,
+            "overrides": [list(o) for o in request.overrides], "crf": request.crf, "preset": request.preset}
+    text = json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+    write_text_atomic(ws.renders_dir() / render.uid / SETTINGS_FILE, text)
+
+
+def rerender(ws: Workspace, render_id: int, *, progress: ProgressFn = no_progress,
+             swapper: Swapper | None = None, layers: Path | None = None) -> MergeReport:
+    """Re-encode a whole render with its current overrides (same uid, watermark and output path)."""
+    render = ws.renders.get(render_id)
+    model = model_of(ws, render)
+    request = MergeRequest(input=ws.clips.path_of(render.clip_id, what=f"render {render.uid}"),
+                           output=Path(render.output_path), model=model.name,
+                           settings=validate_settings(render.settings), layers=layers)
+    if swapper is None:
+        swapper = load_model(model)
+    return merge(ws, request, progress=progress, swapper=swapper, render_id=render.id)
