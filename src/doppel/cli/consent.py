@@ -17,13 +17,15 @@ app = typer.Typer(name="consent", help="Consent records for source identities.",
 Basis = Enum("Basis", {name.replace("-", "_"): name for name in BASES}, type=str)  # type: ignore[misc]
 
 
+_BASIS_HELP = "On what basis: " + "; ".join(f"{k}: {v}" for k, v in BASES.items())
+
+
 def add(
     workspace: Path = typer.Argument(..., help="The workspace."),
     identity: str = typer.Option(..., "--identity", help="The identity (face set name) the consent covers."),
     subject: str = typer.Option(..., "--subject", help="Who agreed: the person (or rights holder) by name."),
     scope: str = typer.Option(..., "--scope", help="What they agreed to (production, use, period)."),
-    basis: Basis = typer.Option(..., "--basis", help="On what basis: " + "; ".join(
-        f"{k}: {v}" for k, v in BASES.items())),
+    basis: Basis = typer.Option(..., "--basis", help=_BASIS_HELP),
     evidence: Path | None = typer.Option(None, "--evidence", help="A file proving it (signed release, ...); "
                                                                   "only its name and SHA-256 are recorded."),
     json_out: bool = JsonOpt,
@@ -53,6 +55,6 @@ def list_(
         console.print("no consent records" + (f" for {identity!r}" if identity else ""))
         return
     for r in records:
-        evidence = f", evidence {r.evidence_name} sha256 {r.evidence_sha256[:12]}…" if r.evidence_name else ""
+        evidence = f", evidence {r.evidence_name} sha256 {(r.evidence_sha256 or '')[:12]}…" if r.evidence_name else ""
         console.print(escape(f"{r.created_at}  {r.identity}: {r.subject} — {r.scope} [{r.basis}{evidence}] "
                              f"hash {r.record_hash[:16]}…"))

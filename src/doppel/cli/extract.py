@@ -29,11 +29,11 @@ def extract(
                                                                "with the longest track)."),
     every: int = typer.Option(1, "--every", min=1, help="Examine every Nth frame."),
     size: int = typer.Option(256, "--size", help="Side of the aligned face images, in pixels."),
-    face_type: FaceTypeChoice = typer.Option("full", "--face-type",  # type: ignore[valid-type]
+    face_type: FaceTypeChoice = typer.Option("full", "--face-type",
                                              help="How much of the head the aligned image holds."),
-    detector: DetectorChoice = typer.Option("dlib-hog", "--detector",  # type: ignore[valid-type]
+    detector: DetectorChoice = typer.Option("dlib-hog", "--detector",
                                             help="Face detector (dlib-mmod: slower, finds more poses)."),
-    landmarker: LandmarkerChoice = typer.Option("dlib-68", "--landmarker",  # type: ignore[valid-type]
+    landmarker: LandmarkerChoice = typer.Option("dlib-68", "--landmarker",
                                                 help="Landmarker (mediapipe-mesh with the mediapipe extra)."),
     json_out: bool = JsonOpt,
 ) -> None:

@@ -109,7 +109,7 @@ def synth_frames(name: PortraitName = "astronaut", frames: int = 40, width: int 
         m = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), angle, scale)
         m[:, 2] += target - centre
         ox, oy = int(16 + 12 * math.sin(0.3 * ph)), int(16 + 12 * math.cos(0.4 * ph))
-        frame = bg[oy:oy + height, ox:ox + width].astype(np.float32)
+        frame: np.ndarray = bg[oy:oy + height, ox:ox + width].astype(np.float32)
         shown = absent is None or not (absent[0] <= i < absent[1])
         if shown:
             face = cv2.warpAffine(img, m, (width, height), flags=cv2.INTER_LINEAR).astype(np.float32)

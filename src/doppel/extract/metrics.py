@@ -48,7 +48,7 @@ def lag(reference: np.ndarray, signal: np.ndarray, *, max_lag: int = 5) -> float
         raise ValueError(f"need more than {2 * max_lag + 3} frames to measure lag, got {n + 1}")
     shifts = np.arange(-max_lag, max_lag + 1)
     corr = []
-    for k in shifts:
+    for k in shifts.tolist():
         a = r[max(0, -k): n - max(0, k)]
         b = s[max(0, k): n - max(0, -k)]
         corr.append(float(np.sum(a * b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12)))

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import av
 import av.error
@@ -131,7 +131,7 @@ def probe(path: str | Path) -> VideoInfo:
         deltas = np.diff(np.asarray(pts, dtype=np.int64))
         if deltas.size:
             step = float(np.median(deltas))
-            vfr = bool(np.any(np.abs(deltas - step) > max(1.0, 0.02 * step)))
+            vfr = bool(np.any(np.abs(deltas.astype(np.float64) - step) > max(1.0, 0.02 * step)))
             duration = float((pts[-1] - pts[0] + step) * tb)
         else:
             vfr, duration = False, 0.0
@@ -262,7 +262,7 @@ class VideoWriter:
         self._audio_in: av.container.InputContainer | None = None
         self._audio_packets: Iterator[av.Packet] | None = None
         self._pending_audio: av.Packet | None = None
-        self._audio_out: av.stream.Stream | None = None
+        self._audio_out: Any = None  # av's audio stream (its stubs type it as a plain Stream)
         self._audio_copy = False
         self.frames_written = 0
         if audio_from is not None:

@@ -131,6 +131,7 @@ def _run(ctx: RunContext, info: VideoInfo, encode: Encode, report: MergeReport,
                     t.start()
                 for item in _drain(composed, ctx):
                     t0 = time.perf_counter()
+                    assert item.output is not None
                     writer.write(item.output, item.frame.pts if info.time_base is not None else None)
                     ctx.stages.add("encode", time.perf_counter() - t0)
                     _count(report, item, ctx.frame_settings.at(item.frame.index))

@@ -33,6 +33,8 @@ class Provenance:
         self.uid: str | None = None
 
     def set_render(self, uid: str, payload: int | None) -> None:
+        if payload is None:
+            raise ValueError(f"render {uid} has no watermark payload")
         self.uid, self.payload = uid, payload
         self._mark = Watermarker(payload)
 

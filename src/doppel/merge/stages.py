@@ -236,6 +236,8 @@ class Compositor:
         if item.status == "swapped":
             if item.shot_cut or not self.previous_swapped:
                 self.state.reset()
+            assert item.transform is not None and item.swapped is not None and item.learned is not None
+            assert item.landmarks is not None
             res = prepare_face(frame.image, item.transform, item.swapped, item.learned, item.landmarks,
                                item.face.landmark_score if item.face else None, s, self.state)
             item.output = blend_into(frame.image, res, s)

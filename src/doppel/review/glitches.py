@@ -146,7 +146,7 @@ def raw_signals(measures: Sequence[Measure], masks: np.ndarray | None) -> dict[s
     out: dict[str, np.ndarray] = {}
     conf = column("landmark_score")
     drop = np.full(n, np.nan)
-    for i in np.nonzero(swapped & np.isfinite(conf))[0]:
+    for i in np.nonzero(swapped & np.isfinite(conf))[0].tolist():
         nb = _neighbours(i, n, shot, np.isfinite(conf))
         drop[i] = max(0.0, float(np.median(conf[nb])) - conf[i]) if nb.size else 0.0
     out["landmark_confidence"] = drop
@@ -157,7 +157,7 @@ def raw_signals(measures: Sequence[Measure], masks: np.ndarray | None) -> dict[s
     mask_dev = np.full(n, np.nan)
     if masks is not None and len(masks) == n:
         has = swapped & (masks.reshape(n, -1).sum(1) > 0)
-        for i in np.nonzero(has)[0]:
+        for i in np.nonzero(has)[0].tolist():
             nb = _neighbours(i, n, group, has)
             if nb.size:
                 usual = np.median(masks[nb].astype(np.float32), axis=0) >= 0.5
@@ -167,8 +167,8 @@ def raw_signals(measures: Sequence[Measure], masks: np.ndarray | None) -> dict[s
                         for i, m in enumerate(measures)], dtype=np.float64).reshape(n, 3)
     has_c = np.isfinite(colours).all(1)
     jump = np.full(n, np.nan)
-    for i in np.nonzero(has_c)[0]:
-        nb = _neighbours(i, n, group, has_c)
+    for i in np.nonzero(has_c)[0].tolist():
+        nb = _neighbours(i, n, group, np.asarray(has_c))
         jump[i] = float(np.linalg.norm(colours[i] - np.median(colours[nb], axis=0))) if nb.size else 0.0
     out["colour"] = jump
     for name in ("mouth", "eyes", "gaze", "occlusion"):
@@ -199,15 +199,15 @@ def score(measures: Sequence[Measure], masks: np.ndarray | None = None, *,
     zs: dict[str, tuple[np.ndarray, float]] = {}
     for sig in SIGNALS:
         z, med, _ = robust_z(raw[sig.name], sig.floor)
-        zs[sig.name] = (np.clip(np.nan_to_num(z, nan=0.0), 0.0, Z_CAP), med)
+        zs[sig.name] = (np.clip(np.nan_to_num(z, nan=0.0), 0.0, Z_CAP), float(med))
     dropout = _dropouts(measures)
     out = []
     for i, m in enumerate(measures):
-        reasons = []
+        reasons: list[dict[str, Any]] = []
         for sig in SIGNALS:
-            z = float(zs[sig.name][0][i])
-            if z >= REASON_Z:
-                reasons.append({"reason": sig.name, "z": round(z, 2), "value": round(float(raw[sig.name][i]), 4),
+            zi = float(zs[sig.name][0][i])
+            if zi >= REASON_Z:
+                reasons.append({"reason": sig.name, "z": round(zi, 2), "value": round(float(raw[sig.name][i]), 4),
                                 "usual": round(zs[sig.name][1], 4)})
         if dropout[i]:
             reasons.append({"reason": "dropout", "z": DROPOUT_Z, "value": 1.0, "usual": 0.0})

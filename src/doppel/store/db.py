@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -58,11 +58,11 @@ class Database:
         finally:
             self._depth = 0
 
-    def one(self, sql: str, args: tuple[object, ...] | list[object] = ()) -> sqlite3.Row | None:
+    def one(self, sql: str, args: Sequence[object] = ()) -> sqlite3.Row | None:
         row: sqlite3.Row | None = self.conn.execute(sql, args).fetchone()
         return row
 
-    def all(self, sql: str, args: tuple[object, ...] | list[object] = ()) -> list[sqlite3.Row]:
+    def all(self, sql: str, args: Sequence[object] = ()) -> list[sqlite3.Row]:
         return self.conn.execute(sql, args).fetchall()
 
     def close(self) -> None:

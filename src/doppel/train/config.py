@@ -2,15 +2,18 @@
 
 :class:`ModelConfig` says what network to build (saved as ``config.json`` beside the weights and
 read back by merge); :class:`TrainConfig` says how to train it (saved as ``train.json``). Both
-are merged once, in the CLI, from preset defaults then flags.
+are merged once, in :func:`doppel.workflow.train.resolve_configs`, from a preset (or a base model,
+or the saved run) then flags.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
+from doppel.core.config import Settings
 from doppel.core.errors import ConfigError
 
 FORMAT_VERSION = 1
@@ -18,7 +21,7 @@ FORMAT_VERSION = 1
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
-class ModelConfig(BaseModel):
+class ModelConfig(Settings):
     """The network: architecture name and capacity.
 
     ``resolution`` is the aligned crop size (a multiple of 32 in [64, 512]); ``e_dims`` the
@@ -27,7 +30,8 @@ class ModelConfig(BaseModel):
     and finishes with a depth-to-space x2; ``pixel_norm`` (DeepFaceLab's "u") normalises the code.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    FLAGS: ClassVar[Mapping[str, str]] = {k: "--" + k.replace("_", "-") for k in (
+        "arch", "resolution", "face_type", "ae_dims", "e_dims", "d_dims", "d_mask_dims")}
 
     format_version: int = FORMAT_VERSION
     arch: str = "liae"
@@ -48,10 +52,12 @@ class ModelConfig(BaseModel):
         return v
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(Settings):
     """How to train: batch, optimiser, loss weights, augmentation and runtime switches."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    FLAGS: ClassVar[Mapping[str, str]] = {k: "--" + k.replace("_", "-") for k in (
+        "batch", "accum", "lr", "gan_power", "precision", "workers", "compile", "seed", "checkpoint_minutes",
+        "preview_minutes")}
 
     batch: int = Field(8, ge=1, le=1024)          # faces per identity per step (per process)
     accum: int = Field(1, ge=1, le=64)            # gradient accumulation steps per optimiser step
@@ -74,8 +80,7 @@ class TrainConfig(BaseModel):
     preview_minutes: float = Field(5.0, gt=0)
 
 
-class Preset(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class Preset(Settings):
     description: str
     model: ModelConfig
     batch: int
@@ -115,17 +120,8 @@ def model_config(base: ModelConfig | None = None, **overrides: Any) -> ModelConf
     """A model config from ``base`` (default: the ``cpu`` preset) with non-None ``overrides``."""
     data = (base or PRESETS["cpu"].model).model_dump()
     data.update({k: v for k, v in overrides.items() if v is not None})
-    return _validated(ModelConfig, data)
+    return ModelConfig.validated(data)
 
 
 def train_config(**overrides: Any) -> TrainConfig:
-    return _validated(TrainConfig, {k: v for k, v in overrides.items() if v is not None})
-
-
-def _validated(cls: type[BaseModel], data: dict[str, Any]) -> Any:
-    try:
-        return cls.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or cls.__name__
-        raise ConfigError(f"bad {cls.__name__} setting {where}: {first['msg']}") from None
+    return TrainConfig.validated({k: v for k, v in overrides.items() if v is not None})

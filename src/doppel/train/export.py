@@ -22,7 +22,7 @@ from torch import nn
 from doppel.core.errors import ConfigError
 from doppel.io.atomic import atomic_path, write_text_atomic
 from doppel.train import checkpoint
-from doppel.train.models import build_model
+from doppel.train.models import build_model, config_of
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def export_onnx(model_dir: Path, *, opset: int = 17, check: bool = True, atol: f
     Raises ``ConfigError`` when ONNX Runtime's outputs differ from PyTorch's by more than ``atol``.
     """
     model = load_inference_model(model_dir)
-    r = model.config.resolution  # type: ignore[union-attr]
+    r = config_of(model).resolution
     wrapper = SwapPath(model).eval()
     example = torch.rand(2, r, r, 3, generator=torch.Generator().manual_seed(0))
     final = model_dir / ONNX_NAME

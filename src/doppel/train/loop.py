@@ -42,7 +42,7 @@ from doppel.store.records import ConsentRecord, FaceRecord
 from doppel.train import augment, checkpoint, losses
 from doppel.train.config import ModelConfig, TrainConfig
 from doppel.train.data import FaceSet, PairDataset, face_hull_mask, load_faceset, make_loader, to_model
-from doppel.train.models import build_model
+from doppel.train.models import as_face_model, build_model
 from doppel.train.runtime import Dist, autocast, distributed, resolve_device, resolve_precision
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ class _Run:
             log.info("starting from base model %s", self.spec.base)
         model = model.to(self.device)
         if self.tc.channels_last:
-            model = model.to(memory_format=torch.channels_last)
+            model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stub lacks it
         self.model = model
         self.ema = losses.EMA(model, copy.deepcopy(model), self.tc.ema_decay)
         fused = self.device.type in ("cpu", "cuda")
@@ -212,15 +212,15 @@ class _Run:
                 fl = losses.face_loss(pred.float(), b[f"{side}_target"], b[f"{side}_mask"], b[f"{side}_em"],
                                       ssim_weight=tc.ssim_weight, pixel=tc.pixel_loss, pixel_weight=tc.pixel_weight,
                                       eyes_mouth_weight=tc.eyes_mouth_weight)
-                parts[side] = sum(fl.values())  # type: ignore[assignment]
-                parts["mask"] = parts.get("mask", 0) + losses.mask_loss(pmask.float(), b[f"{side}_mask"],
-                                                                         tc.mask_weight)
+                parts[side] = torch.stack(list(fl.values())).sum()
+                mask = losses.mask_loss(pmask.float(), b[f"{side}_mask"], tc.mask_weight)
+                parts["mask"] = parts["mask"] + mask if "mask" in parts else mask
             if self.critic is not None:
                 fake = out.src.float() * b["src_mask"]
                 with autocast(self.device, self.amp):
                     parts["gan"] = losses.gan_generator_loss(self.critic, fake, tc.gan_power).float()
-            loss = sum(parts.values()) / len(batches)
-            loss.backward()  # type: ignore[union-attr]
+            loss = torch.stack(list(parts.values())).sum() / len(batches)
+            loss.backward()
             if self.critic is not None and self.critic_opt is not None:
                 self.critic_opt.zero_grad(set_to_none=True)
                 with autocast(self.device, self.amp):
@@ -407,7 +407,7 @@ class _Run:
         pick_d = np.linspace(0, len(dst) - 1, n).astype(int)
         s = torch.from_numpy(src.images[pick_s]).permute(0, 3, 1, 2).float().div(255).to(self.device)
         d = torch.from_numpy(dst.images[pick_d]).permute(0, 3, 1, 2).float().div(255).to(self.device)
-        ema = self.ema.shadow
+        ema = as_face_model(self.ema.shadow)
         out = ema(s, d)
         sw, _ = ema.swap(d)
         cols = [s, out.src, d, out.dst, sw]

@@ -129,8 +129,8 @@ class EMA:
     def __init__(self, model: nn.Module, shadow: nn.Module, decay: float) -> None:
         self.decay = decay
         self.shadow = shadow.requires_grad_(False).eval()
-        self._src = [p for p in model.parameters()]
-        self._dst = [p for p in self.shadow.parameters()]
+        self._src: list[torch.Tensor] = list(model.parameters())
+        self._dst: list[torch.Tensor] = list(self.shadow.parameters())
         self.copy_from(model)
 
     @torch.no_grad()

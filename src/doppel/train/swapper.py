@@ -23,6 +23,7 @@ from doppel.core.errors import ConfigError, InputError
 from doppel.core.swap import Swapper
 from doppel.io.atomic import write_text_atomic
 from doppel.train import checkpoint, export
+from doppel.train.models import config_of
 from doppel.train.runtime import resolve_device
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ class TorchSwapper:
     def __init__(self, model_dir: Path, device: torch.device, batch: int = 16) -> None:
         self.model = export.load_inference_model(model_dir).to(device)
         self.device, self.batch = device, batch
-        cfg = self.model.config  # type: ignore[union-attr]
+        cfg = config_of(self.model)
         self.resolution: int = cfg.resolution
         self.face_type: str = cfg.face_type
 
@@ -91,8 +92,11 @@ def _faster_on_cpu(model_dir: Path, batch: int = 4, repeats: int = 3) -> Runtime
     path = model_dir / RUNTIME_CHOICE
     try:
         cached = json.loads(path.read_text())
-        if cached.get("key") == key and cached.get("runtime") in ("torch", "onnx"):
-            return cached["runtime"]  # type: ignore[no-any-return]
+        if cached.get("key") == key:
+            if cached.get("runtime") == "torch":
+                return "torch"
+            if cached.get("runtime") == "onnx":
+                return "onnx"
     except (OSError, ValueError):
         pass
     if not export.is_current(model_dir):

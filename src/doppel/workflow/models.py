@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from doppel.core.errors import InputError, WorkspaceError
 from doppel.core.swap import Swapper
 from doppel.store import Workspace
 from doppel.store.records import ModelRecord, RenderRecord
 from doppel.store.workspace import owner_workspace
+
+if TYPE_CHECKING:
+    from doppel.train.swapper import Runtime
 
 
 def find_model(ws: Workspace, name: str) -> ModelRecord:
@@ -45,7 +49,7 @@ def model_of(ws: Workspace, render: RenderRecord) -> ModelRecord:
     return find_model(ws, model.name)
 
 
-def load_model(model: ModelRecord, runtime: str = "auto") -> Swapper:
+def load_model(model: ModelRecord, runtime: Runtime = "auto") -> Swapper:
     """Load the trained network of ``model`` as a :class:`Swapper` (PyTorch or ONNX Runtime)."""
     from doppel.train.swapper import load_swapper  # torch loads only when a model is needed
 

@@ -7,7 +7,7 @@ and offers the same contract (see :class:`FaceModel`): ``forward(src, dst)`` for
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, cast
 
 import torch
 from torch import nn
@@ -48,6 +48,20 @@ def _register() -> None:
 _register()
 
 
+def config_of(model: nn.Module) -> ModelConfig:
+    """The :class:`ModelConfig` a built model carries (every architecture stores it as ``config``)."""
+    cfg = getattr(model, "config", None)
+    if not isinstance(cfg, ModelConfig):
+        raise TypeError(f"{type(model).__name__} carries no ModelConfig")
+    return cfg
+
+
+def as_face_model(model: nn.Module) -> FaceModel:
+    """``model`` seen through the architecture contract (every registered architecture meets it)."""
+    config_of(model)
+    return cast(FaceModel, model)
+
+
 def build_model(config: ModelConfig) -> nn.Module:
     """The architecture named by ``config.arch``, freshly initialised."""
     return ARCHS.create(config.arch, config=config)
@@ -55,6 +69,6 @@ def build_model(config: ModelConfig) -> nn.Module:
 
 def param_counts(model: nn.Module) -> dict[str, int]:
     """Parameter count per named part (encoder, inter, decoder, ...) and in total."""
-    counts = {name: sum(p.numel() for p in part.parameters()) for name, part in model.parts().items()}  # type: ignore[operator]
+    counts = {name: sum(p.numel() for p in part.parameters()) for name, part in as_face_model(model).parts().items()}
     counts["total"] = sum(p.numel() for p in model.parameters())
     return counts
