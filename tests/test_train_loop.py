@@ -302,3 +302,11 @@ def test_cpu_preset_brings_its_training_settings(ws: Path) -> None:
         assert name == "cpu" and (tcfg.lr, tcfg.ema_decay, tcfg.batch) == (2e-4, 0.99, PRESETS["cpu"].batch)
         _, tcfg, _ = resolve_configs(w, "fresh", "gpu-128", {"_preset_given": True}, {"lr": 1e-3})
         assert (tcfg.lr, tcfg.ema_decay) == (1e-3, 0.999)
+
+
+@pytest.mark.parametrize("flag", [["--minutes", "nan"], ["--minutes", "inf"], ["--minutes", "0"], ["--minutes", "-1"],
+                                  ["--iters", "0"], ["--iters", "-5"], ["--holdout", "2"], ["--holdout", "-0.1"]])
+def test_bad_budgets_are_refused_before_training(ws: Path, flag: list[str]) -> None:
+    code, _, text = cli("train", ws, *PAIR, "--model", "m", *TINY, *flag)
+    assert code == 2 and flag[0] in text and "Traceback" not in text
+    assert not (ws / "models" / "m").exists()

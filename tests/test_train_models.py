@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -227,3 +228,49 @@ def test_blur_matches_depthwise_convolution() -> None:
     ref = F.conv2d(F.conv2d(xp, g.view(1, 1, 1, 9).expand(3, 1, 1, 9), groups=3),
                    g.view(1, 1, 9, 1).expand(3, 1, 9, 1), groups=3)
     torch.testing.assert_close(losses.blur(x, 9, 1.5), ref, atol=1e-6, rtol=0)
+
+
+def _checkpoints(tmp_path: Path) -> Path:
+    net = build_model(model_config(resolution=64, **TINY))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for step in (1, 2):
+        ot, os_ = checkpoint.optimizer_tensors(opt, "opt")
+        checkpoint.save(tmp_path, step, {**checkpoint.module_tensors(net, "model"), **ot},
+                        {"opt": os_, "elapsed_s": 1.5})
+    return tmp_path / "checkpoints" / "step-000000002" / "state.json"
+
+
+@pytest.mark.parametrize("change", [{"step": "abc"}, {"step": -7}, {"step": True}, {"elapsed_s": "x"},
+                                    {"opt": None}, {"opt": []}, {"critic": "x"}, "list"])
+def test_damaged_state_json_falls_back_to_the_previous_checkpoint(tmp_path: Path, change: object) -> None:
+    newest = _checkpoints(tmp_path)
+    meta = json.loads(newest.read_text())
+    meta.pop("meta_sha256")  # as a checkpoint written before state.json had a checksum
+    newest.write_text(json.dumps([meta] if change == "list" else {**meta, **change}))  # type: ignore[dict-item]
+    state = checkpoint.load_latest(tmp_path)
+    assert state is not None and state.step == 1
+
+
+def test_state_json_edits_break_its_checksum(tmp_path: Path) -> None:
+    newest = _checkpoints(tmp_path)
+    meta = json.loads(newest.read_text())
+    newest.write_text(json.dumps({**meta, "elapsed_s": 99.0}))  # plausible, but not what was written
+    state = checkpoint.load_latest(tmp_path)
+    assert state is not None and state.step == 1
+
+
+def test_weights_bit_flip_and_wrong_shapes_are_one_line_errors(tmp_path: Path) -> None:
+    cfg = model_config(arch="df", resolution=64, **TINY)
+    checkpoint.write_config(tmp_path, cfg)
+    checkpoint.save_weights(tmp_path, build_model(cfg), {"step": "1"})
+    path = tmp_path / "model.safetensors"
+    good = path.read_bytes()
+    data = bytearray(good)
+    data[-5] ^= 0x01  # one bit in the last tensor's data
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="damaged"):
+        checkpoint.load_weights(tmp_path, build_model(cfg))
+    path.write_bytes(good)
+    wider = build_model(model_config(cfg, e_dims=16))  # same names, other shapes
+    with pytest.raises(ConfigError, match="do not fit config.json"):
+        checkpoint.load_weights(tmp_path, wider)

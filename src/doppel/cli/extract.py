@@ -8,8 +8,9 @@ from pathlib import Path
 import typer
 
 from doppel.cli.common import JsonOpt, console, emit_json, progress_bar
+from doppel.core.names import check_identity_name
 from doppel.extract.backends import DETECTORS, LANDMARKERS
-from doppel.extract.config import ExtractConfig, check_identity_name
+from doppel.extract.config import ExtractConfig
 from doppel.ops.align import FACE_TYPES
 from doppel.store import Workspace
 from doppel.workflow.extract import check_inputs, person_reference

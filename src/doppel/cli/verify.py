@@ -20,8 +20,11 @@ def verify(
     json_out: bool = JsonOpt,
 ) -> None:
     """Report the watermark (detected, payload, confidence, frames checked) and the credentials (present,
-    intact, trusted, source type, render id), and what could not be checked. Exit 0 when the file was
-    read, 2 when it could not be."""
+    intact, trusted, source type, render id), and what could not be checked.
+
+    Exit status, for scripts: 0 = doppel's watermark found and/or content credentials intact; 1 = read,
+    but neither found, or the credentials were tampered with; 2 = the file could not be read.
+    """
     with progress_bar("reading frames", enabled=not json_out) as progress:
         report = verify_file(file, workspace=workspace, max_frames=frames, progress=progress)
     if json_out:
@@ -41,5 +44,6 @@ def verify(
             console.print(escape(f"  - {line}"))
         for line in report.not_checked:
             console.print(escape(f"  - not checked: {line}"))
-    if not report.readable and not report.credentials.get("present"):
-        raise typer.Exit(2)
+        console.print(f"  verdict: {report.verdict}")
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)

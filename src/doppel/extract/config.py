@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -12,11 +11,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from doppel.core.config import Settings
-from doppel.core.errors import ConfigError
 from doppel.extract.track import TrackerConfig
 from doppel.ops.align import FaceType
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class ExtractConfig(Settings):
@@ -70,13 +66,6 @@ class ClipReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def check_identity_name(name: str) -> str:
-    if not _NAME.match(name):
-        raise ConfigError(f"identity name {name!r} must be 1-64 letters, digits, '.', '_' or '-', "
-                          "starting with a letter or digit")
-    return name
 
 
 def content_hash(path: Path) -> str:

@@ -35,10 +35,11 @@ import numpy as np
 
 from doppel.core.clock import now
 from doppel.core.errors import InputError, NoFaceError
+from doppel.core.names import check_identity_name
 from doppel.core.progress import ProgressFn, no_progress
 from doppel.extract import backends
 from doppel.extract.base import Detector, Embedder, Landmarker
-from doppel.extract.config import ClipReport, ExtractConfig, check_identity_name, content_hash
+from doppel.extract.config import ClipReport, ExtractConfig, content_hash
 from doppel.extract.pose import head_pose
 from doppel.extract.prefetch import prefetch
 from doppel.extract.quality import blur_score
@@ -336,5 +337,5 @@ def discard(run_dir: Path, created: Path | None = None) -> None:
             created.rmdir()
 
 
-__all__ = ["ClipReport", "ExtractConfig", "Extraction", "check_identity_name", "content_hash", "discard",
+__all__ = ["ClipReport", "ExtractConfig", "Extraction", "content_hash", "discard",
            "extract_clip", "reference_embedding"]

@@ -126,6 +126,9 @@ def probe(path: str | Path) -> VideoInfo:
             raise MediaError(f"is damaged or truncated ({_reason(exc)})", path=path) from None
         if not pts:
             raise MediaError("has a video stream with no frames", path=path)
+        declared = int(stream.frames or 0)  # what the container's index promises (0: it does not say)
+        if declared and len(pts) < declared:
+            raise MediaError(f"is damaged or truncated ({len(pts)} of {declared} frames present)", path=path)
         pts.sort()
         tb = stream.time_base or Fraction(1, 1)
         deltas = np.diff(np.asarray(pts, dtype=np.int64))

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from doppel.core.clock import now
 from doppel.core.errors import ConfigError, InputError, RefusedError
+from doppel.core.names import check_identity_name
 from doppel.store import Workspace
 from doppel.store.records import CONSENT_VERSION, ConsentRecord, canonical_json, record_hash
 
@@ -54,6 +55,7 @@ def add_consent(ws: Workspace, identity: str, subject: str, scope: str, basis: s
                 evidence: Path | None = None) -> ConsentRecord:
     """Record consent for ``identity`` (created in the workspace if it is not there yet)."""
     identity, subject, scope = _text("identity", identity), _text("subject", subject), _text("scope", scope)
+    check_identity_name(identity)
     if basis not in BASES:
         raise ConfigError(f"unknown consent basis {basis!r}; choose one of: {', '.join(BASES)}")
     evidence_name = evidence_sha = None

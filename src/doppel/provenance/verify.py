@@ -38,8 +38,25 @@ class VerifyReport:
     findings: list[str] = field(default_factory=list)
     not_checked: list[str] = field(default_factory=list)
 
+    @property
+    def verdict(self) -> str:
+        """``marked`` (a doppel watermark and/or intact credentials, none broken), ``unmarked`` (nothing
+        found, or credentials that were tampered with), or ``unreadable``."""
+        cred = self.credentials
+        if not self.readable and not cred.get("present"):
+            return "unreadable"
+        if cred.get("present") and not cred.get("valid"):
+            return "unmarked"
+        return "marked" if self.watermark.get("detected") or cred.get("valid") else "unmarked"
+
+    @property
+    def exit_code(self) -> int:
+        """What ``doppel verify`` exits with: 0 marked, 1 unmarked, 2 unreadable."""
+        return {"marked": 0, "unmarked": 1, "unreadable": 2}[self.verdict]
+
     def to_dict(self) -> dict[str, Any]:
         return {"file": self.file, "readable": self.readable, "kind": self.kind, "error": self.error,
+                "verdict": self.verdict,
                 "watermark": self.watermark, "credentials": self.credentials, "workspace": self.workspace,
                 "findings": self.findings, "not_checked": self.not_checked}
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from doppel.core.clock import now
 from doppel.core.errors import WorkspaceError
+from doppel.core.names import check_identity_name
 from doppel.store.db import Database
 
 
@@ -18,7 +19,9 @@ class Identities:
         return None if row is None else int(row[0])
 
     def ensure(self, name: str) -> int:
-        """The identity's id, creating it if it is new."""
+        """The identity's id, creating it if it is new (a new name must pass :func:`check_identity_name`)."""
+        if self.id_of(name) is None:
+            check_identity_name(name)
         with self._db.transaction() as c:
             c.execute("INSERT OR IGNORE INTO identities (name, created_at) VALUES (?, ?)", (name, now()))
             return int(c.execute("SELECT id FROM identities WHERE name = ?", (name,)).fetchone()[0])

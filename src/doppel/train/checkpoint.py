@@ -13,8 +13,10 @@ Layout of ``WS/models/NAME/``::
     runtime.json         which runtime (torch/onnx) swaps faster on this CPU, measured once per weights
 
 A checkpoint directory is written under a temporary name and renamed into place; ``state.json``
-carries the sha256 of ``state.safetensors``, so a damaged checkpoint is detected on load and the
-previous one is used instead. The newest :data:`KEEP` checkpoints are kept.
+carries the sha256 of ``state.safetensors`` and of its own other fields, and is checked field by
+field on load, so a damaged checkpoint is detected and the previous one is used instead. The newest
+:data:`KEEP` checkpoints are kept. ``model.safetensors`` carries the sha256 of its tensors in its
+header, checked whenever it is loaded.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -92,7 +95,10 @@ def module_tensors(module: nn.Module, prefix: str) -> dict[str, torch.Tensor]:
 
 def load_module(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str) -> None:
     sub = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-    missing, unexpected = module.load_state_dict(sub, strict=False)
+    try:
+        missing, unexpected = module.load_state_dict(sub, strict=False)
+    except RuntimeError as exc:
+        raise ConfigError(f"weights do not fit the {prefix} network ({str(exc).strip().splitlines()[-1]})") from None
     if missing or unexpected:
         raise ConfigError(f"weights do not fit the {prefix} network (missing {missing[:3]}, "
                           f"unexpected {unexpected[:3]})")
@@ -132,6 +138,41 @@ def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
                     opt.state[param][key] = torch.empty_like(param, dtype=val.dtype).copy_(val)
 
 
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """A digest of tensors' names, dtypes, shapes and bytes (what a bit flip in a weights file changes)."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _meta_sha256(meta: dict[str, Any]) -> str:
+    rest = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()
+
+
+def _check_meta(meta: Any) -> None:
+    """Raise ``ValueError`` unless ``meta`` is a checkpoint's ``state.json`` as :func:`save` writes it."""
+    if not isinstance(meta, dict):
+        raise ValueError("state.json is not an object")
+    if "meta_sha256" in meta and meta["meta_sha256"] != _meta_sha256(meta):
+        raise ValueError("state.json does not match its checksum")
+    step, elapsed, opt = meta.get("step"), meta.get("elapsed_s", 0.0), meta.get("opt")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise ValueError(f"step {step!r} is not a step count")
+    if not isinstance(elapsed, int | float) or isinstance(elapsed, bool) or not 0 <= elapsed < 1e9:
+        raise ValueError(f"elapsed_s {elapsed!r} is not a duration")
+    for key in ("opt", "critic"):
+        value = opt if key == "opt" else meta.get(key, {"param_groups": [], "state": {}})
+        if not isinstance(value, dict) or not isinstance(value.get("param_groups"), list) \
+                or not isinstance(value.get("state", {}), dict):
+            raise ValueError(f"{key} is not an optimiser state")
+    if not isinstance(meta.get("sha256"), str):
+        raise ValueError("no checksum of the tensors")
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -159,6 +200,7 @@ def save(model_dir: Path, step: int, tensors: dict[str, torch.Tensor], meta: dic
         with open(st, "rb+") as fh:
             os.fsync(fh.fileno())
         meta = {**meta, "step": step, "format_version": FORMAT_VERSION, "sha256": _sha256(st)}
+        meta["meta_sha256"] = _meta_sha256(meta)
         (tmp / "state.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
         if final.exists():
             shutil.rmtree(final)
@@ -187,6 +229,7 @@ def load_latest(model_dir: Path) -> State | None:
     for path in candidates:
         try:
             meta = json.loads((path / "state.json").read_text())
+            _check_meta(meta)
             st = path / "state.safetensors"
             if _sha256(st) != meta["sha256"]:
                 raise ValueError("checksum mismatch")
@@ -204,7 +247,8 @@ def save_weights(model_dir: Path, ema: nn.Module, meta: dict[str, str]) -> None:
     """The inference weights (EMA), atomically, with string metadata in the safetensors header."""
     path = model_dir / WEIGHTS
     tmp = path.with_name(f".{WEIGHTS}.tmp")
-    save_file({k: v.detach().cpu().contiguous() for k, v in ema.state_dict().items()}, str(tmp), metadata=meta)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in ema.state_dict().items()}
+    save_file(tensors, str(tmp), metadata={**meta, "tensors_sha256": tensors_sha256(tensors)})
     os.replace(tmp, path)
 
 
@@ -214,9 +258,18 @@ def load_weights(model_dir: Path, module: nn.Module) -> None:
         raise InputError(f"model has no {WEIGHTS} yet; train it first", path=model_dir)
     try:
         tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as fh:
+            expected = (fh.metadata() or {}).get("tensors_sha256")
     except Exception as exc:  # safetensors raises its own error types
         raise InputError(f"weights are unreadable ({exc})", path=path) from None
-    missing, unexpected = module.load_state_dict(tensors, strict=False)
+    if expected is not None and tensors_sha256(tensors) != expected:
+        raise InputError("weights are damaged (their checksum does not match); retrain or restore the model",
+                         path=path)
+    try:
+        missing, unexpected = module.load_state_dict(tensors, strict=False)
+    except RuntimeError as exc:  # shapes that do not match the architecture in config.json
+        first = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else "size mismatch"
+        raise ConfigError(f"weights do not fit {CONFIG} ({first})", path=path) from None
     if missing or unexpected:
         raise ConfigError(f"weights do not fit {CONFIG} (missing {missing[:3]}, unexpected {unexpected[:3]})",
                           path=path)

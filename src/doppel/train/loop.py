@@ -67,6 +67,14 @@ class RunSpec:
     device: str = "auto"
     holdout: float = 0.0               # fraction of faces kept out of training for evaluation
 
+    def __post_init__(self) -> None:
+        if self.iters is not None and self.iters < 1:
+            raise ConfigError(f"--iters {self.iters}: train until a step count of at least 1")
+        if self.minutes is not None and not (math.isfinite(self.minutes) and self.minutes > 0):
+            raise ConfigError(f"--minutes {self.minutes}: give a positive, finite number of minutes")
+        if not (math.isfinite(self.holdout) and 0 <= self.holdout <= 0.5):
+            raise ConfigError(f"--holdout {self.holdout}: a fraction of the faces in [0, 0.5]")
+
 
 @dataclass
 class StepInfo:

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from doppel.core.errors import InputError
+from doppel.core.names import check_identity_name, check_path_name
 from doppel.core.progress import ProgressFn, no_progress
-from doppel.extract.config import ClipReport, ExtractConfig, check_identity_name, content_hash
+from doppel.extract.config import ClipReport, ExtractConfig, content_hash
 from doppel.extract.pipeline import Extraction, discard, extract_clip, reference_embedding
 from doppel.io.video import probe
 from doppel.merge.stages import Destination
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 def check_inputs(paths: Sequence[Path]) -> None:
     """Every input exists and is readable media, before anything is extracted (so a bad one changes nothing)."""
     for path in paths:
+        check_path_name(path)
         if not path.exists():
             raise InputError("no such file", path=path)
         probe(path)
@@ -43,6 +45,7 @@ def extract(ws: Workspace, identity: str, path: str | Path, *, config: ExtractCo
     extraction of that clip for that identity (see :func:`doppel.extract.pipeline.extract_clip`). On any
     error the workspace is left as it was."""
     check_identity_name(identity)
+    check_path_name(path)
     found = extract_clip(identity, path, ws.faceset_dir(identity), ws.root, config=config or ExtractConfig(),
                          person=person, progress=progress, screen=screen)
     try:

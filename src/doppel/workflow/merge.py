@@ -18,6 +18,7 @@ from typing import Any
 
 from doppel import __version__
 from doppel.core.errors import ConfigError, InputError, NoFaceError, RefusedError
+from doppel.core.names import check_path_name
 from doppel.core.progress import ProgressFn, no_progress
 from doppel.core.swap import Swapper
 from doppel.io.atomic import write_text_atomic
@@ -132,6 +133,8 @@ def merge(ws: Workspace, request: MergeRequest, *, progress: ProgressFn = no_pro
     """
     started = time.perf_counter()
     # 1. cheap checks first: the output can be written, the input is a readable video
+    check_path_name(request.input)
+    check_path_name(request.output)
     check_output(request.output, request.input)
     info = probe(request.input)
     # 2. the model's record, its identities and the consent for its source identity
