@@ -310,3 +310,32 @@ def test_bad_budgets_are_refused_before_training(ws: Path, flag: list[str]) -> N
     code, _, text = cli("train", ws, *PAIR, "--model", "m", *TINY, *flag)
     assert code == 2 and flag[0] in text and "Traceback" not in text
     assert not (ws / "models" / "m").exists()
+
+
+def test_a_short_budget_and_a_busy_machine_are_reported(ws: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from doppel.train.loop import StepInfo
+    from doppel.workflow import train as wt
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with caplog.at_level(logging.WARNING, logger="doppel.workflow.train"):
+        code, rep, _ = cli("train", ws, *PAIR, "--model", "m", *TINY, "--minutes", "0.02", "--json")
+    assert code == 0 and rep is not None
+    assert any("bought" in r.message and "needs about 2000" in r.message for r in caplog.records)
+    # A run far slower than this machine's best for the model warns once, after a minute of training.
+    spec = wt.RunSpec(name="m", model=wt.model_config(), train=wt.train_config(), src=("a",), dst=("b",))
+    wt._remember(wt._throughput_key(spec), 100.0)
+    clock = [1000.0]
+    monkeypatch.setattr(wt.time, "monotonic", lambda: clock[0])
+    seen: list[int] = []
+    watch = wt._Watch(spec, lambda info: seen.append(info.step))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="doppel.workflow.train"):
+        for step in range(1, 60):
+            clock[0] += 2.0
+            watch(StepInfo(step, None, clock[0], 30.0, {}, None))
+    assert len(seen) == 59
+    slow = [r for r in caplog.records if "under half" in r.message]
+    assert len(slow) == 1 and "30.0 images/s" in slow[0].message and "100.0" in slow[0].message

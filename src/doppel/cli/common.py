@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +21,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from doppel.core.progress import ProgressFn
+from doppel.core.progress import ProgressFn, no_progress
 
 console = Console(stderr=True)  # human-facing text goes to stderr; stdout stays clean for --json
 
@@ -44,18 +45,40 @@ class _RateColumn(TextColumn):
         return f"{speed:6.1f} {self.unit}/s" if speed else f"   -- {self.unit}/s"
 
 
+def clock(seconds: float) -> str:
+    """``H:MM:SS``."""
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+class LineProgress:
+    """Progress for logs and CI: one line every ``every`` seconds with count, rate and ETA."""
+
+    def __init__(self, label: str, unit: str, every: float = 60.0) -> None:
+        self.label, self.unit, self.every = label, unit, every
+        self.start = self.last = time.monotonic()
+
+    def __call__(self, done: int, total: int | None, /) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        rate = done / (now - self.start) if now > self.start else 0.0
+        eta = f", ETA {clock((total - done) / rate)}" if total and rate > 0 else ""
+        of = f"/{total}" if total else ""
+        console.print(f"{self.label}: {done}{of} {self.unit}, {rate:.1f} {self.unit}/s{eta}", highlight=False)
+
+
 @contextlib.contextmanager
 def progress_bar(label: str, unit: str = "frames", *, enabled: bool = True) -> Iterator[ProgressFn]:
     """A progress bar with rate and ETA, as a callback for library code; silent when disabled."""
-    if not enabled or (not console.is_terminal and not sys.stderr.isatty()):
-        # Not a terminal (CI, pipes): no live bar, but say what is happening.
-        if enabled:
-            console.print(f"{label} ...")
-
-        def quiet(done: int, total: int | None, /) -> None:
-            return None
-
-        yield quiet
+    if not enabled:
+        yield no_progress
+        return
+    if not console.is_terminal and not sys.stderr.isatty():
+        # Not a terminal (CI, logs): no live bar, but a line when it starts and about once a minute.
+        console.print(f"{label.strip()} ...", highlight=False)
+        yield LineProgress(label.strip(), unit)
         return
     columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
                _RateColumn(unit), TextColumn("ETA"), TimeRemainingColumn(), TimeElapsedColumn())

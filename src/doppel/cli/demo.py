@@ -63,7 +63,8 @@ def demo(
         return stack.enter_context(_bar(name, not json_out))
 
     with stack:
-        report = run_demo(config, stage=stage)
+        report = run_demo(config, stage=stage, note=(lambda line: console.print(line, highlight=False))
+                          if not json_out else (lambda line: None))
     if json_out:
         emit_json(report.to_dict())
         return

@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from doppel.cli.common import JsonOpt, console, emit_json
+from doppel.cli.common import JsonOpt, clock, console, emit_json
 from doppel.core.errors import ConfigError
 from doppel.store import Workspace
 from doppel.train.loop import RunSpec, StepInfo, TrainResult
@@ -21,10 +21,7 @@ from doppel.workflow.train import train as run_training
 
 
 def _fmt_time(seconds: float | None) -> str:
-    if seconds is None:
-        return "--"
-    s = int(seconds)
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+    return "--" if seconds is None else clock(seconds)
 
 
 def train(
@@ -136,7 +133,7 @@ def _run_plain(ws: Workspace, spec: RunSpec, received: list[int], quiet: bool) -
     last = [0.0]
 
     def on_step(info: StepInfo) -> None:
-        if not quiet and time.monotonic() - last[0] > 30:
+        if not quiet and time.monotonic() - last[0] > 60:
             last[0] = time.monotonic()
             console.print(f"step {info.step} {info.images_per_s:.2f} img/s {_losses_text(info)} "
                           f"ETA {_fmt_time(info.eta_s)}")

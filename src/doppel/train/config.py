@@ -86,6 +86,7 @@ class Preset(Settings):
     batch: int
     lr: float = 5e-5
     ema_decay: float = 0.999
+    min_steps: int = 0  # below this many steps a swap is not yet usable (a time budget is warned about)
 
     def train_defaults(self) -> dict[str, Any]:
         """The training settings this preset starts from (flags override them)."""
@@ -98,7 +99,7 @@ PRESETS: dict[str, Preset] = {
                   model=ModelConfig(resolution=96, e_dims=32, ae_dims=128, d_dims=32, d_mask_dims=16), batch=8,
                   # A 30-minute budget is a few thousand steps: a higher rate and an EMA window of
                   # ~100 steps (DFL's long-run defaults would leave the swap a blur by then).
-                  lr=2e-4, ema_decay=0.99),
+                  lr=2e-4, ema_decay=0.99, min_steps=2000),
     # DeepFaceLab SAEHD's default capacity (liae-ud, 128 px, ae 256, e 64, d 64, mask 22).
     "gpu-128": Preset(description="SAEHD default capacity, 128 px",
                       model=ModelConfig(resolution=128, e_dims=64, ae_dims=256, d_dims=64, d_mask_dims=22),

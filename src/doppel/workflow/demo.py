@@ -37,7 +37,7 @@ from doppel.provenance.consent import add_consent
 from doppel.provenance.verify import verify_file
 from doppel.store import Workspace
 from doppel.train.config import PRESETS, model_config, train_config
-from doppel.train.loop import RunSpec
+from doppel.train.loop import RunSpec, StepInfo
 from doppel.workflow.evaluate import evaluate, request_for_render
 from doppel.workflow.extract import extract
 from doppel.workflow.merge import MergeRequest, merge
@@ -126,14 +126,14 @@ def prepare_out(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def run_demo(config: DemoConfig, *, stage: Stage = _quiet) -> DemoReport:
+def run_demo(config: DemoConfig, *, stage: Stage = _quiet, note: Callable[[str], None] = log.info) -> DemoReport:
     """Run the demo into ``config.out``; see the module docstring."""
-    return _Demo(config, stage).run()
+    return _Demo(config, stage, note).run()
 
 
 class _Demo:
-    def __init__(self, cfg: DemoConfig, stage: Stage) -> None:
-        self.cfg, self.stage = cfg, stage
+    def __init__(self, cfg: DemoConfig, stage: Stage, note: Callable[[str], None]) -> None:
+        self.cfg, self.stage, self.note = cfg, stage, note
         self.out = cfg.out
         self.times: dict[str, float] = {}
 
@@ -205,7 +205,16 @@ class _Demo:
             progress(min(int(time.perf_counter() - t0), int(minutes * 60)), int(minutes * 60))
 
         t0 = time.perf_counter()
-        result = train(ws, spec, progress=timed)
+        last = [0.0]
+
+        def on_step(info: StepInfo) -> None:  # the bar counts budget seconds; say what they are buying
+            if time.perf_counter() - last[0] >= 60:
+                last[0] = time.perf_counter()
+                loss = info.losses.get("loss")
+                self.note(f"train: step {info.step}, {info.images_per_s:.1f} images/s"
+                          + (f", loss {loss:.3f}" if loss is not None else ""))
+
+        result = train(ws, spec, progress=timed, on_step=on_step)
         return {"model": MODEL, "steps": result.step, "seconds": round(result.seconds, 1),
                 "images_per_s": round(result.images_per_s, 2), "losses": result.losses,
                 "preview": str(result.preview) if result.preview else None, "precision": result.precision,

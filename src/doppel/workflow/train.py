@@ -3,21 +3,32 @@ the face sets to the training loop, register the model it wrote."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import logging
+import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from doppel.core.errors import ConfigError, InputError
 from doppel.core.progress import ProgressFn, no_progress
+from doppel.io.atomic import write_text_atomic
 from doppel.provenance.consent import require_consent
 from doppel.store import Workspace
 from doppel.train import checkpoint
-from doppel.train.config import ModelConfig, TrainConfig, model_config, preset, train_config
+from doppel.train.config import PRESETS, ModelConfig, TrainConfig, model_config, preset, train_config
 from doppel.train.loop import RunSpec, StepInfo, TrainData, TrainResult
 from doppel.train.loop import train as run_training
 
+log = logging.getLogger(__name__)
+
 INHERITED_FROM_BASE = ("batch", "precision", "workers", "lr", "ema_decay")  # what a fine-tune keeps of its base
+SLOW = 0.5  # warn when a run trains at under this share of the best rate this machine has shown for the model
 
 
 def model_dir(ws: Workspace, name: str) -> Path:
@@ -69,6 +80,56 @@ def resolve_configs(ws: Workspace, name: str, preset_name: str | None, model_fla
     return mcfg, tcfg, preset_name
 
 
+def _throughput_file() -> Path:
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "doppel" / "throughput.json"
+
+
+def _throughput_key(spec: RunSpec) -> str:
+    """This machine and this model's cost per step: what a remembered images/s is comparable with."""
+    parts = [str(os.cpu_count()), torch.__version__, spec.device, spec.train.precision, str(spec.train.batch),
+             spec.model.model_dump_json()]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def _remembered() -> dict[str, float]:
+    try:
+        data = json.loads(_throughput_file().read_text())
+        return {str(k): float(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
+def _remember(key: str, images_per_s: float) -> None:
+    data = _remembered()
+    if images_per_s > data.get(key, 0.0):
+        data[key] = round(images_per_s, 3)
+        with contextlib.suppress(OSError):  # a read-only home: the warning is a courtesy, not a requirement
+            write_text_atomic(_throughput_file(), json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+class _Watch:
+    """Warns once when training runs far slower than this machine has trained this model before (a busy
+    machine gives a time budget a fraction of its steps, and nothing else would say so)."""
+
+    def __init__(self, spec: RunSpec, inner: Callable[[StepInfo], None] | None) -> None:
+        self.key, self.inner = _throughput_key(spec), inner
+        self.best = _remembered().get(self.key)
+        self.started, self.warned, self.first = time.monotonic(), False, None
+
+    def __call__(self, info: StepInfo) -> None:
+        if self.first is None:
+            self.first = info.step
+        ran = time.monotonic() - self.started
+        if (not self.warned and self.best and ran > 60 and info.step - self.first >= 20
+                and info.images_per_s < SLOW * self.best):
+            self.warned = True
+            log.warning("training at %.1f images/s, under half the %.1f this machine reached with this model "
+                        "before: it is busy, so a time budget buys fewer steps", info.images_per_s, self.best)
+        if self.inner is not None:
+            self.inner(info)
+
+
 def train(ws: Workspace, spec: RunSpec, *, progress: ProgressFn = no_progress,
           on_step: Callable[[StepInfo], None] | None = None,
           should_stop: Callable[[], bool] = lambda: False) -> TrainResult:
@@ -77,8 +138,15 @@ def train(ws: Workspace, spec: RunSpec, *, progress: ProgressFn = no_progress,
     folder = model_dir(ws, spec.name)
     consent = None if spec.pretrain else require_consent(ws, spec.src[0])
     data = TrainData({name: ws.faces.of(name) for name in dict.fromkeys((*spec.src, *spec.dst))})
-    result = run_training(spec, data, folder, consent=consent, progress=progress, on_step=on_step,
+    watch = _Watch(spec, on_step)
+    result = run_training(spec, data, folder, consent=consent, progress=progress, on_step=watch,
                           should_stop=should_stop)
+    if result.main and result.steps_run >= 20 and result.seconds >= 60:
+        _remember(watch.key, result.images_per_s)
+    needed = PRESETS[spec.preset].min_steps if spec.preset in PRESETS else 0
+    if result.main and spec.minutes is not None and result.step < needed:
+        log.warning("the %g-minute budget bought %d steps; the %s preset needs about %d before a swap is usable: "
+                    "give it more minutes (or a quieter machine)", spec.minutes, result.step, spec.preset, needed)
     if result.main:
         cfg = spec.model
         ws.models.register(spec.name, folder_rel=ws.rel(folder), arch=cfg.arch, preset=spec.preset,
