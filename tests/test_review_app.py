@@ -247,3 +247,102 @@ def test_review_command_serves_with_a_token(review_render: Analysed, tmp_path: P
 
     bad = CliRunner().invoke(app, ["review", str(tmp_path / "nowhere"), "--no-browser"])
     assert bad.exit_code != 0 and "no such workspace" in bad.stderr
+
+
+def test_a_new_token_url_replaces_a_stale_cookie(review_render: Analysed) -> None:  # noqa: F811
+    """After a restart (a new token), opening the new tokenised URL must not leave the old cookie in charge."""
+    from fastapi.testclient import TestClient
+
+    c = TestClient(review_render.app, base_url="http://127.0.0.1:8765")
+    c.cookies.set("doppel_review_8765", "a-token-from-an-earlier-server")
+    page = c.get(f"/?token={review_render.token}")
+    assert page.status_code == 200 and f"doppel_review_8765={review_render.token}" in page.headers["set-cookie"]
+    assert c.get("/static/app.js").status_code == 200 and c.get("/api/renders").status_code == 200
+
+
+def test_cookies_of_two_servers_on_one_machine_do_not_collide(review_render: Analysed) -> None:  # noqa: F811
+    from fastapi.testclient import TestClient
+
+    c = TestClient(review_render.app, base_url="http://127.0.0.1:8765")
+    c.cookies.set("doppel_review_8766", "the-other-servers-token")
+    assert c.get(f"/?token={review_render.token}").status_code == 200
+    assert c.get("/api/renders").status_code == 200
+
+
+@pytest.mark.parametrize("bad", [float("inf"), 1e400, 2.7, True, "3", None, [1], -1])
+def test_frame_numbers_must_be_json_integers(review_render: Analysed, bad: object) -> None:  # noqa: F811
+    import json
+
+    c, h, uid = review_render.client, {**_h(review_render), "content-type": "application/json"}, review_render.uid
+
+    def post(path: str, body: dict) -> int:
+        raw = json.dumps(body).replace("Infinity", "1e400")  # what a hostile client can send
+        return c.post(f"/api/renders/{uid}/{path}", content=raw, headers=h).status_code
+
+    assert post("overrides", {"first": bad, "settings": {"colour": "none"}}) == 422
+    assert post("overrides", {"first": 1, "last": bad, "settings": {"colour": "none"}}) == 422
+    assert post("polygons", {"frame": bad, "polygons": []}) == 422
+    assert post("rerender", {"frames": [bad]}) == 422
+    if isinstance(bad, float):
+        assert c.get(f"/api/renders/{uid}/frames/{bad}", headers=h).status_code == 422
+
+
+def test_polygons_only_through_their_endpoint_and_never_echoed_whole(review_render: Analysed) -> None:  # noqa: F811
+    c, h, uid = review_render.client, _h(review_render), review_render.uid
+    poly = {"mode": "exclude", "points": [[0.1, 0.1], [0.5, 0.1], [0.3, 0.5]]}
+    r = c.post(f"/api/renders/{uid}/overrides", json={"first": 1, "settings": {"mask_polygons": [poly]}}, headers=h)
+    assert r.status_code == 422 and "polygons" in r.json()["error"]
+    huge = {"frame": 1, "polygons": [{"mode": "exclude", "points": [[i % 97, i % 89] for i in range(200_000)]}]}
+    r = c.post(f"/api/renders/{uid}/polygons", json=huge, headers=h)
+    assert r.status_code in (413, 422) and len(r.content) < 2000
+
+
+def test_request_bodies_are_limited(review_render: Analysed) -> None:  # noqa: F811
+    c, uid = review_render.client, review_render.uid
+    big = b'{"first": 1, "settings": {"colour": "none"}, "pad": "' + b"x" * (2 << 20) + b'"}'
+    r = c.post(f"/api/renders/{uid}/overrides", content=big,
+               headers={**_h(review_render), "content-type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_a_damaged_cached_frame_is_a_clear_error(review_render: Analysed) -> None:  # noqa: F811
+    cache = review_render.root / "ws" / "renders" / review_render.uid / "review" / "frames"
+    target = sorted(cache.glob("out_*.jpg"))[3]
+    index = int(target.stem.split("_")[1])
+    saved = target.read_bytes()
+    try:
+        target.write_bytes(b"not a jpeg")
+        for view in ("mask", "diff"):
+            r = review_render.client.get(f"/api/renders/{review_render.uid}/frames/{index}/{view}.jpg",
+                                         headers=_h(review_render))
+            assert r.status_code == 404 and "damaged" in r.json()["error"]
+    finally:
+        target.write_bytes(saved)
+
+
+@pytest.mark.parametrize("bound, host, ok", [
+    ("0.0.0.0", "192.168.1.20:8765", True), ("0.0.0.0", "[fe80::1]:8765", True), ("0.0.0.0", "localhost", True),
+    ("0.0.0.0", "evil.example:8765", False), ("::", "attacker.test", False), ("127.0.0.1", "192.168.1.20", False),
+    ("127.0.0.1", "127.0.0.1:8765", True), ("10.0.0.5", "10.0.0.5:1", True), ("10.0.0.5", "", False),
+])
+def test_the_host_check_stays_on_when_bound_to_every_interface(bound: str, host: str, ok: bool) -> None:
+    from doppel.review.guard import host_allowed
+
+    assert host_allowed(host, bound) is ok
+
+
+def test_a_busy_port_is_one_clear_error_before_any_url(review_render: Analysed) -> None:  # noqa: F811
+    import socket
+
+    from typer.testing import CliRunner
+
+    from doppel.cli.app import app
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        res = CliRunner().invoke(app, ["review", str(review_render.root / "ws"), "--port", str(port),
+                                       "--no-browser"])
+    assert res.exit_code == 2 and f"cannot listen on 127.0.0.1:{port}" in res.output
+    assert "token=" not in res.output

@@ -100,8 +100,9 @@ def analysed_render(root: Path, n: int = 60) -> Analysed:
     """Merge a planted render and analyse it through the app's analyse endpoint."""
     from fastapi.testclient import TestClient
 
-    from doppel.review.app import create_app, new_token
+    from doppel.review.app import create_app
     from doppel.review.glitches import load_scores
+    from doppel.review.guard import new_token
 
     ws, report = planted_render(root, n)
     ws.close()

@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 from conftest import make_clip
 from doppel.cli.app import app
 from doppel.io.video import probe
-from doppel.review.app import create_app, new_token
+from doppel.review.app import create_app
+from doppel.review.guard import new_token
 
 # A 20-step model at the gentle rate (5e-5): at the cpu preset's 2e-4, this 20-step model put
 # other frames above the occluded ones in 5 runs of 5 (it is far from converged either way).

@@ -11,7 +11,8 @@ import typer
 
 from doppel.cli.common import console
 from doppel.core.errors import ConfigError
-from doppel.review.app import create_app, new_token
+from doppel.review.app import create_app
+from doppel.review.guard import new_token
 
 
 def review(
@@ -28,18 +29,21 @@ def review(
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         console.print(f"[yellow]warning[/]: listening on {host}: anyone who can reach it and has the URL can edit")
-    if port == 0:  # any free port, chosen here so that the printed URL is right
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-            s.bind((host, 0))
-            port = int(s.getsockname()[1])
-    token = new_token()
-    app = create_app(workspace, token, host=host)
-    shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{port}/?token={token}"
-    typer.echo(f"doppel review: open {url}", err=True)  # one unwrapped line, easy to copy
-    if not no_browser:
-        threading.Timer(1.0, lambda: webbrowser.open(url)).start()
+    # Take the port before printing the URL, so a busy port is one clear error, not a printed link to nothing.
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
     except OSError as exc:
-        raise ConfigError(f"cannot listen on {host}:{port} ({exc})") from None
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port") from None
+    with sock:
+        port = int(sock.getsockname()[1])
+        token = new_token()
+        app = create_app(workspace, token, host=host)
+        shown = f"[{host}]" if ":" in host else host
+        url = f"http://{shown}:{port}/?token={token}"
+        typer.echo(f"doppel review: open {url}", err=True)  # one unwrapped line, easy to copy
+        if not no_browser:
+            threading.Timer(1.0, lambda: webbrowser.open(url)).start()
+        uvicorn.run(app, fd=sock.fileno(), log_level="warning")

@@ -17,6 +17,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from doppel.core.errors import ConfigError
 
 
+def short_repr(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters: an error names the bad value, never echoes a huge one."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
 class Settings(BaseModel):
     """Base of every settings object. ``FLAGS`` maps a field to the command-line flag that sets it."""
 
@@ -44,7 +50,7 @@ class Settings(BaseModel):
             if err["type"] == "extra_forbidden":
                 parts.append(f"unknown setting {key!r} (known: {', '.join(cls.model_fields)})")
             else:
-                parts.append(f"{name}={err.get('input')!r}: {err['msg']}")
+                parts.append(f"{name}={short_repr(err.get('input'))}: {err['msg']}")
         return f"bad {cls.__name__} setting: " + "; ".join(parts)
 
     def with_changes(self, changes: Mapping[str, Any]) -> Self:

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from doppel.core.config import short_repr
 from doppel.core.errors import ConfigError
 from doppel.store.records import OverrideRecord, RenderRecord
 
@@ -113,7 +114,7 @@ def _explain(exc: ValidationError) -> str:
         if err["type"] == "extra_forbidden":
             parts.append(f"unknown setting {key!r} (known: {', '.join(MergeSettings.model_fields)})")
         else:
-            parts.append(f"{key}={err.get('input')}: {err['msg']}")
+            parts.append(f"{key}={short_repr(err.get('input'))}: {err['msg']}")
     return "; ".join(parts)
 
 

@@ -1,9 +1,7 @@
 """The review web app (FastAPI): timeline with glitch scores, frame views, overrides, re-render, export.
 
-Safe by default: every request must carry the session token (``X-Doppel-Token`` header, ``token``
-query parameter, or the cookie set when the tokenised URL is opened); requests that change
-anything must carry it in the header (so a cookie alone, e.g. from another site, changes nothing);
-the ``Host`` header must name the address served (no DNS rebinding); no endpoint takes a path:
+Safe by default: :mod:`doppel.review.guard` checks the session token, the ``Host`` header (no DNS
+rebinding) and the request size before any route runs; no endpoint takes a path:
 files are found from a render id (checked against ``[0-9a-f]+``) and a frame number, and static
 assets from a fixed list. Every edit is validated against the merge settings schema.
 
@@ -16,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,7 +31,7 @@ from doppel.core.errors import ConfigError, DoppelError, InputError, RefusedErro
 from doppel.core.swap import Swapper
 from doppel.merge.settings import CHOICES, schema
 from doppel.review import analyse as an
-from doppel.review import edits
+from doppel.review import edits, guard
 from doppel.review.cache import UID, ReviewCache, decode_image, encode_jpeg
 from doppel.review.glitches import load_scores, ranked
 from doppel.store import Workspace
@@ -44,14 +41,7 @@ from doppel.workflow.merge import rerender as rerender_render
 
 log = logging.getLogger(__name__)
 
-COOKIE = "doppel_review"
-HEADER = "x-doppel-token"
 VIEWS = ("original", "swapped", "mask", "diff")
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
-def new_token() -> str:
-    return secrets.token_urlsafe(24)
 
 
 def static_files() -> dict[str, Path]:
@@ -108,17 +98,6 @@ class Jobs:
         return self.jobs.get(job_id)
 
 
-def _host_allowed(header: str, allowed: set[str]) -> bool:
-    if "*" in allowed:
-        return True
-    host = header.strip().lower()
-    if host.startswith("["):
-        host = host[1:host.find("]")] if "]" in host else host
-    elif host.count(":") == 1:
-        host = host.split(":", 1)[0]
-    return host in allowed
-
-
 def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
                swapper_factory: Callable[[], Swapper] | None = None,
                identity_budget: int = an.IDENTITY_BUDGET) -> FastAPI:
@@ -128,7 +107,6 @@ def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
     root = Path(root).resolve()
     Workspace.open(root).close()  # fail now, not on the first request, if it is not a workspace
     assets = static_files()
-    allowed = {host.lower(), *LOCAL_HOSTS} if host not in ("0.0.0.0", "::") else {"*"}
     jobs = Jobs()
     app = FastAPI(title="doppel review", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -165,30 +143,7 @@ def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
             raise InputError(f"render {uid} is not analysed yet; analyse it first")
         return int(cache.read_json(cache.scores_path)["frames"])
 
-    # -- the guard ---------------------------------------------------------------------------------
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Callable[[Request], Any]) -> Response:
-        if not _host_allowed(request.headers.get("host", ""), allowed):
-            return JSONResponse({"error": "refused: unexpected Host header"}, status_code=403)
-        header = request.headers.get(HEADER, "")
-        query = request.query_params.get("token", "")
-        cookie = request.cookies.get(COOKIE, "")
-        supplied = next((t for t in (header, query, cookie) if t), "")
-        if not supplied or not secrets.compare_digest(supplied.encode(), token.encode()):
-            return JSONResponse({"error": "refused: open the URL with the session token that "
-                                          "`doppel review` printed"}, status_code=401)
-        if request.method not in ("GET", "HEAD") and not secrets.compare_digest(header.encode(), token.encode()):
-            return JSONResponse({"error": f"refused: changes need the {HEADER} header"}, status_code=403)
-        response: Response = await call_next(request)
-        if query and not cookie:
-            response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
-        response.headers["Content-Security-Policy"] = ("default-src 'self'; img-src 'self' blob: data:; "
-                                                       "style-src 'self'; script-src 'self'; frame-ancestors 'none'")
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    guard.install(app, token, host)
 
     @app.exception_handler(DoppelError)
     async def doppel_error(request: Request, exc: DoppelError) -> JSONResponse:
@@ -288,7 +243,9 @@ def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
         if view == "swapped":
             return FileResponse(out, media_type="image/jpeg")
         merged = decode_image(out)
-        assert merged is not None
+        if merged is None:
+            return JSONResponse({"error": f"cached frame {index} is damaged; analyse the render again"},
+                                status_code=404)
         if view == "diff":
             plate = decode_image(orig)
             diff = np.zeros_like(merged) if plate is None else cv2.absdiff(merged, plate)
@@ -308,11 +265,9 @@ def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
     @app.post("/api/renders/{uid}/overrides")
     def add_override(uid: str, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
         n = frame_count(uid)
-        try:
-            first = int(body["first"])
-            last = int(body.get("last", first))
-        except (KeyError, TypeError, ValueError):
-            raise ConfigError("an override needs integer 'first' (and optional 'last') frames") from None
+        first, last = body.get("first"), body.get("last", body.get("first"))
+        if type(first) is not int or type(last) is not int:  # JSON integers only: not 2.7, true or "3"
+            raise ConfigError("an override needs integer 'first' (and optional 'last') frames")
         with workspace() as ws:
             r = render_of(ws, uid)
             oid = edits.add_settings_override(ws, r.id, first, last, body.get("settings"), n)
@@ -333,10 +288,7 @@ def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
         polys = body.get("polygons")
         if not isinstance(polys, list):
             raise ConfigError("'polygons' must be a list of {mode, points}")
-        try:
-            frame = int(body["frame"])
-        except (KeyError, TypeError, ValueError):
-            raise ConfigError("'frame' must be an integer") from None
+        frame = edits.frame_number(body.get("frame"), "'frame'", n)
         with workspace() as ws:
             r = render_of(ws, uid)
             oid, first, last = edits.set_polygons(ws, r.id, frame, polys, n)
@@ -367,8 +319,9 @@ def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
         frames = body.get("frames")
         if frames is not None:
             n = frame_count(uid)
-            if not isinstance(frames, list) or not all(isinstance(f, int) and 0 <= f < n for f in frames):
+            if not isinstance(frames, list) or len(frames) > n:
                 raise ConfigError(f"'frames' must be a list of frame numbers in 0..{n - 1}")
+            frames = [edits.frame_number(f, "each of 'frames'", n) for f in frames]
         else:
             frame_count(uid)
 

@@ -22,6 +22,15 @@ from doppel.workflow.merge import add_override, frame_settings
 from doppel.workflow.models import model_of
 
 EDITABLE = ("mask_erode", "mask_blur", "colour", "blend", "face_scale", "keep_original")
+MAX_POLYGONS, MAX_POINTS = 32, 256  # what MaskPolygon and MergeSettings accept
+
+
+def frame_number(value: Any, what: str, frame_count: int) -> int:
+    """A frame number from a request: a JSON integer in ``0..frame_count-1`` (not a float, bool or string)."""
+    if type(value) is not int or not 0 <= value < frame_count:
+        shown = repr(value)[:40]
+        raise ConfigError(f"{what} must be an integer frame number in 0..{frame_count - 1}, got {shown}")
+    return value
 
 
 def frame_face(ws: Workspace, render: RenderRecord, frame: int) -> FaceRecord | None:
@@ -62,6 +71,9 @@ def set_polygons(ws: Workspace, render_id: int, frame: int, polygons: list[dict[
     render = ws.renders.get(render_id)
     if not 0 <= frame < frame_count:
         raise ConfigError(f"frame {frame} is out of range 0..{frame_count - 1}")
+    if len(polygons) > MAX_POLYGONS or any(isinstance(p, dict) and isinstance(p.get("points"), list)
+                                            and len(p["points"]) > MAX_POINTS for p in polygons):
+        raise ConfigError(f"at most {MAX_POLYGONS} polygons of at most {MAX_POINTS} points each")
     face = frame_face(ws, render, frame)
     if face is None and polygons:
         raise InputError(f"frame {frame} has no swapped face to draw a mask on")
@@ -101,6 +113,9 @@ def add_settings_override(ws: Workspace, render_id: int, first: int, last: int, 
     """A validated settings override for ``first..last`` (inclusive); raises :class:`ConfigError`."""
     if not isinstance(changes, dict) or not changes:
         raise ConfigError("settings must be a non-empty object of setting: value")
+    if "mask_polygons" in changes:
+        raise ConfigError("mask_polygons are drawn on a frame (the polygons endpoint converts them to the face's "
+                          "coordinates); they cannot be set as a plain setting")
     if not (0 <= first <= last < frame_count):
         raise ConfigError(f"frame range {first}..{last} is not within 0..{frame_count - 1}")
     return add_override(ws, render_id, first, last, validate_partial(changes))
