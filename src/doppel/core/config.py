@@ -17,9 +17,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from doppel.core.errors import ConfigError
 
 
-def short_repr(value: Any, limit: int = 60) -> str:
-    """``repr(value)``, cut to ``limit`` characters: an error names the bad value, never echoes a huge one."""
-    text = repr(value)
+def short_repr(value: Any, limit: int = 60, *, quote: bool = True) -> str:
+    """``repr(value)`` (``str`` with ``quote=False``), cut to ``limit`` characters: an error names the bad
+    value, never echoes a huge one."""
+    text = repr(value) if quote else str(value)
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 

@@ -114,7 +114,7 @@ def _explain(exc: ValidationError) -> str:
         if err["type"] == "extra_forbidden":
             parts.append(f"unknown setting {key!r} (known: {', '.join(MergeSettings.model_fields)})")
         else:
-            parts.append(f"{key}={short_repr(err.get('input'))}: {err['msg']}")
+            parts.append(f"{key}={short_repr(err.get('input'), quote=False)}: {err['msg']}")
     return "; ".join(parts)
 
 
