@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 
 from doppel.merge.settings import REFERENCE_SIZE, MaskPolygon, MergeSettings
-from doppel.ops.mask import combine, erode_blur, hull_mask
+from doppel.ops.face import hull_mask
+from doppel.ops.mask import combine, erode_blur
 
 
 def region_hull(landmarks_crop: np.ndarray, size: int, settings: MergeSettings) -> np.ndarray:
