@@ -32,7 +32,8 @@ from doppel.eval.report import EvalReport, FrameRow
 from doppel.eval.sheet import contact_sheet, face_crop
 from doppel.extract import backends
 from doppel.io.atomic import atomic_path
-from doppel.io.video import probe, read_frames, write_image
+from doppel.io.image import write_image
+from doppel.io.video import probe, read_frames
 from doppel.merge.settings import MergeSettings
 from doppel.merge.temporal import FlickerMeter, face_region
 from doppel.ops import face

@@ -20,7 +20,7 @@ import numpy as np
 
 from doppel.core.errors import ConfigError
 from doppel.core.progress import ProgressFn, no_progress
-from doppel.io.video import read_image
+from doppel.io.image import read_image
 from doppel.ops.align import transform_points
 from doppel.store import Workspace
 from doppel.store.records import FaceRecord

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from doppel.core.errors import ConfigError, InputError, NoFaceError
+from doppel.io.image import read_image
 from doppel.ops import face
 from doppel.store.records import FaceRecord
 from doppel.train import augment
@@ -83,16 +84,17 @@ def load_faceset(faces: Mapping[str, list[FaceRecord]], resolution: int, face_ty
             raise NoFaceError(f"identity {name!r} has no faces; extract some first "
                               "(`doppel extract`) or un-exclude pruned ones")
         for r in usable:
-            bgr = cv2.imread(str(r.aligned_path), cv2.IMREAD_COLOR)
-            if bgr is None:
+            try:
+                rgb = read_image(r.aligned_path)
+            except InputError:
                 raise InputError("aligned face is missing or unreadable; re-extract this identity",
-                                 path=r.aligned_path)
+                                 path=r.aligned_path) from None
             lm = r.aligned_landmarks()[:68]
-            if bgr.shape[0] != resolution:
-                lm = lm * (resolution / bgr.shape[0])
-                bgr = cv2.resize(bgr, (resolution, resolution), interpolation=cv2.INTER_AREA
-                                 if bgr.shape[0] > resolution else cv2.INTER_CUBIC)
-            images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            if rgb.shape[0] != resolution:
+                lm = lm * (resolution / rgb.shape[0])
+                rgb = cv2.resize(rgb, (resolution, resolution), interpolation=cv2.INTER_AREA
+                                 if rgb.shape[0] > resolution else cv2.INTER_CUBIC)
+            images.append(rgb)
             lms.append(lm.astype(np.float32))
             ids.append(r.id)
     log.info("loaded %d faces of %s at %d px", len(images), ", ".join(names), resolution)
