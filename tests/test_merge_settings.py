@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from doppel.core.errors import ConfigError
+from doppel.merge.blend import BLENDS, BlendMode
+from doppel.merge.colour import COLOUR_TRANSFERS, ColourMode
 from doppel.merge.settings import (
     CHOICES,
     FrameSettings,
@@ -19,6 +22,8 @@ from doppel.merge.settings import (
     schema,
     validate_partial,
 )
+from doppel.ops import face
+from doppel.ops.mask import MaskMode
 
 
 def test_defaults_are_valid_and_frozen() -> None:
@@ -97,3 +102,11 @@ def test_choices_and_schema_feed_ui() -> None:
     props = schema()["properties"]
     assert props["mask_blur"]["maximum"] == 128 and "description" in props["mask_blur"]
     assert validate_partial({"sharpen": "0.5"}) == {"sharpen": 0.5}
+
+
+def test_choices_come_from_the_tables() -> None:
+    """One list of names per choice: the settings' Literals are the tables' own, in the tables' order."""
+    assert CHOICES["colour"] == get_args(ColourMode) and sorted(CHOICES["colour"]) == COLOUR_TRANSFERS.names()
+    assert CHOICES["blend"] == get_args(BlendMode) and sorted(CHOICES["blend"]) == BLENDS.names()
+    assert CHOICES["mask_mode"] == get_args(MaskMode) and CHOICES["mask_region"] == face.REGIONS
+

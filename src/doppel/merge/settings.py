@@ -1,7 +1,9 @@
 """Merge settings: one frozen, validated object, with per-frame and per-range overrides.
 
-The allowed values live here once (the ``Literal`` aliases and :data:`CHOICES`) and feed the CLI
-(``--set key=value``), validation, the stored render record and the review app.
+Each setting's allowed values are listed once, as a ``Literal`` beside what they name (the colour
+and blend tables, the mask modes of :mod:`doppel.ops.mask`, the face regions of
+:mod:`doppel.ops.face`), and reach the CLI (``--set key=value``), validation, the stored render
+record and the review app through the fields and :data:`CHOICES`.
 
 Lengths (``mask_erode``, ``mask_blur``) are in pixels of a 256 px aligned crop and scale with the
 model's resolution, so a setting means the same thing for a 128 px and a 256 px model.
@@ -20,12 +22,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from doppel.core.errors import ConfigError
+from doppel.merge.blend import BlendMode
+from doppel.merge.colour import ColourMode
+from doppel.ops.face import Region
+from doppel.ops.mask import MaskMode
 from doppel.store.records import OverrideRecord, RenderRecord
 
-MaskMode = Literal["hull", "learned", "product"]
-MaskRegion = Literal["face", "eyes", "mouth", "eyes_mouth"]
-ColourMode = Literal["none", "rct", "lct", "mkl", "idt", "hist"]
-BlendMode = Literal["alpha", "poisson"]
 OcclusionMode = Literal["off", "detect", "exclude"]
 
 REFERENCE_SIZE = 256  # crop size that the pixel lengths below refer to
@@ -53,7 +55,7 @@ class MergeSettings(BaseModel):
 
     mask_mode: MaskMode = Field("product", description="hull: landmark hull; learned: the model's mask; "
                                 "product: both multiplied (what both agree is face)")
-    mask_region: MaskRegion = Field("face", description="which part of the face to replace, from the landmarks")
+    mask_region: Region = Field("face", description="which part of the face to replace, from the landmarks")
     mask_erode: int = Field(8, ge=-64, le=64, description="shrink (>0) or grow (<0) the mask, px at 256")
     mask_blur: int = Field(16, ge=0, le=128, description="feather width of the mask edge, px at 256")
     colour: ColourMode = Field("rct", description="colour transfer from the destination face to the swap")

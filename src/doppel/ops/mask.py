@@ -6,13 +6,12 @@ Masks are float32 ``(S, S)`` in [0, 1] (1 = replace).
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Literal
 
 import cv2
 import numpy as np
 
 MaskMode = Literal["hull", "learned", "product"]
-MASK_MODES: tuple[MaskMode, ...] = get_args(MaskMode)
 
 
 def erode_blur(mask: np.ndarray, erode: float, blur: float) -> np.ndarray:
