@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
+from doppel.core.config import Settings
 from doppel.core.errors import ConfigError
 from doppel.merge.blend import BlendMode
 from doppel.merge.colour import ColourMode
@@ -35,23 +36,19 @@ REFERENCE_SIZE = 256  # crop size that the pixel lengths below refer to
 Coordinate = Annotated[float, Field(ge=-1.0, le=2.0)]
 
 
-class MaskPolygon(BaseModel):
+class MaskPolygon(Settings):
     """A polygon drawn in review to add to (``include``) or cut from (``exclude``) the matte.
 
     ``points`` are ``(x, y)`` in aligned-crop coordinates divided by the crop size (0..1 covers the
     crop), so a polygon follows the face from frame to frame and fits any model resolution.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
     mode: Literal["include", "exclude"]
     points: tuple[tuple[Coordinate, Coordinate], ...] = Field(min_length=3, max_length=256)
 
 
-class MergeSettings(BaseModel):
+class MergeSettings(Settings):
     """How a swapped face is put into a frame. Frozen; build a changed copy with :meth:`with_changes`."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     mask_mode: MaskMode = Field("product", description="hull: landmark hull; learned: the model's mask; "
                                 "product: both multiplied (what both agree is face)")
@@ -81,9 +78,18 @@ class MergeSettings(BaseModel):
     shot_cut_threshold: float = Field(0.45, ge=0.05, le=2.0,
                                       description="histogram distance between frames that counts as a cut")
 
-    def with_changes(self, changes: Mapping[str, Any]) -> MergeSettings:
-        """A validated copy with ``changes`` applied (raises :class:`ConfigError`)."""
-        return validate_settings({**self.model_dump(), **dict(changes)})
+    @classmethod
+    def explain(cls, exc: ValidationError) -> str:
+        """``bad merge settings: key=value: why``, the value as typed (``colour=sepia``): what the CLI
+        and the review page show."""
+        parts = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "settings"
+            if err["type"] == "extra_forbidden":
+                parts.append(f"unknown setting {key!r} (known: {', '.join(cls.model_fields)})")
+            else:
+                parts.append(f"{key}={err.get('input')}: {err['msg']}")
+        return "bad merge settings: " + "; ".join(parts)
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(), sort_keys=True, separators=(",", ":"))
@@ -108,22 +114,9 @@ def schema() -> dict[str, Any]:
     return MergeSettings.model_json_schema()
 
 
-def _explain(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "settings"
-        if err["type"] == "extra_forbidden":
-            parts.append(f"unknown setting {key!r} (known: {', '.join(MergeSettings.model_fields)})")
-        else:
-            parts.append(f"{key}={err.get('input')}: {err['msg']}")
-    return "; ".join(parts)
-
-
 def validate_settings(data: Mapping[str, Any]) -> MergeSettings:
-    try:
-        return MergeSettings.model_validate(dict(data))
-    except ValidationError as exc:
-        raise ConfigError(f"bad merge settings: {_explain(exc)}") from None
+    """``data`` checked and typed (raises :class:`ConfigError`)."""
+    return MergeSettings.validated(data)
 
 
 def validate_partial(data: Mapping[str, Any]) -> dict[str, Any]:
