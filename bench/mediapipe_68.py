@@ -20,6 +20,7 @@ import numpy as np
 from doppel.extract import backends
 from doppel.extract.mediapipe_mesh import mesh_points
 from doppel.io.video import read_frames
+from doppel.ops.face import interocular
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 
@@ -42,7 +43,7 @@ def pairs(clips: list[Path], step: int = 10) -> tuple[np.ndarray, np.ndarray]:
 
 
 def derive(dl: np.ndarray, mm: np.ndarray) -> tuple[list[int], np.ndarray]:
-    iod = np.linalg.norm(dl[:, 36:42].mean(1) - dl[:, 42:48].mean(1), axis=1)  # (F,)
+    iod = interocular(dl)  # (F,)
     table, errors = [], []
     for i in range(68):
         d = np.linalg.norm(mm - dl[:, i:i + 1], axis=2) / iod[:, None]  # (F, V)

@@ -8,7 +8,7 @@ bash "$root/scripts/setup.sh" test
 cd "$root"
 venv="${DOPPEL_VENV:-$root/.venv}"
 "$venv/bin/ruff" check .
-# (mypy joins once the geometry refactor lands)
+"$venv/bin/mypy"
 if [ "$#" -gt 0 ]; then
   exec "$venv/bin/python" -m pytest "$@"
 fi

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from conftest import raw_db
+from doppel.io.image import decode_image, write_image
 from doppel.ops.align import estimate_transform, transform_points, warp_to_face
 from doppel.store import Workspace
 from doppel.store.db import to_blob
@@ -43,8 +44,7 @@ def sample_image(name: str) -> np.ndarray:
         import matplotlib.cbook
 
         with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as fh:
-            buf = np.frombuffer(fh.read(), dtype=np.uint8)
-        return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            return decode_image(fh.read())
     raise ValueError(f"unknown sample {name!r}; known: {SAMPLES}")
 
 
@@ -100,7 +100,7 @@ def add_identity(ws: Workspace, identity: str, sample: str, n: int = 12, *, size
             matrix = estimate_transform(lm, size, face_type)  # type: ignore[arg-type]
             crop = warp_to_face(frame, matrix, size)
             path = out_dir / f"{clip:04d}_{k:06d}.png"
-            cv2.imwrite(str(path), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+            write_image(path, crop)
             x0, y0 = lm.min(0)
             x1, y1 = lm.max(0)
             cur = c.execute(

@@ -1,5 +1,6 @@
 """The package layering holds: no import cycle between doppel's packages (function-level imports
-included), stages never reach up into the workflow layer or the shells, and SQL lives in the store."""
+included), ops and io stand on core alone, stages never reach up into the workflow layer or the
+shells, SQL lives in the store, and image files and BGR order live in io."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "doppel"
 STAGES = ("extract", "train", "merge", "eval")
 ABOVE_STAGES = ("workflow", "review", "cli", "demo")
 MAX_LINES = 400
+FOUNDATIONS = ("ops", "io")  # pure maths and media I/O: they import core and nothing else of doppel
+# Reading, writing and coding image files, and OpenCV's BGR order, belong to doppel.io alone.
+IMAGE_IO = re.compile(r"cv2\.(imread|imwrite|imencode|imdecode)\b|COLOR_(BGR|RGB)A?2(BGR|RGB)A?\b")
 
 
 def _modules() -> dict[str, Path]:
@@ -94,6 +98,23 @@ def test_stages_stay_below_the_workflow_and_off_the_database(stage: str) -> None
             # Stages take data: the store's records, never a workspace or a query object.
             if target.startswith("doppel.store"):
                 assert target.startswith("doppel.store.records"), f"{name} imports {target}"
+
+
+@pytest.mark.parametrize("package", FOUNDATIONS)
+def test_ops_and_io_import_only_core(package: str) -> None:
+    for name, path in _modules().items():
+        if _package(name) != package:
+            continue
+        for target in _imports(path):
+            assert _package(target) in (package, "core", None), f"{name} imports {target}"
+
+
+def test_image_files_and_bgr_only_in_io() -> None:
+    for name, path in _modules().items():
+        if _package(name) == "io":
+            continue
+        found = IMAGE_IO.search(path.read_text())
+        assert found is None, f"{path.relative_to(SRC)} uses {found.group(0)}: code images with doppel.io.image"
 
 
 def test_sql_only_in_the_store() -> None:

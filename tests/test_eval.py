@@ -13,7 +13,7 @@ from doppel.cli.app import app
 from doppel.demo.media import _FACE_BOX, Motion, SyntheticClip, synth_frames, write_clip
 from doppel.eval.pipeline import EvalRequest
 from doppel.extract.config import content_hash
-from doppel.io.video import read_image
+from doppel.io.image import read_image
 from doppel.store import Workspace
 from doppel.workflow.evaluate import evaluate
 from doppel.workflow.extract import extract as extract_clip

@@ -7,6 +7,7 @@ import pytest
 
 from doppel.eval import metrics
 from doppel.extract.pose import project_model, rotation_from_angles
+from doppel.ops import face
 
 
 def _face(iod: float = 60.0) -> np.ndarray:
@@ -29,7 +30,7 @@ def test_nme_rejects_mismatched_shapes() -> None:
     with pytest.raises(ValueError, match="shape"):
         metrics.nme(np.zeros((2, 68, 2)), np.zeros((3, 68, 2)))
     with pytest.raises(ValueError, match="68"):
-        metrics.interocular(np.zeros((5, 2)))
+        face.interocular(np.zeros((5, 2)))
 
 
 def test_rotation_angle_between_known_rotations() -> None:
@@ -55,7 +56,7 @@ def test_openness_and_correlation() -> None:
     lm = _face()
     opened = lm.copy()
     opened[[66, 67, 65], 1] += 6.0  # lower inner lip down by 6 px
-    assert metrics.mouth_openness(opened) > metrics.mouth_openness(lm)
+    assert face.mouth_openness(opened) > face.mouth_openness(lm)
     a = np.array([0.1, 0.2, 0.3, 0.2, 0.1])
     assert metrics.correlation(a, a) == pytest.approx(1.0)
     assert metrics.correlation(a, -a) == pytest.approx(-1.0)

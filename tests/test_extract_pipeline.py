@@ -14,7 +14,7 @@ from doppel.demo.media import portrait, synth_frames, write_clip
 from doppel.extract import backends
 from doppel.extract.metrics import lag, smoothing_report
 from doppel.extract.pipeline import ExtractConfig, reference_embedding
-from doppel.io.video import read_image, write_image
+from doppel.io.image import read_image, write_image
 from doppel.ops.align import estimate_transform
 from doppel.store import Workspace
 from doppel.workflow.extract import extract as extract_clip

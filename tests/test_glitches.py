@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from conftest import query
 from doppel.cli.app import app
+from doppel.ops import face
 from doppel.review import features as ft
 from doppel.review.glitches import FLAG_SCORE, Measure, precision_at_k, ranked, robust_z, score
 from doppel.store import Workspace
@@ -115,10 +116,10 @@ def test_mouth_eyes_gaze_from_landmarks() -> None:
     lm = mean_shape() * 200 + 50
     open_mouth = lm.copy()
     open_mouth[65:68, 1] += 12  # lower inner lip down
-    assert ft.mouth_openness(open_mouth) > ft.mouth_openness(lm) + 0.05
+    assert face.mouth_openness(open_mouth) > face.mouth_openness(lm) + 0.05
     shut = lm.copy()
     shut[[37, 38, 43, 44], 1] = lm[[41, 40, 47, 46], 1]
-    assert np.all(ft.eye_openness(shut) < 0.05) and np.all(ft.eye_openness(lm) > 0.1)
+    assert np.all(face.eye_openness(shut) < 0.05) and np.all(face.eye_openness(lm) > 0.1)
     image = np.full((320, 320, 3), 220, np.uint8)
     for eye, dx in ((slice(36, 42), -4), (slice(42, 48), -4)):
         c = lm[eye].mean(0)

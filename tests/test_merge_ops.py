@@ -13,7 +13,8 @@ from doppel.merge.masks import face_matte
 from doppel.merge.settings import MergeSettings
 from doppel.merge.temporal import FlickerMeter, MatteSmoother, ShotCutDetector, VectorSmoother, flicker_ratio
 from doppel.ops.align import estimate_transform, transform_points, warp_to_face
-from doppel.ops.mask import erode_blur, hull_mask
+from doppel.ops.face import hull_mask
+from doppel.ops.mask import erode_blur
 from test_merge_helpers import draw_face, mean_shape
 
 S = 96

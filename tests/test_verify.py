@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from doppel.cli.app import app
-from doppel.io.video import VideoWriter, read_frames, write_image
+from doppel.io.image import write_image
+from doppel.io.video import VideoWriter, read_frames
 from doppel.provenance.consent import add_consent
 from doppel.provenance.credentials import RenderCredentials, embed_credentials
 from doppel.provenance.label import add_label

@@ -6,7 +6,8 @@ import pytest
 
 from conftest import make_clip, noise_frames, shared_clip
 from doppel.core.errors import InputError, MediaError
-from doppel.io.video import VideoWriter, probe, read_frames, read_image, write_image
+from doppel.io.image import read_image, write_image
+from doppel.io.video import VideoWriter, probe, read_frames
 
 
 def test_probe_counts_frames_and_audio(noface_clip: Path) -> None:

@@ -36,6 +36,10 @@ class Settings(BaseModel):
         except ValidationError as exc:
             raise ConfigError(self.explain(exc)) from None
 
+    # Settings nested in settings (MergeSettings.mask_polygons) are validated by pydantic without this
+    # __init__, so their errors reach the outer object's explain with the full path to the bad value.
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
     @classmethod
     def validated(cls, data: Mapping[str, Any]) -> Self:
         """``data`` checked and typed (raises :class:`ConfigError`)."""

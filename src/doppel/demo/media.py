@@ -23,7 +23,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from doppel.io.video import VideoWriter, read_image
+from doppel.io.image import read_image
+from doppel.io.video import VideoWriter
 
 PortraitName = Literal["astronaut", "grace_hopper"]
 PORTRAITS: tuple[PortraitName, ...] = ("astronaut", "grace_hopper")

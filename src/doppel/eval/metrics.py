@@ -7,7 +7,7 @@ they are L2-normalised here); frames are uint8 RGB ``(H, W, 3)``.
 - identity: cosine similarity of embeddings to identity centroids, and nearest-centroid retrieval;
 - expression and pose: landmark error normalised by the inter-ocular distance (the 300-W NME,
   outer eye corners 36 and 45), head-pose difference as a rotation angle, and the correlation of
-  mouth and eye openness over time;
+  mouth and eye openness (:mod:`doppel.ops.face`) over time;
 - steadiness: landmark jitter (:func:`doppel.extract.metrics.pooled_jitter` over runs of
   consecutive frames); flicker is :class:`doppel.merge.temporal.FlickerMeter` (merge's metric, reused);
 - seams: gradient energy on the matte's feather band, output over input (:class:`SeamMeter`).
@@ -24,20 +24,10 @@ import numpy as np
 
 from doppel.extract.metrics import pooled_jitter, segments
 from doppel.extract.pose import head_pose, rotation_from_angles
-from doppel.ops.align import BROWS, EYE_L, EYE_R
-from doppel.ops.mask import erode_blur, hull_mask
+from doppel.ops.face import BROWS, CHIN, NOSE_TOP, hull_mask, interocular, landmarks68
+from doppel.ops.mask import erode_blur
 
-EYE_OUTER = (36, 45)
-_INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
 MATTE_WORK_SIZE = 192  # px: side of the window the seam matte is computed in
-_EYE_PAIRS = (((37, 41), (38, 40), (36, 39)), ((43, 47), (44, 46), (42, 45)))
-
-
-def _landmarks(lm: np.ndarray) -> np.ndarray:
-    a = np.asarray(lm, dtype=np.float64)
-    if a.ndim < 2 or a.shape[-2] < 68 or a.shape[-1] != 2:
-        raise ValueError(f"expected landmarks of shape (..., >=68, 2), got {a.shape}")
-    return a
 
 
 # -- identity --------------------------------------------------------------------------------------
@@ -122,19 +112,13 @@ def match_share(embeddings: np.ndarray, reference: np.ndarray, distance: float, 
 
 
 # -- expression and pose ---------------------------------------------------------------------------
-def interocular(landmarks: np.ndarray) -> np.ndarray:
-    """Distance between the outer eye corners (36, 45): ``(...,)`` from ``(..., 68, 2)``."""
-    lm = _landmarks(landmarks)
-    return np.linalg.norm(lm[..., EYE_OUTER[1], :] - lm[..., EYE_OUTER[0], :], axis=-1)
-
-
 def nme(predicted: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Mean point-to-point distance over the 68 points divided by the reference's inter-ocular
     distance, per frame: ``(T,)`` from two ``(T, 68, 2)`` tracks (or a scalar array for one frame)."""
-    p, r = _landmarks(predicted)[..., :68, :], _landmarks(reference)[..., :68, :]
+    p, r = landmarks68(predicted), landmarks68(reference)
     if p.shape != r.shape:
         raise ValueError(f"landmark tracks differ in shape: {p.shape} vs {r.shape}")
-    return np.linalg.norm(p - r, axis=-1).mean(-1) / np.maximum(interocular(r), 1e-6)
+    return np.linalg.norm(p - r, axis=-1).mean(-1) / interocular(r, between="corners")
 
 
 def rotation_angle(a: np.ndarray, b: np.ndarray) -> float:
@@ -148,32 +132,13 @@ def pose_errors(predicted: np.ndarray, reference: np.ndarray, frame_size: tuple[
     """Head-pose difference in degrees per frame (the angle between the two fitted head rotations,
     :func:`doppel.extract.pose.head_pose`), ``(T,)`` from two ``(T, 68, 2)`` tracks in a
     ``(width, height)`` frame."""
-    p, r = _landmarks(predicted), _landmarks(reference)
+    p, r = landmarks68(predicted), landmarks68(reference)
     out = []
     for a, b in zip(p, r, strict=True):
         ra = rotation_from_angles(*head_pose(a, frame_size))
         rb = rotation_from_angles(*head_pose(b, frame_size))
         out.append(rotation_angle(ra, rb))
     return np.asarray(out)
-
-
-def mouth_openness(landmarks: np.ndarray) -> np.ndarray:
-    """Inner-lip gap (mean of three vertical pairs) over the inter-ocular distance: ``(...,)``."""
-    lm = _landmarks(landmarks)
-    gap = np.mean([np.linalg.norm(lm[..., a, :] - lm[..., b, :], axis=-1) for a, b in _INNER_LIP_PAIRS], axis=0)
-    return gap / np.maximum(interocular(lm), 1e-6)
-
-
-def eye_openness(landmarks: np.ndarray) -> np.ndarray:
-    """Eye aspect ratio (lid gaps over eye width), mean of both eyes: ``(...,)``."""
-    lm = _landmarks(landmarks)
-    ratios = []
-    for (a1, b1), (a2, b2), (c0, c1) in _EYE_PAIRS:
-        gaps = np.linalg.norm(lm[..., a1, :] - lm[..., b1, :], axis=-1) + np.linalg.norm(
-            lm[..., a2, :] - lm[..., b2, :], axis=-1)
-        width = np.linalg.norm(lm[..., c0, :] - lm[..., c1, :], axis=-1)
-        ratios.append(gaps / np.maximum(2 * width, 1e-6))
-    return np.mean(ratios, axis=0)
 
 
 def correlation(a: np.ndarray, b: np.ndarray, *, min_std: float = 1e-6) -> float | None:
@@ -200,7 +165,7 @@ def frame_hull(landmarks: np.ndarray, frame_shape: tuple[int, ...]) -> np.ndarra
     """The face hull (merge's ``face`` region, forehead included) of frame landmarks, as a float32
     ``(H, W)`` mask in [0, 1]."""
     h, w = frame_shape[:2]
-    return hull_mask(_landmarks(landmarks), max(h, w), "face")[:h, :w]
+    return hull_mask(landmarks, max(h, w), "face")[:h, :w]
 
 
 def frame_matte(landmarks: np.ndarray, frame_shape: tuple[int, ...], *, erode: float, blur: float) -> np.ndarray:
@@ -208,15 +173,16 @@ def frame_matte(landmarks: np.ndarray, frame_shape: tuple[int, ...], *, erode: f
     ``(H, W)`` in [0, 1]. ``erode`` and ``blur`` are pixels of a 256 px ``full`` crop (as in
     :class:`~doppel.merge.settings.MergeSettings`), scaled to the frame by the eye-centre distance
     (0.31 of the crop side in the alignment template)."""
-    lm = _landmarks(landmarks)
-    eyes = float(np.linalg.norm(lm[EYE_R].mean(0) - lm[EYE_L].mean(0)))
-    scale = eyes / (0.31 * 256)
+    lm = landmarks68(landmarks)
+    scale = float(interocular(lm)) / (0.31 * 256)
     h, w = frame_shape[:2]
     # Work in a square window around the face (the matte is 0 beyond its feather): much cheaper
     # than blurring the whole frame.
     pad = abs(erode * scale) + 2 * blur * scale + 8
-    hull_pts = np.concatenate([lm[:68], lm[BROWS] + (lm[27] - lm[8]) * 0.3])
-    lo, hi = hull_pts.min(0) - pad, hull_pts.max(0) + pad
+    # A generous bound on the hull (brows raised by 0.3 of the chin-to-nose-top line, more than
+    # FOREHEAD_LIFT raises them); the window's size sets the work resolution, so keep it as it is.
+    bound = np.concatenate([lm, lm[BROWS] + (lm[NOSE_TOP] - lm[CHIN]) * 0.3])
+    lo, hi = bound.min(0) - pad, bound.max(0) + pad
     side = int(np.ceil(max(hi - lo)))
     x0, y0 = int(np.floor(lo[0])), int(np.floor(lo[1]))
     k = min(1.0, MATTE_WORK_SIZE / side)  # the feathered matte is smooth: build it small, then enlarge

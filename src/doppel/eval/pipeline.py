@@ -32,9 +32,11 @@ from doppel.eval.report import EvalReport, FrameRow
 from doppel.eval.sheet import contact_sheet, face_crop
 from doppel.extract import backends
 from doppel.io.atomic import atomic_path
-from doppel.io.video import probe, read_frames, write_image
+from doppel.io.image import write_image
+from doppel.io.video import probe, read_frames
 from doppel.merge.settings import MergeSettings
 from doppel.merge.temporal import FlickerMeter, face_region
+from doppel.ops import face
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +122,8 @@ def evaluate(request: EvalRequest, refs: References, *, progress: ProgressFn = n
     lm_out = np.array([out[i].landmarks for i in frames], dtype=np.float64).reshape(-1, 68, 2)
     nme = metrics.nme(lm_out, lm_in)
     pose = metrics.pose_errors(lm_out, lm_in, (a.width, a.height))
-    mouth_in, mouth_out = metrics.mouth_openness(lm_in), metrics.mouth_openness(lm_out)
-    eye_in, eye_out = metrics.eye_openness(lm_in), metrics.eye_openness(lm_out)
+    mouth_in, mouth_out = face.mouth_openness(lm_in), face.mouth_openness(lm_out)
+    eye_in, eye_out = face.eye_openness(lm_in).mean(-1), face.eye_openness(lm_out).mean(-1)  # both eyes
     idx = np.asarray(frames)
     stages["landmarks"] = time.perf_counter() - t
 

@@ -11,14 +11,12 @@ import numpy as np
 
 from doppel.extract.base import check_image
 from doppel.extract.models import DLIB_RESNET, dlib_model
+from doppel.ops.face import one_face
 
 
 def full_object_detection(landmarks: np.ndarray) -> dlib.full_object_detection:
     """A dlib shape from ``(68, 2)`` landmarks (rounded to whole pixels, as dlib stores them)."""
-    lm = np.asarray(landmarks, dtype=np.float64)
-    if lm.ndim != 2 or lm.shape[0] < 68 or lm.shape[1] != 2:
-        raise ValueError(f"expected landmarks of shape (>=68, 2), got {lm.shape}")
-    pts = np.rint(lm[:68]).astype(int)
+    pts = np.rint(one_face(landmarks)).astype(int)
     x0, y0 = pts.min(0)
     x1, y1 = pts.max(0)
     points = dlib.points()

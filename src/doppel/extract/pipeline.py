@@ -46,7 +46,8 @@ from doppel.extract.quality import blur_score
 from doppel.extract.select import choose_tracks
 from doppel.extract.smooth import FixedLagSmoother, default_lag
 from doppel.extract.track import COASTED_SCORE, FaceTracker, Observation, Timings
-from doppel.io.video import VideoInfo, probe, read_frames, read_image, write_image
+from doppel.io.image import read_image, write_image
+from doppel.io.video import VideoInfo, probe, read_frames
 from doppel.ops.align import estimate_transform, warp_to_face
 from doppel.provenance.screen import ClipScreener, Screen
 from doppel.store.records import NewClip, NewFace, NewTrack

@@ -17,6 +17,8 @@ import math
 import cv2
 import numpy as np
 
+from doppel.ops.face import CHIN, EYE_OUTER, MOUTH_CORNERS, NOSE_TIP, one_face
+
 _MODEL = np.array([
     [0.0, 0.0, 0.0],        # 30 nose tip
     [0.0, 63.6, 12.5],      # 8 chin
@@ -25,7 +27,7 @@ _MODEL = np.array([
     [-28.9, 28.9, 24.1],    # 48 image-left mouth corner
     [28.9, 28.9, 24.1],     # 54 image-right mouth corner
 ], dtype=np.float64)
-_INDEX = [30, 8, 36, 45, 48, 54]
+_INDEX = [NOSE_TIP, CHIN, *EYE_OUTER, *MOUTH_CORNERS]
 
 
 def camera_matrix(width: int, height: int) -> np.ndarray:
@@ -52,9 +54,7 @@ def angles_from_rotation(rot: np.ndarray) -> tuple[float, float, float]:
 
 def head_pose(landmarks: np.ndarray, frame_size: tuple[int, int]) -> tuple[float, float, float]:
     """``(yaw, pitch, roll)`` in degrees for ``(>=68, 2)`` landmarks in a ``(width, height)`` frame."""
-    lm = np.asarray(landmarks, dtype=np.float64)
-    if lm.ndim != 2 or lm.shape[0] < 68 or lm.shape[1] != 2:
-        raise ValueError(f"expected landmarks of shape (>=68, 2), got {lm.shape}")
+    lm = one_face(landmarks)
     cam = camera_matrix(*frame_size)
     image_pts = lm[_INDEX]
     # Start from a frontal face at the distance its size implies, so the iteration cannot flip.

@@ -20,7 +20,7 @@ import numpy as np
 
 from doppel.core.errors import ConfigError
 from doppel.core.progress import ProgressFn, no_progress
-from doppel.io.video import read_image
+from doppel.io.image import read_image
 from doppel.ops.align import transform_points
 from doppel.store import Workspace
 from doppel.store.records import FaceRecord
@@ -156,7 +156,7 @@ def embed_missing(ws: Workspace, records: list[FaceRecord], *, store: bool, prog
             progress(i + 1, len(todo))
         if store:
             ws.faces.set_embeddings({f.id: out[f.id] for f in todo})
-    return out  # type: ignore[return-value]
+    return out
 
 
 def prune(ws: Workspace, identity: str, criteria: PruneCriteria, *, dry_run: bool = False,

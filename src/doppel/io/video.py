@@ -1,6 +1,6 @@
-"""Reading and writing video, image sequences and still images with PyAV.
+"""Reading and writing video and image sequences with PyAV (still images: :mod:`doppel.io.image`).
 
-This module is the one place that opens media. Conventions at its boundary:
+With :mod:`doppel.io.image`, the one place that opens media. Conventions at its boundary:
 frames are ``numpy.uint8`` arrays of shape ``(H, W, 3)`` in **RGB** order.
 
 - Reading gives exact, zero-based frame indices in decode (presentation) order with each
@@ -25,10 +25,10 @@ from typing import Any, Literal
 
 import av
 import av.error
-import cv2
 import numpy as np
 
 from doppel.core.errors import InputError, MediaError
+from doppel.io.image import read_image, write_image
 
 log = logging.getLogger(__name__)
 
@@ -174,45 +174,6 @@ def read_frames(path: str | Path, *, every: int = 1, start: int = 0, stop: int |
                 yield Frame(index, frame.pts, time, frame.to_ndarray(format="rgb24"))
         except av.error.FFmpegError as exc:
             raise MediaError(f"decoding failed at frame {index + 1} ({_reason(exc)})", path=path) from None
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """Read a still image as RGB uint8 (8-bit; 16-bit images are scaled down)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError("no such file", path=path)
-    data = np.fromfile(path, dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
-    if img is None:
-        raise MediaError("not a readable image", path=path)
-    if img.dtype == np.uint16:
-        img = (img / 257.0).round().astype(np.uint8)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
-def write_image(path: str | Path, image: np.ndarray, *, png_compression: int = 3, jpeg_quality: int = 95) -> None:
-    """Write an RGB or RGBA image (uint8 or uint16) atomically; the format follows the extension."""
-    path = Path(path)
-    if image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"expected HxWx3/4 uint8/uint16 image, got shape {image.shape} dtype {image.dtype}")
-    code = cv2.COLOR_RGB2BGR if image.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
-    params: list[int] = []
-    if path.suffix.lower() == ".png":
-        params = [cv2.IMWRITE_PNG_COMPRESSION, png_compression]
-    elif path.suffix.lower() in (".jpg", ".jpeg"):
-        params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
-    ok, buf = cv2.imencode(path.suffix, cv2.cvtColor(image, code), params)
-    if not ok:
-        raise MediaError("could not encode image", path=path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class VideoWriter:

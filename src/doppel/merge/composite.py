@@ -18,7 +18,7 @@ from doppel.merge.masks import apply_polygons, face_matte, region_hull
 from doppel.merge.settings import MergeSettings
 from doppel.merge.temporal import FaceSmoother, MatteSmoother, VectorSmoother
 from doppel.ops.align import invert, warp_to_face, warp_to_frame
-from doppel.ops.mask import hull_mask
+from doppel.ops.face import hull_mask
 
 
 @dataclass

@@ -18,24 +18,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
-from doppel.core.errors import MediaError
+from doppel.core.errors import InputError, MediaError
 from doppel.io.atomic import write_bytes_atomic, write_text_atomic
+from doppel.io.image import encode_image, read_image
 from doppel.ops.align import invert
 
 LAYERS_VERSION = 1
 
 
 def _png16(image: np.ndarray) -> bytes:
-    data = np.clip(image * 65535.0 + 0.5, 0, 65535).astype(np.uint16)
-    if data.ndim == 3:
-        data = cv2.cvtColor(data, cv2.COLOR_RGBA2BGRA if data.shape[2] == 4 else cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".png", data, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:
-        raise MediaError("could not encode a 16-bit PNG layer")
-    return buf.tobytes()
+    """A float image in [0, 1] (grey ``(S, S)`` or RGBA ``(S, S, 4)``) as 16-bit PNG bytes."""
+    return encode_image(np.clip(image * 65535.0 + 0.5, 0, 65535).astype(np.uint16), ".png", png_compression=1)
 
 
 def write_layers(folder: Path, frame_index: int, face: np.ndarray, matte: np.ndarray, transform: np.ndarray,
@@ -58,8 +53,10 @@ def write_layers(folder: Path, frame_index: int, face: np.ndarray, matte: np.nda
 def read_layer(folder: Path, frame_index: int) -> tuple[np.ndarray, dict[str, Any]]:
     """The RGBA face (float32 ``(S, S, 4)`` in [0, 1]) and transform record of one frame."""
     stem = f"{frame_index:06d}"
-    data = cv2.imread(str(folder / f"face_{stem}.png"), cv2.IMREAD_UNCHANGED)
-    if data is None:
-        raise MediaError("missing or unreadable layer", path=folder / f"face_{stem}.png")
-    rgba = cv2.cvtColor(data, cv2.COLOR_BGRA2RGBA).astype(np.float32) / 65535.0
+    path = folder / f"face_{stem}.png"
+    try:
+        data = read_image(path, mode="unchanged")
+    except InputError:
+        raise MediaError("missing or unreadable layer", path=path) from None
+    rgba = data.astype(np.float32) / 65535.0
     return rgba, json.loads((folder / f"transform_{stem}.json").read_text())

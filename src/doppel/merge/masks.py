@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 
 from doppel.merge.settings import REFERENCE_SIZE, MaskPolygon, MergeSettings
-from doppel.ops.mask import combine, erode_blur, hull_mask
+from doppel.ops.face import hull_mask
+from doppel.ops.mask import combine, erode_blur
 
 
 def region_hull(landmarks_crop: np.ndarray, size: int, settings: MergeSettings) -> np.ndarray:
@@ -34,7 +35,7 @@ def apply_polygons(matte: np.ndarray, polygons: tuple[MaskPolygon, ...]) -> np.n
     """The matte with review's polygons applied in order: ``include`` raises it to 1 inside the polygon,
     ``exclude`` sets it to 0; edges are feathered by about 1 px at 128. ``matte``: float32 ``(S, S)``."""
     size = matte.shape[0]
-    out = matte.astype(np.float32, copy=True)
+    out: np.ndarray = matte.astype(np.float32, copy=True)
     sigma = max(size / 128.0, 0.8)
     for poly in polygons:
         pts = np.round(np.asarray(poly.points, dtype=np.float64) * size * 16).astype(np.int32)

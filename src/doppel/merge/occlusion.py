@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from doppel.ops.mask import hull_mask
+from doppel.ops.face import hull_mask
 
 Z_THRESHOLD = 3.5  # robust z-score of the colour distance that counts as disagreement
 MIN_LAB_DISTANCE = 22.0  # and at least this far apart in Lab (just noticeable is ~2; skin tones differ ~10)

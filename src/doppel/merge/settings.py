@@ -1,7 +1,9 @@
 """Merge settings: one frozen, validated object, with per-frame and per-range overrides.
 
-The allowed values live here once (the ``Literal`` aliases and :data:`CHOICES`) and feed the CLI
-(``--set key=value``), validation, the stored render record and the review app.
+Each setting's allowed values are listed once, as a ``Literal`` beside what they name (the colour
+and blend tables, the mask modes of :mod:`doppel.ops.mask`, the face regions of
+:mod:`doppel.ops.face`), and reach the CLI (``--set key=value``), validation, the stored render
+record and the review app through the fields and :data:`CHOICES`.
 
 Lengths (``mask_erode``, ``mask_blur``) are in pixels of a 256 px aligned crop and scale with the
 model's resolution, so a setting means the same thing for a 128 px and a 256 px model.
@@ -17,16 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from doppel.core.config import short_repr
+from doppel.core.config import Settings, short_repr
 from doppel.core.errors import ConfigError
+from doppel.merge.blend import BlendMode
+from doppel.merge.colour import ColourMode
+from doppel.ops.face import Region
+from doppel.ops.mask import MaskMode
 from doppel.store.records import OverrideRecord, RenderRecord
 
-MaskMode = Literal["hull", "learned", "product"]
-MaskRegion = Literal["face", "eyes", "mouth", "eyes_mouth"]
-ColourMode = Literal["none", "rct", "lct", "mkl", "idt", "hist"]
-BlendMode = Literal["alpha", "poisson"]
 OcclusionMode = Literal["off", "detect", "exclude"]
 
 REFERENCE_SIZE = 256  # crop size that the pixel lengths below refer to
@@ -34,27 +36,23 @@ REFERENCE_SIZE = 256  # crop size that the pixel lengths below refer to
 Coordinate = Annotated[float, Field(ge=-1.0, le=2.0)]
 
 
-class MaskPolygon(BaseModel):
+class MaskPolygon(Settings):
     """A polygon drawn in review to add to (``include``) or cut from (``exclude``) the matte.
 
     ``points`` are ``(x, y)`` in aligned-crop coordinates divided by the crop size (0..1 covers the
     crop), so a polygon follows the face from frame to frame and fits any model resolution.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
     mode: Literal["include", "exclude"]
     points: tuple[tuple[Coordinate, Coordinate], ...] = Field(min_length=3, max_length=256)
 
 
-class MergeSettings(BaseModel):
+class MergeSettings(Settings):
     """How a swapped face is put into a frame. Frozen; build a changed copy with :meth:`with_changes`."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     mask_mode: MaskMode = Field("product", description="hull: landmark hull; learned: the model's mask; "
                                 "product: both multiplied (what both agree is face)")
-    mask_region: MaskRegion = Field("face", description="which part of the face to replace, from the landmarks")
+    mask_region: Region = Field("face", description="which part of the face to replace, from the landmarks")
     mask_erode: int = Field(8, ge=-64, le=64, description="shrink (>0) or grow (<0) the mask, px at 256")
     mask_blur: int = Field(16, ge=0, le=128, description="feather width of the mask edge, px at 256")
     colour: ColourMode = Field("rct", description="colour transfer from the destination face to the swap")
@@ -80,9 +78,18 @@ class MergeSettings(BaseModel):
     shot_cut_threshold: float = Field(0.45, ge=0.05, le=2.0,
                                       description="histogram distance between frames that counts as a cut")
 
-    def with_changes(self, changes: Mapping[str, Any]) -> MergeSettings:
-        """A validated copy with ``changes`` applied (raises :class:`ConfigError`)."""
-        return validate_settings({**self.model_dump(), **dict(changes)})
+    @classmethod
+    def explain(cls, exc: ValidationError) -> str:
+        """``bad merge settings: key=value: why``, the value as typed (``colour=sepia``): what the CLI
+        and the review page show."""
+        parts = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "settings"
+            if err["type"] == "extra_forbidden":
+                parts.append(f"unknown setting {key!r} (known: {', '.join(cls.model_fields)})")
+            else:
+                parts.append(f"{key}={short_repr(err.get('input'), quote=False)}: {err['msg']}")
+        return "bad merge settings: " + "; ".join(parts)
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(), sort_keys=True, separators=(",", ":"))
@@ -107,22 +114,9 @@ def schema() -> dict[str, Any]:
     return MergeSettings.model_json_schema()
 
 
-def _explain(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "settings"
-        if err["type"] == "extra_forbidden":
-            parts.append(f"unknown setting {key!r} (known: {', '.join(MergeSettings.model_fields)})")
-        else:
-            parts.append(f"{key}={short_repr(err.get('input'), quote=False)}: {err['msg']}")
-    return "; ".join(parts)
-
-
 def validate_settings(data: Mapping[str, Any]) -> MergeSettings:
-    try:
-        return MergeSettings.model_validate(dict(data))
-    except ValidationError as exc:
-        raise ConfigError(f"bad merge settings: {_explain(exc)}") from None
+    """``data`` checked and typed (raises :class:`ConfigError`)."""
+    return MergeSettings.validated(data)
 
 
 def validate_partial(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from doppel.ops.face import fill_hulls, landmarks68
+
 
 class VectorSmoother:
     """Exponential moving average of a statistics vector: ``s_t = w s_{t-1} + (1 - w) x_t``.
@@ -131,15 +133,14 @@ class Region:
 
 def face_region(landmarks: np.ndarray, frame_shape: tuple[int, ...]) -> Region | None:
     """The convex hull of 68-point landmarks (frame pixels) clipped to the frame: where flicker counts."""
-    pts = np.round(np.asarray(landmarks, dtype=np.float64)[:68]).astype(np.int32)
+    pts = np.round(landmarks68(landmarks))  # whole pixels: a hard-edged region
     h, w = frame_shape[:2]
     x0, y0 = max(0, int(pts[:, 0].min())), max(0, int(pts[:, 1].min()))
     x1, y1 = min(w, int(pts[:, 0].max()) + 1), min(h, int(pts[:, 1].max()) + 1)
     if x1 <= x0 or y1 <= y0:
         return None
-    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    cv2.fillConvexPoly(mask, cv2.convexHull(pts - [x0, y0]).astype(np.int32), 1)
-    return Region(mask.astype(bool), x0, y0)
+    mask = fill_hulls([pts - [x0, y0]], (y1 - y0, x1 - x0), antialias=False)
+    return Region(mask > 0, x0, y0)
 
 
 @dataclass

@@ -1,1 +1,1 @@
-"""Pure maths on arrays and tensors: alignment warps, colour transfer, blends, mask morphology."""
+"""Pure maths on arrays and tensors: face geometry, alignment warps, colour transfer, blends, mask morphology."""

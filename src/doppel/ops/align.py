@@ -16,6 +16,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from doppel.ops.face import MOUTH_CORNERS, NOSE_TIP, eye_centres, one_face
+
 FaceType = Literal["full", "whole", "head"]
 FACE_TYPES: tuple[FaceType, ...] = ("full", "whole", "head")
 
@@ -37,16 +39,6 @@ _FACE_TYPE_FRAMING: dict[FaceType, tuple[float, float]] = {
     "head": (0.60, 0.08),
 }
 
-# 68-point index groups used across doppel (masks, losses, metrics).
-JAW = list(range(0, 17))
-BROWS = list(range(17, 27))
-NOSE = list(range(27, 36))
-EYE_L = list(range(36, 42))  # image left
-EYE_R = list(range(42, 48))
-MOUTH_OUTER = list(range(48, 60))
-MOUTH_INNER = list(range(60, 68))
-
-
 def template(face_type: FaceType = "full", size: int = 1) -> np.ndarray:
     """The five template points for ``face_type`` in a ``size`` x ``size`` crop."""
     if face_type not in _FACE_TYPE_FRAMING:
@@ -59,10 +51,8 @@ def template(face_type: FaceType = "full", size: int = 1) -> np.ndarray:
 
 def five_points(landmarks: np.ndarray) -> np.ndarray:
     """Eye centres, nose tip and mouth corners from 68-point landmarks, shape ``(5, 2)``."""
-    lm = np.asarray(landmarks, dtype=np.float64)
-    if lm.ndim != 2 or lm.shape[0] < 68 or lm.shape[1] != 2:
-        raise ValueError(f"expected landmarks of shape (>=68, 2), got {lm.shape}")
-    return np.stack([lm[EYE_L].mean(0), lm[EYE_R].mean(0), lm[30], lm[48], lm[54]])
+    lm = one_face(landmarks)
+    return np.concatenate([eye_centres(lm), lm[[NOSE_TIP, *MOUTH_CORNERS]]])
 
 
 def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:

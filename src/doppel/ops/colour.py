@@ -163,7 +163,7 @@ def _idt_rotations(n: int = IDT_ITERATIONS) -> np.ndarray:
     """Fixed orthonormal bases, the same for every frame so the maps can be averaged. The last is the
     identity, so the result's R, G and B marginals end up matched exactly."""
     rng = np.random.default_rng(1234)
-    out = []
+    out: list[np.ndarray] = []
     while len(out) < n - 1:
         q, r = np.linalg.qr(rng.normal(size=(3, 3)))
         out.append(q * np.sign(np.diag(r)))

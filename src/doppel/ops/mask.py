@@ -1,7 +1,7 @@
-"""Mask maths in aligned-crop space: landmark hulls per region, erode/dilate and feathering.
+"""Mask maths in aligned-crop space: erode/dilate, feathering, and combining the landmark hull
+with the model's learned mask. (The hulls themselves are face geometry: :mod:`doppel.ops.face`.)
 
-Masks are float32 ``(S, S)`` in [0, 1] (1 = replace). Landmarks are ``(N, 2)`` (x, y) crop pixels
-in the iBUG 68-point order.
+Masks are float32 ``(S, S)`` in [0, 1] (1 = replace).
 """
 
 from __future__ import annotations
@@ -11,47 +11,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from doppel.ops.align import BROWS, EYE_L, EYE_R, JAW, MOUTH_OUTER
-
-Region = Literal["face", "eyes", "mouth", "eyes_mouth"]
-
-FOREHEAD_LIFT = 0.12  # brows are raised by this fraction of the brow-to-chin height to cover the forehead
-
-
-def _fill(size: int, polys: list[np.ndarray]) -> np.ndarray:
-    mask = np.zeros((size, size), np.uint8)
-    for pts in polys:
-        hull = cv2.convexHull(np.round(pts * 16).astype(np.int32))
-        cv2.fillConvexPoly(mask, hull, 255, lineType=cv2.LINE_AA, shift=4)
-    return mask.astype(np.float32) / 255.0
-
-
-def _grown(points: np.ndarray, factor: float) -> np.ndarray:
-    centre = points.mean(0)
-    return centre + (points - centre) * factor
-
-
-def hull_mask(landmarks: np.ndarray, size: int, region: Region = "face") -> np.ndarray:
-    """The landmark hull of ``region`` in an ``size`` x ``size`` crop, anti-aliased."""
-    lm = np.asarray(landmarks, dtype=np.float64)
-    if lm.ndim != 2 or lm.shape[0] < 68 or lm.shape[1] != 2:
-        raise ValueError(f"expected landmarks of shape (>=68, 2), got {lm.shape}")
-    if region == "face":
-        brows = lm[BROWS].copy()
-        height = np.linalg.norm(lm[8] - brows.mean(0))
-        up = lm[27] - lm[8]
-        up /= max(np.linalg.norm(up), 1e-6)
-        brows += up * FOREHEAD_LIFT * height
-        return _fill(size, [np.concatenate([lm[JAW], brows, lm[:68]])])
-    polys: list[np.ndarray] = []
-    if region in ("eyes", "eyes_mouth"):
-        polys.append(_grown(np.concatenate([lm[EYE_L], lm[BROWS[:5]]]), 1.25))
-        polys.append(_grown(np.concatenate([lm[EYE_R], lm[BROWS[5:]]]), 1.25))
-    if region in ("mouth", "eyes_mouth"):
-        polys.append(_grown(lm[MOUTH_OUTER], 1.35))
-    if not polys:
-        raise ValueError(f"unknown mask region {region!r}")
-    return _fill(size, polys)
+MaskMode = Literal["hull", "learned", "product"]
 
 
 def erode_blur(mask: np.ndarray, erode: float, blur: float) -> np.ndarray:
@@ -59,7 +19,7 @@ def erode_blur(mask: np.ndarray, erode: float, blur: float) -> np.ndarray:
 
     The crop border is forced to 0 first so the matte never ends in a hard edge.
     """
-    out = np.ascontiguousarray(mask, dtype=np.float32)
+    out: np.ndarray = np.ascontiguousarray(mask, dtype=np.float32)
     radius = round(abs(erode))
     if radius:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
@@ -76,8 +36,9 @@ def erode_blur(mask: np.ndarray, erode: float, blur: float) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)
 
 
-def combine(hull: np.ndarray, learned: np.ndarray | None, mode: Literal["hull", "learned", "product"]) -> np.ndarray:
-    """The face mask of ``mode`` from a hull mask and the model's learned mask (both ``(S, S)``)."""
+def combine(hull: np.ndarray, learned: np.ndarray | None, mode: MaskMode) -> np.ndarray:
+    """The face mask of ``mode`` from a hull mask and the model's learned mask (both ``(S, S)``):
+    ``hull``, ``learned`` (the hull when there is none) or their ``product``."""
     if mode == "hull" or learned is None:
         return hull
     if mode == "learned":

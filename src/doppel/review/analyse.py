@@ -21,6 +21,7 @@ from doppel.core.progress import ProgressFn, no_progress
 from doppel.core.swap import Swapper
 from doppel.extract.backends import embedder, landmarker
 from doppel.io.video import probe
+from doppel.ops import face as geometry
 from doppel.review import features as ft
 from doppel.review.cache import CACHE_VERSION, PER_SHEET, SHEET_COLUMNS, ReviewCache
 from doppel.review.glitches import FLAG_SCORE, Glitch, Measure, ranked, score, store_scores
@@ -73,8 +74,8 @@ class _Meter:
         lm_plate = self.landmarker.landmarks(fr.original, box)  # type: ignore[arg-type]
         lm_swap = self.landmarker.landmarks(fr.output, box)  # type: ignore[arg-type]
         m.alignment = ft.landmark_shift(lm_plate, lm_swap)
-        m.mouth = abs(ft.mouth_openness(lm_swap) - ft.mouth_openness(lm_plate))
-        m.eyes = float(np.abs(ft.eye_openness(lm_swap) - ft.eye_openness(lm_plate)).mean())
+        m.mouth = float(abs(geometry.mouth_openness(lm_swap) - geometry.mouth_openness(lm_plate)))
+        m.eyes = float(np.abs(geometry.eye_openness(lm_swap) - geometry.eye_openness(lm_plate)).mean())
         g_plate, g_swap = ft.gaze(fr.original, lm_plate), ft.gaze(fr.output, lm_swap)
         if g_plate is not None and g_swap is not None:
             m.gaze = float(np.linalg.norm(g_swap - g_plate, axis=1).mean())
@@ -254,7 +255,7 @@ def refresh(ws: Workspace, render_id: int, frames: Sequence[int] | None = None, 
     for i, vec in vectors.items():
         measures[i].identity = None if reference is None else round(float(np.linalg.norm(vec - reference)), 5)
     info = data["info"]
-    cache.update_sheet_cells(thumbs, tuple(info["thumb"]))  # type: ignore[arg-type]
+    cache.update_sheet_cells(thumbs, tuple(info["thumb"]))
     revision = int(cache.read_json(cache.scores_path).get("revision", 1)) + 1
     extra = {k: data[k] for k in ("identity_reference", "identity_stride", "reference", "info")}
     _finish(ws, cache, render, measures, masks, extra, info, revision)

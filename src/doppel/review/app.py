@@ -251,7 +251,7 @@ def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
             diff = np.zeros_like(merged) if plate is None else cv2.absdiff(merged, plate)
             image = np.clip(diff.astype(np.float32) * 4.0, 0, 255).astype(np.uint8)
         else:
-            mask = decode_image(cache.frame("mask", index), cv2.IMREAD_GRAYSCALE)
+            mask = decode_image(cache.frame("mask", index), "gray")
             image = merged.copy()
             if mask is not None:
                 on = mask > 127

@@ -21,8 +21,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from doppel.core.errors import WorkspaceError
+from doppel.core.errors import InputError, WorkspaceError
 from doppel.io.atomic import write_bytes_atomic, write_text_atomic
+from doppel.io.image import ReadMode, encode_image, read_image
 from doppel.store import Workspace
 
 CACHE_VERSION = 1
@@ -34,17 +35,17 @@ UID = re.compile(r"^[0-9a-f]{8,64}$")
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError(f"could not encode a JPEG of shape {rgb.shape}")
-    return buf.tobytes()
+    """The JPEG bytes of a uint8 RGB image, at the review cache's quality."""
+    return encode_image(rgb, ".jpg", jpeg_quality=quality)
 
 
-def decode_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
-    data = cv2.imread(str(path), flags)
-    if data is None:
+def decode_image(path: Path, mode: ReadMode = "rgb") -> np.ndarray | None:
+    """A cached image (uint8 RGB, or grey with ``mode="gray"``), or None when it is missing or unreadable:
+    the cache may lag behind a render, and the page shows what there is."""
+    try:
+        return read_image(path, mode=mode)
+    except InputError:
         return None
-    return cv2.cvtColor(data, cv2.COLOR_BGR2RGB) if data.ndim == 3 else data
 
 
 class ReviewCache:
@@ -90,9 +91,7 @@ class ReviewCache:
         if region is None:
             mask_path.unlink(missing_ok=True)
         else:
-            ok, buf = cv2.imencode(".png", region.astype(np.uint8) * 255, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-            if ok:
-                write_bytes_atomic(mask_path, buf.tobytes())
+            write_bytes_atomic(mask_path, encode_image(region.astype(np.uint8) * 255, ".png", png_compression=1))
 
     # -- thumbnails --------------------------------------------------------------------------------
     @staticmethod

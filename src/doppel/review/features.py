@@ -6,7 +6,8 @@ form that can be compared with its neighbours in time. Nothing here normalises o
 
 Conventions: images are uint8 RGB ``(H, W, 3)``; landmarks float ``(68, 2)`` (x, y) in frame
 pixels, iBUG order; masks bool ``(H, W)``. Lengths are divided by the interocular distance so a
-value means the same for a small and a large face.
+value means the same for a small and a large face. Mouth and eye openness, and the interocular
+distance, are face geometry: :mod:`doppel.ops.face`.
 """
 
 from __future__ import annotations
@@ -15,31 +16,9 @@ import cv2
 import numpy as np
 
 from doppel.ops.align import warp_to_face
+from doppel.ops.face import EYE_L, EYE_R, interocular
 
 MASK_SIZE = 48  # side of the crop-space mask kept per frame for mask-stability scoring
-
-LEFT_EYE = slice(36, 42)
-RIGHT_EYE = slice(42, 48)
-
-
-def interocular(lm: np.ndarray) -> float:
-    """Distance between the eye centres (pixels), at least 1."""
-    return max(float(np.linalg.norm(lm[LEFT_EYE].mean(0) - lm[RIGHT_EYE].mean(0))), 1.0)
-
-
-def mouth_openness(lm: np.ndarray) -> float:
-    """Mean gap between the inner lips (points 61-63 vs 67-65) over the interocular distance."""
-    gaps = [np.linalg.norm(lm[a] - lm[b]) for a, b in ((61, 67), (62, 66), (63, 65))]
-    return float(np.mean(gaps)) / interocular(lm)
-
-
-def eye_openness(lm: np.ndarray) -> np.ndarray:
-    """Eye aspect ratio of the left and right eye, float64 ``(2,)`` (about 0.3 open, under 0.15 shut)."""
-    out = []
-    for eye in (lm[LEFT_EYE], lm[RIGHT_EYE]):
-        width = max(float(np.linalg.norm(eye[0] - eye[3])), 1e-6)
-        out.append((np.linalg.norm(eye[1] - eye[5]) + np.linalg.norm(eye[2] - eye[4])) / (2 * width))
-    return np.array(out, dtype=np.float64)
 
 
 def gaze(image: np.ndarray, lm: np.ndarray) -> np.ndarray | None:
@@ -53,7 +32,7 @@ def gaze(image: np.ndarray, lm: np.ndarray) -> np.ndarray | None:
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
     h, w = gray.shape
     out = []
-    for eye in (lm[LEFT_EYE], lm[RIGHT_EYE]):
+    for eye in (lm[EYE_L], lm[EYE_R]):
         p0, p3 = eye[0].astype(np.float64), eye[3].astype(np.float64)
         axis = p3 - p0
         length2 = float(axis @ axis)
@@ -84,7 +63,8 @@ def gaze(image: np.ndarray, lm: np.ndarray) -> np.ndarray | None:
 
 def landmark_shift(a: np.ndarray, b: np.ndarray) -> float:
     """Mean distance between two landmark sets over the interocular distance of ``a``."""
-    return float(np.linalg.norm(np.asarray(a, np.float64) - np.asarray(b, np.float64), axis=1).mean()) / interocular(a)
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.linalg.norm(a - b, axis=1).mean() / interocular(a))
 
 
 def colour_offset(original: np.ndarray, output: np.ndarray, region: np.ndarray) -> np.ndarray | None:

@@ -19,11 +19,16 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from doppel.core.errors import ConfigError, InputError, NoFaceError
-from doppel.ops.align import EYE_L, EYE_R, MOUTH_OUTER
+from doppel.io.image import read_image
+from doppel.ops import face
 from doppel.store.records import FaceRecord
 from doppel.train import augment
 
 log = logging.getLogger(__name__)
+
+# The loss covers more forehead than merge pastes (doppel.ops.face.FOREHEAD_LIFT = 0.12): brows
+# raised by a third of the brow-to-chin distance, as training has always used.
+TRAIN_FOREHEAD_LIFT = 1 / 3
 
 
 @dataclass(frozen=True)
@@ -79,47 +84,37 @@ def load_faceset(faces: Mapping[str, list[FaceRecord]], resolution: int, face_ty
             raise NoFaceError(f"identity {name!r} has no faces; extract some first "
                               "(`doppel extract`) or un-exclude pruned ones")
         for r in usable:
-            bgr = cv2.imread(str(r.aligned_path), cv2.IMREAD_COLOR)
-            if bgr is None:
+            try:
+                rgb = read_image(r.aligned_path)
+            except InputError:
                 raise InputError("aligned face is missing or unreadable; re-extract this identity",
-                                 path=r.aligned_path)
+                                 path=r.aligned_path) from None
             lm = r.aligned_landmarks()[:68]
-            if bgr.shape[0] != resolution:
-                lm = lm * (resolution / bgr.shape[0])
-                bgr = cv2.resize(bgr, (resolution, resolution), interpolation=cv2.INTER_AREA
-                                 if bgr.shape[0] > resolution else cv2.INTER_CUBIC)
-            images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            if rgb.shape[0] != resolution:
+                lm = lm * (resolution / rgb.shape[0])
+                rgb = cv2.resize(rgb, (resolution, resolution), interpolation=cv2.INTER_AREA
+                                 if rgb.shape[0] > resolution else cv2.INTER_CUBIC)
+            images.append(rgb)
             lms.append(lm.astype(np.float32))
             ids.append(r.id)
     log.info("loaded %d faces of %s at %d px", len(images), ", ".join(names), resolution)
     return FaceSet(tuple(names), np.stack(images), np.stack(lms), np.asarray(ids, dtype=np.int64))
 
 
-def _hull(points: np.ndarray, size: int) -> np.ndarray:
-    mask = np.zeros((size, size), dtype=np.uint8)
-    hull = cv2.convexHull(np.round(points * 4).astype(np.int32))
-    cv2.fillConvexPoly(mask, hull, 255, lineType=cv2.LINE_AA, shift=2)
-    return mask
+def _u8(mask: np.ndarray) -> np.ndarray:
+    return np.rint(mask * 255.0).astype(np.uint8)
 
 
 def face_hull_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
-    """uint8 ``(S, S)`` 0/255: the convex hull of the 68 landmarks, raised to cover the forehead.
-
-    The brow points are lifted by a third of the brow-to-chin distance, since 68-point
-    landmarks stop at the eyebrows.
-    """
-    lm = np.asarray(landmarks, dtype=np.float64)[:68]
-    chin, brows = lm[8], lm[17:27]
-    lift = (chin - brows.mean(0)) / 3.0
-    return _hull(np.concatenate([lm, brows - lift]), size)
+    """uint8 ``(S, S)`` 0/255: the face hull that the loss covers (:func:`doppel.ops.face.hull_mask`),
+    forehead raised by :data:`TRAIN_FOREHEAD_LIFT`."""
+    return _u8(face.hull_mask(landmarks, size, "face", lift=TRAIN_FOREHEAD_LIFT))
 
 
 def eyes_mouth_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
-    """uint8 ``(S, S)`` 0/255: the hulls of both eyes and the mouth, slightly dilated."""
-    lm = np.asarray(landmarks, dtype=np.float64)[:68]
-    mask = np.maximum.reduce([_hull(lm[idx], size) for idx in (EYE_L, EYE_R, MOUTH_OUTER)])
-    k = max(3, size // 32) | 1
-    return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    """uint8 ``(S, S)`` 0/255: the eyes and mouth, where the loss weighs more
+    (:func:`doppel.ops.face.features_mask`)."""
+    return _u8(face.features_mask(landmarks, size))
 
 
 class PairDataset(Dataset[dict[str, torch.Tensor]]):

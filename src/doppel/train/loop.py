@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -37,6 +36,7 @@ from doppel.core.clock import now
 from doppel.core.errors import ConfigError
 from doppel.core.progress import ProgressFn, no_progress
 from doppel.io.atomic import write_bytes_atomic, write_text_atomic
+from doppel.io.image import encode_image
 from doppel.provenance.consent import check_consent
 from doppel.store.records import ConsentRecord, FaceRecord
 from doppel.train import augment, checkpoint, losses
@@ -421,9 +421,8 @@ class _Run:
         cols = [s, out.src, d, out.dst, sw]
         grid = torch.cat([torch.cat(list(c.float().clamp(0, 1)), 1) for c in cols], 2)  # (3, n*R, 5*R)
         img = (grid.permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
-        ok, png = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-        assert ok
+        png = encode_image(img, ".png")
         path = self.dir / "previews" / f"step-{step:09d}.png"
-        write_bytes_atomic(path, png.tobytes())
-        write_bytes_atomic(self.dir / "preview.png", png.tobytes())
+        write_bytes_atomic(path, png)
+        write_bytes_atomic(self.dir / "preview.png", png)
         return path

@@ -14,7 +14,8 @@ from doppel.eval.pipeline import EvalRequest, References
 from doppel.eval.pipeline import evaluate as run_eval
 from doppel.eval.report import EvalReport
 from doppel.extract.config import content_hash
-from doppel.io.video import probe, read_image
+from doppel.io.image import read_image
+from doppel.io.video import probe
 from doppel.merge.settings import validate_settings
 from doppel.store import Workspace
 from doppel.workflow.renders import find_render

@@ -115,7 +115,8 @@ class _Watch:
     def __init__(self, spec: RunSpec, inner: Callable[[StepInfo], None] | None) -> None:
         self.key, self.inner = _throughput_key(spec), inner
         self.best = _remembered().get(self.key)
-        self.started, self.warned, self.first = time.monotonic(), False, None
+        self.started, self.warned = time.monotonic(), False
+        self.first: int | None = None
 
     def __call__(self, info: StepInfo) -> None:
         if self.first is None:
