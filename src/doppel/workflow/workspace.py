@@ -10,7 +10,7 @@ from doppel.store import Workspace
 
 def create_workspace(root: str | Path) -> Workspace:
     """A new workspace at ``root`` (a new or empty folder), with a fresh content-credentials signing
-    identity in ``keys/`` (``WS/keys/README.md`` says how a studio substitutes its own)."""
+    identity in ``keys/`` (``WS/keys/README.txt`` says how a studio substitutes its own)."""
     ws = Workspace.init(root)
     create_workspace_keys(ws.keys_dir())
     return ws
