@@ -262,7 +262,8 @@ def run(quick: bool) -> dict[str, Any]:
     result.update(
         target=f">= {TARGET_FPS:g} frames/s at 720p with a cpu-preset model; flicker ratio <= {TARGET_FLICKER}",
         passed=bool(cpu_fps >= TARGET_FPS and worst <= TARGET_FLICKER),
-        headline=(f"720p: cpu preset {cpu_fps:.1f} fps, gpu-128 {throughput['gpu-128']['fps_median']:.1f} fps "
+        headline=(f"720p, fp32 inference: cpu preset {cpu_fps:.1f} fps, "
+                  f"gpu-128 {throughput['gpu-128']['fps_median']:.1f} fps "
                   f"(untrained weights), peak {throughput['cpu']['peak_rss_mb']:.0f} MB; "
                   f"flicker worst {worst:.2f} (stand-in swappers)"),
         table=_table(throughput, flicker),

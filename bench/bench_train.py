@@ -155,8 +155,8 @@ def run(quick: bool) -> dict[str, Any]:
     return {"target": f">= {TARGET_IPS} images/s at SAEHD default capacity (liae-ud 128, batch 8), "
                       f"peak <= {ANCHOR['liae-128']['peak_gib']} GiB, measured alone",
             "passed": bool(passed),
-            "headline": f"SAEHD capacity: {ips} img/s ({ips / 2.37:.2f}x DFL), peak {head.get('peak_gib')} GiB "
-                        f"(load {head.get('loadavg', ['?'])[0]})",
+            "headline": f"SAEHD capacity, {head.get('precision')}: {ips} img/s ({ips / 2.37:.2f}x DFL's fp32), "
+                        f"peak {head.get('peak_gib')} GiB (load {head.get('loadavg', ['?'])[0]})",
             "configs": results, "inference": inf, "anchor": ANCHOR, "quick": quick,
             "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in load_after],
             "table": "\n".join(table)}

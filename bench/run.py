@@ -45,19 +45,29 @@ def _load(name: str) -> Any:
 
 
 def machine() -> dict[str, Any]:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BENCH, capture_output=True, text=True)
     return {"host": socket.gethostname(), "platform": platform.platform(), "python": platform.python_version(),
-            "cpus": os.cpu_count(), "git": commit.stdout.strip() or None}
+            "cpus": os.cpu_count()}
+
+
+def commit() -> str | None:
+    """The commit the code under test is at, with ``+dirty`` when the tree has uncommitted changes."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BENCH, capture_output=True, text=True)
+    if head.returncode != 0:
+        return None
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=BENCH,
+                           capture_output=True, text=True).stdout.strip()
+    return head.stdout.strip() + ("+dirty" if dirty else "")
 
 
 def _summary(results: dict[str, Any]) -> str:
     lines = [f"# Benchmarks {results['date']} on {results['machine']['host']}", "",
-             f"{results['machine']['cpus']} CPUs, {results['machine']['platform']}, git {results['machine']['git']}",
-             "", "| benchmark | passed | target | headline | load before/after | when |", "|---|---|---|---|---|---|"]
+             f"{results['machine']['cpus']} CPUs, {results['machine']['platform']}; each row names the commit "
+             "it measured", "", "| benchmark | passed | target | headline | load before/after | commit | when |",
+             "|---|---|---|---|---|---|---|"]
     for name, r in sorted(results["benchmarks"].items()):
         load = f"{r.get('loadavg_before', ['?'])[0]} / {r.get('loadavg_after', ['?'])[0]}"
         lines.append(f"| {name} | {'yes' if r.get('passed') else 'NO'} | {r.get('target', '')} | "
-                     f"{r.get('headline', '')} | {load} | {r.get('finished_at', '')} |")
+                     f"{r.get('headline', '')} | {load} | {r.get('commit', '?')} | {r.get('finished_at', '')} |")
     for name, r in sorted(results["benchmarks"].items()):
         if r.get("table"):
             lines += ["", f"## {name}", "", r["table"]]
@@ -89,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # one broken benchmark must not lose the others' results
             result = {"passed": False, "target": "", "headline": f"error: {type(exc).__name__}: {exc}"[:300]}
         result.update(quick=args.quick, seconds=round(time.perf_counter() - start, 1), loadavg_before=before,
+                      commit=commit(),
                       loadavg_after=[round(x, 2) for x in os.getloadavg()],
                       finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
         results["benchmarks"][name] = result

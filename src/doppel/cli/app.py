@@ -39,8 +39,8 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what doppel is doing."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+    verbose: bool = typer.Option(False, "--verbose", "-v", metavar="", help="Log what doppel is doing."),
+    version: bool = typer.Option(False, "--version", metavar="", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
@@ -48,7 +48,7 @@ def _root(
 
 
 
-def command(name: str, fn: Callable[..., None], group: typer.Typer | None = None) -> None:
+def command(name: str, fn: Callable[..., None], group: typer.Typer | None = None, panel: str | None = None) -> None:
     """Register a subcommand (of ``group``, a sub-app, if given), turning doppel's errors into one
     line on stderr and a non-zero exit."""
 
@@ -63,25 +63,27 @@ def command(name: str, fn: Callable[..., None], group: typer.Typer | None = None
             typer.echo("doppel: interrupted", err=True)
             raise typer.Exit(130) from None
 
-    (group or app).command(name)(run)
+    (group or app).command(name, rich_help_panel=panel)(run)
 
 
-command("init", init_cmd.init)
-command("extract", extract_cmd.extract)
-app.add_typer(faceset_cmd.app, name="faceset")
+# In the order of the work, one help panel per step.
+SETUP, FACES, MODEL, CHECK, DEMO = "1. Set up", "2. Faces", "3. Train and merge", "4. Review and check", "Try it"
+command("init", init_cmd.init, panel=SETUP)
+app.add_typer(consent_cmd.app, name="consent", rich_help_panel=SETUP)
+command("add", consent_cmd.add, consent_cmd.app)
+command("list", consent_cmd.list_, consent_cmd.app)
+command("extract", extract_cmd.extract, panel=FACES)
+app.add_typer(faceset_cmd.app, name="faceset", rich_help_panel=FACES)
 command("stats", faceset_cmd.stats, faceset_cmd.app)
 command("prune", faceset_cmd.prune, faceset_cmd.app)
 command("unprune", faceset_cmd.unprune, faceset_cmd.app)
-command("merge", merge_cmd.merge)
-command("glitches", glitches_cmd.glitches)
-command("review", review_cmd.review)
-command("train", train_cmd.train)
-command("eval", eval_cmd.eval_)
-command("demo", demo_cmd.demo)
-app.add_typer(consent_cmd.app, name="consent")
-command("add", consent_cmd.add, consent_cmd.app)
-command("list", consent_cmd.list_, consent_cmd.app)
-command("verify", verify_cmd.verify)
+command("train", train_cmd.train, panel=MODEL)
+command("merge", merge_cmd.merge, panel=MODEL)
+command("glitches", glitches_cmd.glitches, panel=CHECK)
+command("review", review_cmd.review, panel=CHECK)
+command("eval", eval_cmd.eval_, panel=CHECK)
+command("verify", verify_cmd.verify, panel=CHECK)
+command("demo", demo_cmd.demo, panel=DEMO)
 
 
 def main() -> None:

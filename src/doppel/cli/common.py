@@ -23,9 +23,11 @@ from rich.progress import (
 
 from doppel.core.progress import ProgressFn, no_progress
 
-console = Console(stderr=True)  # human-facing text goes to stderr; stdout stays clean for --json
+# Human-facing text goes to stderr (stdout stays clean for --json); piped to a file or CI, lines are not
+# wrapped at 80 columns.
+console = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 
-JsonOpt = typer.Option(False, "--json", help="Print a machine-readable JSON report on stdout.")
+JsonOpt = typer.Option(False, "--json", metavar="", help="Print a machine-readable JSON report on stdout.")
 
 
 def emit_json(data: Any) -> None:

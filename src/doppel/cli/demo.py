@@ -37,7 +37,7 @@ def summary(report: DemoReport) -> list[str]:
         f"flicker ratio {_fmt(ev.get('flicker_ratio'), '.2f')}, seam {_fmt(ev.get('seam_score'), '.2f')}",
         f"  provenance   watermark {'found' if vf.get('detected') else 'NOT found'} (payload {vf.get('payload')}); "
         f"content credentials {'intact' if cred.get('valid') else 'NOT intact'}"
-        f"{', trusted signer' if cred.get('trusted') else ''}",
+        f"{', signer trusted by the demo workspace (verify --workspace)' if cred.get('trusted') else ''}",
         f"  reports      {report.eval_report}, {report.verify_report}",
         f"  contact      {report.contact_sheet}",
     ]

@@ -58,7 +58,7 @@ def prune(
                                                                        "distance below this (0-1, e.g. 0.02)."),
     outliers: float | None = typer.Option(None, "--outliers", help="Exclude faces farther than this identity "
                                                                    "distance from the set (e.g. 0.5)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Report what would be excluded; change nothing."),
+    dry_run: bool = typer.Option(False, "--dry-run", metavar="", help="Report what would be excluded; change nothing."),
     json_out: bool = JsonOpt,
 ) -> None:
     """Exclude blurry faces, near-duplicates and other people's faces (reversible: `faceset unprune`)."""

@@ -18,7 +18,7 @@ def glitches(
     workspace: Path = typer.Argument(..., help="The workspace holding the render."),
     render: str = typer.Argument(..., help="Render: its uid, its number, or a unique prefix of its uid."),
     top: int = typer.Option(20, "--top", "-k", min=1, help="How many frames to list."),
-    again: bool = typer.Option(False, "--again", help="Measure again even if the render was analysed."),
+    again: bool = typer.Option(False, "--again", metavar="", help="Measure again even if the render was analysed."),
     json_out: bool = JsonOpt,
 ) -> None:
     """Score every frame of RENDER and print the frames most likely to be glitches.

@@ -19,7 +19,7 @@ def review(
     workspace: Path = typer.Argument(..., help="The workspace whose renders to review."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (default: this machine only)."),
     port: int = typer.Option(8765, "--port", min=0, max=65535, help="Port to listen on (0: any free one)."),
-    no_browser: bool = typer.Option(False, "--no-browser", help="Do not open a web browser."),
+    no_browser: bool = typer.Option(False, "--no-browser", metavar="", help="Do not open a web browser."),
 ) -> None:
     """Serve the review app: timeline of glitch scores, frame views, overrides, re-render and export.
 

@@ -29,7 +29,8 @@ def train(
     src: str | None = typer.Option(None, "--src", help="Source identity (the face to put in)."),
     dst: str | None = typer.Option(None, "--dst", help="Destination identity (the face to replace)."),
     model: str = typer.Option(..., "--model", help="Model name (a folder under WS/models); rerun to resume."),
-    pretrain: bool = typer.Option(False, "--pretrain", help="Train a base model on --faces instead of a pair."),
+    pretrain: bool = typer.Option(False, "--pretrain", metavar="",
+                                  help="Train a base model on --faces instead of a pair."),
     faces: list[str] = typer.Option([], "--faces", help="Face sets for --pretrain (repeat the option)."),
     preset_name: str | None = typer.Option(None, "--preset", help="cpu, gpu-128 or gpu-256 (default cpu)."),
     arch: str | None = typer.Option(None, "--arch", help="Architecture: liae (default) or df."),
@@ -49,15 +50,17 @@ def train(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     precision: str | None = typer.Option(None, "--precision", help="auto, fp32, bf16 or fp16."),
     workers: int | None = typer.Option(None, "--workers", help="Data loading processes (0 = in-process)."),
-    compile_: bool | None = typer.Option(None, "--compile/--no-compile", help="Use torch.compile."),
+    compile_: bool | None = typer.Option(None, "--compile/--no-compile", metavar="", help="Use torch.compile."),
     seed: int | None = typer.Option(None, "--seed", help="Random seed."),
     checkpoint_minutes: float | None = typer.Option(None, "--checkpoint-minutes", help="Checkpoint interval."),
     preview_minutes: float | None = typer.Option(None, "--preview-minutes", help="Preview interval."),
     holdout: float = typer.Option(0.0, "--holdout", help="Fraction of faces kept out for previews/evaluation."),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Train the face model until --iters/--minutes (or until Ctrl-C). Ctrl-C or SIGTERM saves a
-    checkpoint; rerunning the same command resumes it exactly."""
+    """Train a face model for a source/destination pair (or a base model); rerun to resume.
+
+    Trains until --iters or --minutes (or Ctrl-C). Ctrl-C or SIGTERM saves a checkpoint; rerunning the
+    same command resumes it exactly."""
     if pretrain:
         if not faces:
             raise ConfigError("--pretrain needs at least one --faces NAME")

@@ -19,7 +19,9 @@ def verify(
                                                                     "over the clip."),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Report the watermark (detected, payload, confidence, frames checked) and the credentials (present,
+    """Check a video or image for doppel's watermark and content credentials.
+
+    Reports the watermark (detected, payload, confidence, frames checked) and the credentials (present,
     intact, trusted, source type, render id), and what could not be checked.
 
     Exit status, for scripts: 0 = doppel's watermark found and/or content credentials intact; 1 = read,
