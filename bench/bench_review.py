@@ -77,7 +77,8 @@ def run(quick: bool) -> dict[str, Any]:
     import uvicorn
 
     from doppel.review.analyse import analyse
-    from doppel.review.app import create_app, new_token
+    from doppel.review.app import create_app
+    from doppel.review.guard import new_token
     from doppel.workflow.merge import MergeRequest, merge
     from test_merge_helpers import ShiftSwapper, face_clip, setup_workspace
 
