@@ -69,3 +69,15 @@ def test_blobs_roundtrip_without_pickle() -> None:
     m = np.arange(6, dtype=np.float64).reshape(2, 3)
     assert np.array_equal(from_blob(to_blob(m, "<f8"), (2, 3), "<f8"), m)
     assert from_blob(None) is None
+
+
+def test_a_damaged_face_row_is_one_clear_error(tmp_path: Path) -> None:
+    """Found by tests/test_fuzz.py: a landmarks blob of the wrong size raised a bare ValueError."""
+    import facefixtures
+    from doppel.core.errors import WorkspaceError
+
+    facefixtures.make_workspace(tmp_path / "ws", n=2, size=64).close()
+    with sqlite3.connect(tmp_path / "ws" / "doppel.db") as conn:
+        conn.execute("UPDATE faces SET transform = ? WHERE id = 1", (b"\x00" * 7,))
+    with Workspace.open(tmp_path / "ws") as ws, pytest.raises(WorkspaceError, match="face 1 .* is damaged"):
+        ws.faces.of("astronaut")

@@ -8,12 +8,21 @@ from pathlib import Path
 
 import numpy as np
 
+from doppel.core.errors import WorkspaceError
 from doppel.store.db import Database, array_of, from_blob, to_blob
 from doppel.store.identities import Identities
 from doppel.store.records import FaceRecord, NewFace, NewTrack
 
 
 def _face(row: sqlite3.Row, root: Path) -> FaceRecord:
+    try:
+        return _decode(row, root)
+    except (ValueError, TypeError) as exc:  # a blob of the wrong size: the database was damaged or edited
+        raise WorkspaceError(f"face {row['id']} of {row['identity']!r} is damaged ({exc}); extract that clip "
+                             "again", path=root) from None
+
+
+def _decode(row: sqlite3.Row, root: Path) -> FaceRecord:
     return FaceRecord(
         id=row["id"], identity=row["identity"], clip_id=row["clip_id"], frame_index=row["frame_index"],
         time=row["time"], track_id=row["track_id"],
