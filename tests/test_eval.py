@@ -73,6 +73,13 @@ def test_clip_against_itself_has_zero_error(scene: dict[str, Path]) -> None:
     assert r.id_sim_src == pytest.approx(r.id_sim_src_input) and r.id_sim_src > 0.9
     sheet = read_image(Path(r.sheet))
     assert sheet.ndim == 3 and sheet.shape[1] > 6 * 150
+    from doppel.eval.sheet import _LABEL_H, TILE
+    from doppel.provenance.watermark import detect, render_payload
+
+    y0 = 28 + TILE + _LABEL_H + 4  # the title, the top row, the gap; then the first merged face after the source
+    tile = sheet[y0:y0 + TILE, TILE + 4:2 * TILE + 4]
+    found = detect([tile])  # a swapped face cut out of the sheet carries the mark itself
+    assert found.detected and found.payload == render_payload(f"eval:{Path(r.merged).name}")
 
 
 def test_shifted_copy_moves_landmarks_by_the_shift(scene: dict[str, Path]) -> None:

@@ -66,6 +66,10 @@ def test_train_writes_model_folder_and_registers(ws: Path) -> None:
 
     grid = cv2.imread(str(mdir / "preview.png"))
     assert grid.shape == (64 * 4, 64 * 5, 3)
+    from doppel.provenance.watermark import detect, render_payload
+
+    swap = cv2.cvtColor(grid[:64, 4 * 64:], cv2.COLOR_BGR2RGB)  # a face the model rendered carries the mark
+    assert detect([swap]).payload == render_payload("preview:m")
     rows = _rows(mdir)
     assert [int(r["step"]) for r in rows] == [1, 3] and float(rows[-1]["loss"]) > 0
     with Workspace.open(ws) as w:

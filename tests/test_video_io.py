@@ -110,3 +110,19 @@ def test_shared_clip_roundtrip_frame_count() -> None:
     info = probe(clip)
     assert info.frame_count == sum(1 for _ in read_frames(clip)) == 78
     assert not info.has_audio
+
+
+def test_a_damaged_audio_stream_does_not_crash_the_probe(tmp_path: Path) -> None:
+    """Found by tests/test_fuzz.py: bit flips that leave an audio stream without a decoder made probe()
+    raise AttributeError; such a clip reads as having no (usable) audio."""
+    clip = make_clip(tmp_path / "in.mp4", noise_frames(12, 48, 64))
+    data = bytearray(clip.read_bytes())
+    for pos in (237359997, 65665921, 413188634, 8429959, 105308855):
+        data[pos % len(data)] ^= 1 << (pos % 8)
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    try:
+        info = probe(damaged)
+    except MediaError:
+        return
+    assert info.audio_codec is None or isinstance(info.audio_codec, str)

@@ -37,6 +37,7 @@ from doppel.io.video import probe, read_frames
 from doppel.merge.settings import MergeSettings
 from doppel.merge.temporal import FlickerMeter, face_region
 from doppel.ops import face
+from doppel.provenance.watermark import Watermarker, render_payload
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +246,10 @@ def _write_sheet(request: EvalRequest, source_face: np.ndarray | None, pixels: _
         row = rows.get(i)
         sim = f" src {row.sim_src:.2f}" if row is not None and row.sim_src is not None else ""
         labels.append(f"merged #{i}{sim}")
-    sheet = contact_sheet([pixels.tiles[i][0] for i in order], [pixels.tiles[i][1] for i in order], labels,
+    # The merged tiles are swapped faces cut out of the clip, too small for the clip's mark to survive:
+    # each carries the mark itself (a mosaic cannot carry one mark as a whole; a face cut out of it can).
+    mark = Watermarker(render_payload(request.render or f"eval:{request.merged.name}")).embed
+    sheet = contact_sheet([pixels.tiles[i][0] for i in order], [mark(pixels.tiles[i][1]) for i in order], labels,
                           source=source_face, source_label=f"source: {request.src}",
                           title=f"doppel eval: {request.merged.name} vs {request.original.name}")
     with atomic_path(request.sheet) as tmp:

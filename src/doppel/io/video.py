@@ -141,8 +141,9 @@ def probe(path: str | Path) -> VideoInfo:
         fps = float(stream.average_rate) if stream.average_rate else (len(pts) / duration if duration else 0.0)
         if not stream.codec_context.width:
             raise MediaError("video stream has no picture size", path=path)
+        audio_codec = audio.codec_context.name if audio is not None and audio.codec_context is not None else None
         return VideoInfo(path, "video", stream.codec_context.width, stream.codec_context.height, fps, len(pts),
-                         duration, audio is not None, vfr, tb, audio.codec_context.name if audio else None)
+                         duration, audio_codec is not None, vfr, tb, audio_codec)
 
 
 def read_frames(path: str | Path, *, every: int = 1, start: int = 0, stop: int | None = None) -> Iterator[Frame]:

@@ -16,6 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,10 @@ def _run(ctx: RunContext, info: VideoInfo, encode: Encode, report: MergeReport,
         report.provenance = {"watermark_payload": ctx.provenance.payload,
                              "credentials_sidecar": str(place_sidecar(sidecar, encode.output)),
                              "consent_hash": ctx.provenance.consent_hash}
+        if ctx.layers is not None:
+            t0 = time.perf_counter()
+            report.provenance["layers_manifest"] = str(seal_layers(ctx))
+            ctx.stages.add("credentials", time.perf_counter() - t0)
     finally:
         ctx.stop.set()
         for t in threads:
@@ -162,6 +167,18 @@ def _run(ctx: RunContext, info: VideoInfo, encode: Encode, report: MergeReport,
             on_frames(rows)
     report.flicker_ratio = flicker.ratio
     report.inference_run = ctx.cache.misses
+
+
+def seal_layers(ctx: RunContext) -> Path:
+    """Content credentials into every face layer (in parallel: signing is the slow part), then the signed
+    manifest over the whole layers folder."""
+    assert ctx.layers is not None
+    name, model_id = ctx.model.name, ctx.model.id
+    faces = [p for p in ctx.layer_files if p.name.startswith("face_")]
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        list(pool.map(lambda p: ctx.provenance.sign_image(p, model_name=name, model_id=model_id,
+                                                          what="swapped face layer"), faces))
+    return ctx.provenance.seal(ctx.layers, ctx.layer_files, model_name=name, model_id=model_id)
 
 
 def _drain(pipe: Pipe, ctx: RunContext) -> Iterator[WorkItem]:

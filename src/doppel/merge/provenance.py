@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from doppel.provenance.consent import check_consent
 from doppel.provenance.credentials import RenderCredentials, embed_credentials, sidecar_path
+from doppel.provenance.manifest import write_manifest
 from doppel.provenance.watermark import Watermarker
 from doppel.store.records import ConsentRecord
 
@@ -43,6 +45,33 @@ class Provenance:
         if self._mark is None:
             raise RuntimeError("set_render() must come before watermark()")
         return self._mark.embed(rgb)
+
+    def mark_face(self, face: np.ndarray) -> np.ndarray:
+        """A swapped face for a layer file (float32 ``(S, S, 3)`` RGB in [0, 1]) with the watermark in it, at
+        full precision: the mark is computed on the 8-bit face and its change added to the float one."""
+        if self._mark is None:
+            raise RuntimeError("set_render() must come before mark_face()")
+        face8 = np.clip(face * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        delta = self._mark.embed(face8).astype(np.float32) - face8.astype(np.float32)
+        return np.clip(face + delta / 255.0, 0.0, 1.0).astype(np.float32)
+
+    def render_info(self, *, model_name: str, model_id: int | None) -> dict[str, Any]:
+        return {"render_uid": self.uid, "watermark_payload": self.payload, "consent_hashes": [self.consent_hash],
+                "model_name": model_name, "model_id": model_id}
+
+    def sign_image(self, path: Path, *, model_name: str, model_id: int | None, what: str) -> None:
+        """Embed content credentials in an image doppel wrote (PNG, TIFF, JPEG), in place, no sidecar."""
+        if self.uid is None:
+            raise RuntimeError("set_render() must come before sign_image()")
+        info = RenderCredentials(render_uid=self.uid, model_name=model_name, model_id=model_id,
+                                 consent_hashes=[self.consent_hash], watermark_payload=self.payload,
+                                 title=path.name, actions=[("c2pa.edited", what)])
+        embed_credentials(self.keys_dir, path, info, sidecar=False)
+
+    def seal(self, folder: Path, files: list[Path], *, model_name: str, model_id: int | None) -> Path:
+        """The signed manifest over ``files`` in ``folder`` (see :mod:`doppel.provenance.manifest`)."""
+        return write_manifest(folder, files, self.keys_dir, self.render_info(model_name=model_name,
+                                                                            model_id=model_id))
 
     def credentials(self, video: Path, final: Path, *, model_name: str, model_id: int | None,
                     frames: int, swapped: int) -> Path:

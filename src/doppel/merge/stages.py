@@ -121,6 +121,7 @@ class RunContext:
     stages: StageTimer
     stop: threading.Event
     errors: list[BaseException] = field(default_factory=list)
+    layer_files: list[Path] = field(default_factory=list)  # written by the compositor, sealed at the end
 
 
 def guard(ctx: RunContext, fn: Callable[..., None], *args: Any) -> Callable[[], None]:
@@ -248,8 +249,10 @@ class Compositor:
                 region[y0:y1, x0:x1] = res.frame_matte > 0.5
             if ctx.layers is not None:
                 t1 = time.perf_counter()
-                write_layers(ctx.layers, frame.index, res.face, res.matte, res.transform,
-                             (frame.image.shape[1], frame.image.shape[0]), res.occlusion)
+                ctx.layer_files += write_layers(
+                    ctx.layers, frame.index, res.face, res.matte, res.transform,
+                    (frame.image.shape[1], frame.image.shape[0]), res.occlusion, ctx.provenance.mark_face,
+                    {"render_uid": ctx.provenance.uid, "watermark_payload": ctx.provenance.payload})
                 ctx.stages.add("layers", time.perf_counter() - t1)
                 t0 += time.perf_counter() - t1
         else:

@@ -123,10 +123,10 @@ def manifest_definition(info: RenderCredentials, title: str) -> dict[str, Any]:
     }
 
 
-def embed_credentials(keys_dir: Path, video_path: Path, info: RenderCredentials) -> Path:
-    """Sign ``video_path`` in place (temp + rename) with the signing identity in ``keys_dir`` (a
-    workspace's ``keys/``, created if it holds nothing); write the sidecar. Returns the sidecar path
-    (``video_path`` with suffix ``.c2pa``).
+def embed_credentials(keys_dir: Path, video_path: Path, info: RenderCredentials, *, sidecar: bool = True) -> Path:
+    """Sign ``video_path`` (a video or image) in place (temp + rename) with the signing identity in
+    ``keys_dir`` (a workspace's ``keys/``, created if it holds nothing); write the sidecar unless
+    ``sidecar`` is False. Returns the sidecar path (``video_path`` with suffix ``.c2pa``), written or not.
     """
     import c2pa
 
@@ -151,10 +151,11 @@ def embed_credentials(keys_dir: Path, video_path: Path, info: RenderCredentials)
             os.chmod(tmp, stat.S_IMODE(os.stat(video_path).st_mode))
     except c2pa.C2paError as exc:
         raise MediaError(f"could not sign content credentials ({exc})", path=video_path) from None
-    sidecar = sidecar_path(video_path)
-    write_bytes_atomic(sidecar, manifest)
-    log.info("signed %s (%d-byte manifest, alg %s) and wrote %s", video_path, len(manifest), identity.alg, sidecar)
-    return sidecar
+    side = sidecar_path(video_path)
+    if sidecar:
+        write_bytes_atomic(side, manifest)
+    log.info("signed %s (%d-byte manifest, alg %s)", video_path, len(manifest), identity.alg)
+    return side
 
 
 def _reader_context(anchors: bytes | str | None) -> Any:

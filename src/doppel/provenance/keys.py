@@ -166,6 +166,24 @@ def load_signing_identity(folder: Path) -> SigningIdentity:
     return SigningIdentity(chain_pem, key_pem, _alg_for(key, key_path), anchor, folder)
 
 
+CACHE_KEY = "cache.key"
+
+
+def cache_key(folder: Path) -> bytes:
+    """The workspace's 256-bit key for the inference cache (``keys/cache.key``, made on first use,
+    readable by its owner only)."""
+    path = Path(folder) / CACHE_KEY
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(path, os.urandom(32))
+        os.chmod(path, 0o600)
+    key = path.read_bytes()
+    if len(key) != 32:
+        raise WorkspaceError("is not a 32-byte cache key; delete it (and WS/renders/cache) to start afresh",
+                             path=path)
+    return key
+
+
 def ensure_workspace_keys(folder: Path) -> SigningIdentity:
     """Load the workspace's signing identity, creating one first if the folder holds none at all."""
     folder = Path(folder)

@@ -18,6 +18,7 @@ from doppel.core.errors import DoppelError, MediaError
 from doppel.core.progress import ProgressFn, no_progress
 from doppel.io.video import probe, read_frames
 from doppel.provenance.credentials import CredentialsReport, read_credentials
+from doppel.provenance.manifest import check_manifest
 from doppel.provenance.watermark import Z_THRESHOLD, WatermarkReport, detect
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class VerifyReport:
     error: str | None = None
     watermark: dict[str, Any] = field(default_factory=dict)
     credentials: dict[str, Any] = field(default_factory=dict)
+    manifest: dict[str, Any] = field(default_factory=dict)
     workspace: dict[str, Any] | None = None
     findings: list[str] = field(default_factory=list)
     not_checked: list[str] = field(default_factory=list)
@@ -42,12 +44,13 @@ class VerifyReport:
     def verdict(self) -> str:
         """``marked`` (a doppel watermark and/or intact credentials, none broken), ``unmarked`` (nothing
         found, or credentials that were tampered with), or ``unreadable``."""
-        cred = self.credentials
-        if not self.readable and not cred.get("present"):
+        cred, man = self.credentials, self.manifest
+        covered = bool(man.get("valid") and man.get("listed") and man.get("intact"))
+        if (cred.get("present") and not cred.get("valid")) or (man.get("listed") and not covered):
+            return "unmarked"  # credentials or a manifest that no longer match the file: tampered with
+        if not self.readable and not cred.get("present") and not covered:
             return "unreadable"
-        if cred.get("present") and not cred.get("valid"):
-            return "unmarked"
-        return "marked" if self.watermark.get("detected") or cred.get("valid") else "unmarked"
+        return "marked" if self.watermark.get("detected") or cred.get("valid") or covered else "unmarked"
 
     @property
     def exit_code(self) -> int:
@@ -57,7 +60,8 @@ class VerifyReport:
     def to_dict(self) -> dict[str, Any]:
         return {"file": self.file, "readable": self.readable, "kind": self.kind, "error": self.error,
                 "verdict": self.verdict,
-                "watermark": self.watermark, "credentials": self.credentials, "workspace": self.workspace,
+                "watermark": self.watermark, "credentials": self.credentials, "manifest": self.manifest,
+                "workspace": self.workspace,
                 "findings": self.findings, "not_checked": self.not_checked}
 
 
@@ -143,6 +147,13 @@ def verify_file(path: Path, *, workspace: Path | None = None, max_frames: int = 
             report.findings.append("the watermark payload does not match the one the credentials name")
     else:
         report.findings.append(f"no content credentials ({cred.error})")
+    # -- the signed manifest of a folder of outputs (layers, image sequences) -----------------------
+    man = check_manifest(path, anchors=anchors)
+    report.manifest = man.to_dict()
+    if man.present:
+        state = ("lists this file, unchanged" if man.covers else man.error or "does not cover this file")
+        trust = " (signer trusted)" if man.trusted else ""
+        report.findings.append(f"signed manifest {man.path}{trust}: {state}; render {man.render_id}")
     # -- workspace -----------------------------------------------------------------------------------
     if workspace is not None:
         report.workspace = _lookup(Path(workspace), wm, cred, report)

@@ -38,6 +38,7 @@ from doppel.core.progress import ProgressFn, no_progress
 from doppel.io.atomic import write_bytes_atomic, write_text_atomic
 from doppel.io.image import encode_image
 from doppel.provenance.consent import check_consent
+from doppel.provenance.watermark import Watermarker, render_payload
 from doppel.store.records import ConsentRecord, FaceRecord
 from doppel.train import augment, checkpoint, losses
 from doppel.train.config import ModelConfig, TrainConfig
@@ -418,10 +419,14 @@ class _Run:
         ema = as_face_model(self.ema.shadow)
         out = ema(s, d)
         sw, _ = ema.swap(d)
-        cols = [s, out.src, d, out.dst, sw]
-        grid = torch.cat([torch.cat(list(c.float().clamp(0, 1)), 1) for c in cols], 2)  # (3, n*R, 5*R)
-        img = (grid.permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
-        png = encode_image(img, ".png")
+        # Every face the model rendered carries the mark, tile by tile (a mosaic of faces cannot carry
+        # one mark for the whole image; a face cut out of it can): payload of the model's name.
+        mark = Watermarker(render_payload(f"preview:{self.spec.name}")).embed
+        cols = []
+        for c, rendered in ((s, False), (out.src, True), (d, False), (out.dst, True), (sw, True)):
+            tiles = (c.float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+            cols.append(np.vstack([mark(t) if rendered else t for t in tiles]))
+        png = encode_image(np.hstack(cols), ".png")
         path = self.dir / "previews" / f"step-{step:09d}.png"
         write_bytes_atomic(path, png)
         write_bytes_atomic(self.dir / "preview.png", png)

@@ -35,6 +35,7 @@ from doppel.merge.settings import (
 )
 from doppel.merge.stages import Destination, RunContext, StageTimer
 from doppel.provenance.consent import require_consent
+from doppel.provenance.keys import cache_key
 from doppel.provenance.watermark import render_payload
 from doppel.store import Workspace
 from doppel.store.records import ModelRecord, RenderRecord
@@ -93,7 +94,7 @@ def run_context(ws: Workspace, render: RenderRecord, model: ModelRecord, dest: D
     """Everything the merge stages share for one run of ``render``."""
     provenance.set_render(render.uid, render.watermark_payload)
     cache = InferenceCache(cache_dir(ws.renders_dir(), model_fingerprint(model), dest.clip_hash, swapper.resolution,
-                                     swapper.face_type))
+                                     swapper.face_type), cache_key(ws.keys_dir()))
     return RunContext(swapper=swapper, model=model, dest=dest, frame_settings=frame_settings(ws, render), cache=cache,
                       provenance=provenance, layers=layers, batch=max(1, batch), stages=StageTimer(),
                       stop=threading.Event())
