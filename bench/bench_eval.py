@@ -33,7 +33,8 @@ TARGET_FPS = 10.0
 def _prepare(tmp: Path) -> dict[str, str]:
     import numpy as np
 
-    from doppel.io.video import VideoWriter, probe, read_frames
+    from doppel.io.video import probe, read_frames
+    from doppel.io.writer import VideoWriter
     from doppel.workflow.extract import extract as extract_clip
     from doppel.workflow.workspace import create_workspace
 

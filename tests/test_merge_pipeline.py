@@ -15,7 +15,8 @@ import pytest
 
 from conftest import query, raw_db, shared_clip
 from doppel.core.errors import NoFaceError, RefusedError
-from doppel.io.video import VideoWriter, probe, read_frames
+from doppel.io.video import probe, read_frames
+from doppel.io.writer import VideoWriter
 from doppel.merge.settings import MergeSettings
 from doppel.merge.stages import Compositor, RunContext, StageTimer, WorkItem
 from doppel.provenance.credentials import read_credentials

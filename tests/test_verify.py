@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from doppel.cli.app import app
 from doppel.io.image import write_image
-from doppel.io.video import VideoWriter, read_frames
+from doppel.io.video import read_frames
+from doppel.io.writer import VideoWriter
 from doppel.provenance.consent import add_consent
 from doppel.provenance.credentials import RenderCredentials, embed_credentials
 from doppel.provenance.label import add_label

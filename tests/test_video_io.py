@@ -7,7 +7,8 @@ import pytest
 from conftest import make_clip, noise_frames, shared_clip
 from doppel.core.errors import InputError, MediaError
 from doppel.io.image import read_image, write_image
-from doppel.io.video import VideoWriter, probe, read_frames
+from doppel.io.video import probe, read_frames
+from doppel.io.writer import VideoWriter
 
 
 def test_probe_counts_frames_and_audio(noface_clip: Path) -> None:

@@ -24,7 +24,8 @@ LandmarkerChoice = Enum("LandmarkerChoice", {n: n for n in LANDMARKERS.names()},
 def extract(
     workspace: Path = typer.Argument(..., help="The workspace (made by `doppel init`)."),
     inputs: list[Path] = typer.Argument(..., metavar="INPUT...",
-                                        help="Videos, image-sequence folders or still images."),
+                                        help="Videos, still images, or image sequences (a folder, or a "
+                                             "pattern: shot.%06d.exr, shot.####.dpx)."),
     identity: str = typer.Option(..., "--identity", "-i", help="Name of the face set to add the faces to."),
     person: Path | None = typer.Option(None, "--person", help="Photo of the person to keep (default: the person "
                                                                "with the longest track)."),
@@ -36,6 +37,8 @@ def extract(
                                             help="Face detector (dlib-mmod: slower, finds more poses)."),
     landmarker: LandmarkerChoice = typer.Option("dlib-68", "--landmarker",
                                                 help="Landmarker (mediapipe-mesh with the mediapipe extra)."),
+    fps: str | None = typer.Option(None, "--fps", help="Frame rate of image-sequence inputs (24000/1001 or "
+                                                       "23.976, 24, 25, ...)."),
     json_out: bool = JsonOpt,
 ) -> None:
     """Detect, track and align one person's faces in each INPUT and store them in the workspace.
@@ -46,12 +49,12 @@ def extract(
                            landmarker=landmarker.value)
     check_identity_name(identity)
     with Workspace.open(workspace) as ws:
-        check_inputs(inputs)
+        check_inputs(inputs, fps)
         ref = person_reference(person, config)
         clips = []
         for path in inputs:
             with progress_bar(f"extract {path.name}", "frames", enabled=True) as progress:
-                report = extract_clip(ws, identity, path, person=ref, progress=progress, config=config)
+                report = extract_clip(ws, identity, path, person=ref, progress=progress, config=config, fps=fps)
             clips.append(report.to_dict())
             if not json_out:
                 console.print(f"{path}: face in {report.frames_with_face}/{report.frames} frames, "

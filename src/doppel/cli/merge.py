@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import signal
 from collections.abc import Iterator
+from enum import Enum
 from pathlib import Path
 from types import FrameType
 
 import typer
 
 from doppel.cli.common import JsonOpt, console, emit_json, progress_bar
+from doppel.io.formats import CODECS
 from doppel.merge.settings import CHOICES, MergeSettings, load_settings, parse_override
 from doppel.store import Workspace
 from doppel.workflow.merge import MergeRequest
@@ -34,6 +36,8 @@ def _set_help() -> str:
 
 
 _SET_HELP = _set_help()
+_CODEC_HELP = "; ".join(f"{name}: {spec.about}" for name, spec in CODECS.items()) + "."
+CodecChoice = Enum("CodecChoice", {n: n for n in CODECS}, type=str)  # type: ignore[misc]
 
 
 @contextlib.contextmanager
@@ -53,7 +57,15 @@ def merge(
     workspace: Path = typer.Argument(..., help="The workspace holding the model and the destination faces."),
     input: Path = typer.Argument(..., help="Destination video (extracted on the fly if the workspace lacks it)."),
     model: str = typer.Option(..., "--model", "-m", help="Name of a model trained in this workspace."),
-    output: Path = typer.Option(..., "--output", "-o", help="Video to write (.mp4, .mov, .mkv)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Video to write (shot.mov, shot.mkv, ...) or an image "
+                                                            "sequence (out/shot.%06d.exr, out/shot.####.dpx)."),
+    codec: CodecChoice | None = typer.Option(None, "--codec", help="Video codec (default: from the file name: "
+                                                                   ".mp4/.mov h264, .mkv ffv1). " + _CODEC_HELP),
+    fps: str | None = typer.Option(None, "--fps", help="Frame rate of an image-sequence INPUT: 24000/1001 "
+                                                       "(or 23.976), 24, 25, 29.97, 30, 48, 50, 59.94, 60 or any "
+                                                       "rational."),
+    start_number: int | None = typer.Option(None, "--start-number", min=0, help="First frame number of an "
+                                            "image-sequence output (default: the input sequence's, else 0)."),
     settings_file: Path | None = typer.Option(None, "--settings", help="JSON file of merge settings."),
     set_: list[str] = typer.Option([], "--set", help=_SET_HELP),
     override: list[str] = typer.Option([], "--override",
@@ -75,7 +87,8 @@ def merge(
     settings = load_settings(settings_file, set_)
     overrides = tuple(parse_override(text) for text in override)
     request = MergeRequest(input=input, output=output, model=model, settings=settings, overrides=overrides,
-                           identity=identity, layers=layers, crf=crf, preset=preset, batch=batch)
+                           identity=identity, layers=layers, crf=crf, preset=preset, batch=batch,
+                           codec=codec.value if codec is not None else None, fps=fps, start_number=start_number)
     with Workspace.open(workspace) as ws, progress_bar("merging", enabled=not json_out) as progress, \
             _sigterm_interrupts():
         report = run_merge(ws, request, progress=progress)

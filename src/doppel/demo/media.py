@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from doppel.io.image import read_image
-from doppel.io.video import VideoWriter
+from doppel.io.writer import VideoWriter
 
 PortraitName = Literal["astronaut", "grace_hopper"]
 PORTRAITS: tuple[PortraitName, ...] = ("astronaut", "grace_hopper")

@@ -12,6 +12,7 @@ from pydantic import Field
 
 from doppel.core.config import Settings
 from doppel.extract.track import TrackerConfig
+from doppel.io.video import sequence_files
 from doppel.ops.align import FaceType
 
 
@@ -69,11 +70,13 @@ class ClipReport:
 
 
 def content_hash(path: Path) -> str:
-    """SHA-256 of a file's bytes, or of the names and bytes of a folder's images (hex)."""
+    """SHA-256 of a file's bytes, or of the names and bytes of an image sequence's frames (a folder or a
+    ``%06d``/``####`` pattern) (hex)."""
     h = hashlib.sha256()
-    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    seq = None if path.is_file() else sequence_files(path)
+    files = seq[0] if seq is not None else [path]
     for file in files:
-        if path.is_dir():
+        if seq is not None:
             h.update(file.name.encode() + b"\0")
         with open(file, "rb") as fh:
             while chunk := fh.read(1 << 20):

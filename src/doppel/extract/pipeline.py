@@ -47,7 +47,7 @@ from doppel.extract.select import choose_tracks
 from doppel.extract.smooth import FixedLagSmoother, default_lag
 from doppel.extract.track import COASTED_SCORE, FaceTracker, Observation, Timings
 from doppel.io.image import read_image, write_image
-from doppel.io.video import VideoInfo, probe, read_frames
+from doppel.io.video import VideoInfo, media_exists, probe, read_frames
 from doppel.ops.align import estimate_transform, warp_to_face
 from doppel.provenance.screen import ClipScreener, Screen
 from doppel.store.records import NewClip, NewFace, NewTrack
@@ -120,6 +120,7 @@ class _ClipRun:
                  person: np.ndarray | None, progress: ProgressFn, screen: Screen | None) -> None:
         self.identity, self.path, self.out_dir, self.root, self.cfg = identity, path, out_dir, root, cfg
         self.person, self.progress, self.screen = person, progress, screen
+        self.fps: str | None = None
         self.timings = Timings()
         t = time.perf_counter()
         self.detector: Detector = backends.detector(cfg.detector, cfg.upsample)
@@ -133,7 +134,7 @@ class _ClipRun:
     # 1 ------------------------------------------------------------------------------------------
     def probe(self) -> None:
         t = time.perf_counter()
-        self.info: VideoInfo = probe(self.path)
+        self.info: VideoInfo = probe(self.path, fps=self.fps)
         self.hash = content_hash(self.path)
         self.run_dir = self.out_dir / f"{self.hash[:12]}-{uuid.uuid4().hex[:8]}"
         self.lag = self.cfg.smooth_lag if self.cfg.smooth_lag is not None else default_lag(
@@ -152,7 +153,7 @@ class _ClipRun:
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="doppel-screen") as screening:
             screened: list[Future[None]] = []
             t = time.perf_counter()
-            for frame in prefetch(read_frames(self.path), depth=8):
+            for frame in prefetch(read_frames(self.path, fps=self.fps), depth=8):
                 t = self.timings.add("decode_wait", t)
                 if screener.wants(frame.index, frame.time):
                     if screened and screened[-1].done():
@@ -285,7 +286,7 @@ class _ClipRun:
 
 def extract_clip(identity: str, path: str | Path, out_dir: Path, root: Path, *, config: ExtractConfig,
                  person: str | Path | np.ndarray | None = None, progress: ProgressFn = no_progress,
-                 screen: Screen | None = None) -> Extraction:
+                 screen: Screen | None = None, fps: str | None = None) -> Extraction:
     """Extract one person's faces from one clip: crops written under ``out_dir`` (``identity``'s face-set
     folder inside the workspace ``root``, to which the returned paths are relative), rows returned.
 
@@ -297,11 +298,12 @@ def extract_clip(identity: str, path: str | Path, out_dir: Path, root: Path, *, 
     cfg = config
     check_identity_name(identity)
     path = Path(path)
-    if not path.exists():
+    if not media_exists(path):
         raise InputError("no such file", path=path)
     ref = reference_embedding(person, config=cfg) if isinstance(person, (str, Path)) else person
     start = time.perf_counter()
     run = _ClipRun(identity, path, out_dir, root, cfg, ref, progress, screen)
+    run.fps = fps  # an image sequence's frame rate (the times stored with each face)
     started = now()
     run.probe()
     created_dir = not out_dir.exists()

@@ -136,6 +136,28 @@ def prepare_face(frame: np.ndarray, matrix: np.ndarray, swapped: np.ndarray, lea
     return FaceResult(face, matte, transform, (x0, y0, x1, y1), frame_matte, occlusion)
 
 
+def deep_output(plate16: np.ndarray, plate8: np.ndarray, out8: np.ndarray, result: FaceResult | None,
+                settings: MergeSettings, marked8: np.ndarray) -> np.ndarray:
+    """The frame at 16 bits per channel, for a 10- or 16-bit plate: what the 8-bit composite changed, carried
+    onto the deep plate, so no part of the picture makes an 8-bit round trip it does not need.
+
+    ``out8`` is the 8-bit composite before the watermark, ``marked8`` after it. Outside the face the deep
+    plate keeps every bit and only the watermark's change is added (x257). Inside the face, an alpha blend
+    is redone in floating point from the model's face and the matte; other blends carry their 8-bit change.
+    """
+    out = plate16.astype(np.int32) + 257 * (out8.astype(np.int32) - plate8.astype(np.int32))
+    if result is not None and settings.blend == "alpha":
+        x0, y0, x1, y1 = result.roi
+        if x1 > x0 and y1 > y0:
+            face = warp_to_frame(np.clip(result.face, 0.0, 1.0).astype(np.float32),
+                                 _roi_matrix(result.transform, x0, y0), (y1 - y0, x1 - x0))
+            m = result.frame_matte[..., None].astype(np.float32)
+            plate = plate16[y0:y1, x0:x1].astype(np.float32)
+            out[y0:y1, x0:x1] = np.round(plate + m * (face * 65535.0 - plate)).astype(np.int32)
+    out += 257 * (marked8.astype(np.int32) - out8.astype(np.int32))
+    return np.clip(out, 0, 65535).astype(np.uint16)
+
+
 def blend_into(frame: np.ndarray, result: FaceResult, settings: MergeSettings) -> np.ndarray:
     """A new frame with the face blended in; outside the face's region the frame is copied unchanged."""
     out = frame.copy()

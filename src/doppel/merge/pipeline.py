@@ -17,15 +17,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from doppel.core.errors import InputError
 from doppel.core.progress import ProgressFn, no_progress
-from doppel.io.atomic import atomic_path
-from doppel.io.video import VideoInfo, VideoWriter
-from doppel.merge.provenance import place_sidecar
+from doppel.io.formats import OutputSpec
+from doppel.io.video import VideoInfo
+from doppel.merge.outputs import Encode, SequenceSink, VideoSink
 from doppel.merge.settings import MergeSettings
 from doppel.merge.stages import (
     END,
@@ -42,18 +43,7 @@ from doppel.store.records import FrameRow
 
 log = logging.getLogger(__name__)
 
-OUTPUT_CONTAINERS = (".mp4", ".mov", ".m4v")  # H.264 + audio, and a C2PA manifest can be embedded
 ROWS_EVERY = 64  # frame rows handed to on_frames at a time
-
-
-@dataclass(frozen=True)
-class Encode:
-    """Where the merged frames go: ``output`` (H.264 + ``input``'s audio) at this quality."""
-
-    input: Path
-    output: Path
-    crf: int = 18
-    preset: str = "veryfast"
 
 
 @dataclass
@@ -83,14 +73,15 @@ class MergeReport:
 
 
 # -- the whole run ----------------------------------------------------------------------------------
-def check_output(output: Path, input_path: Path) -> None:
-    """Refuse, before any work, an output that cannot be written or would overwrite the input."""
+def check_output(spec: OutputSpec, input_path: Path) -> None:
+    """Refuse, before any work, an output that cannot be written or would overwrite the input. An image
+    sequence's folder is made if its parent exists."""
+    output = spec.path
     if output.resolve() == input_path.resolve():
         raise InputError("output would overwrite the input; choose another name", path=output)
-    if output.suffix.lower() not in OUTPUT_CONTAINERS:
-        raise InputError(f"unsupported output container {output.suffix!r}; use one of "
-                         f"{', '.join(OUTPUT_CONTAINERS)} (video that carries content credentials)", path=output)
     parent = output.parent if str(output.parent) else Path(".")
+    if spec.is_sequence and not parent.exists() and parent.parent.is_dir():
+        parent = parent.parent
     if output.is_dir():
         raise InputError("is a folder; give an output file name", path=output)
     if not parent.is_dir():
@@ -124,36 +115,34 @@ def _run(ctx: RunContext, info: VideoInfo, encode: Encode, report: MergeReport,
                          daemon=True),
     ]
     rows: list[FrameRow] = []
+    name, model_id = ctx.model.name, ctx.model.id
     try:
-        with atomic_path(encode.output) as tmp:
-            with VideoWriter(tmp, width=info.width, height=info.height, fps=info.fps, time_base=info.time_base,
-                             crf=encode.crf, preset=encode.preset, audio_from=encode.input) as writer:
-                for t in threads:
-                    t.start()
-                for item in _drain(composed, ctx):
-                    t0 = time.perf_counter()
-                    assert item.output is not None
-                    writer.write(item.output, item.frame.pts if info.time_base is not None else None)
-                    ctx.stages.add("encode", time.perf_counter() - t0)
-                    _count(report, item, ctx.frame_settings.at(item.frame.index))
-                    rows.append(FrameRow(item.frame.index, item.status, item.occlusion, item.shot_cut))
-                    if len(rows) >= ROWS_EVERY:
-                        on_frames(rows)
-                        rows = []
-                    progress(report.frames, info.frame_count)
-                if ctx.errors:
-                    raise ctx.errors[0]
-                if report.frames != info.frame_count:
-                    raise InputError(f"decoded {report.frames} frames, expected {info.frame_count}",
-                                     path=encode.input)
+        with ExitStack() as stack:
+            sink: VideoSink | SequenceSink = (SequenceSink(encode, info) if encode.output.is_sequence
+                                              else VideoSink(encode, info, stack))
+            for t in threads:
+                t.start()
+            for item in _drain(composed, ctx):
                 t0 = time.perf_counter()
-            ctx.stages.add("encode", time.perf_counter() - t0)
+                sink.write(item)
+                ctx.stages.add("encode", time.perf_counter() - t0)
+                _count(report, item, ctx.frame_settings.at(item.frame.index))
+                rows.append(FrameRow(item.frame.index, item.status, item.occlusion, item.shot_cut))
+                if len(rows) >= ROWS_EVERY:
+                    on_frames(rows)
+                    rows = []
+                progress(report.frames, info.frame_count)
+            if ctx.errors:
+                raise ctx.errors[0]
+            if report.frames != info.frame_count:
+                raise InputError(f"decoded {report.frames} frames, expected {info.frame_count}", path=encode.input)
             t0 = time.perf_counter()
-            sidecar = ctx.provenance.credentials(tmp, encode.output, model_name=ctx.model.name,
-                                                 model_id=ctx.model.id, frames=report.frames, swapped=report.swapped)
+            signed = sink.finish(ctx.provenance, model_name=name, model_id=model_id, frames=report.frames,
+                                 swapped=report.swapped)
             ctx.stages.add("credentials", time.perf_counter() - t0)
-        report.provenance = {"watermark_payload": ctx.provenance.payload,
-                             "credentials_sidecar": str(place_sidecar(sidecar, encode.output)),
+        if isinstance(sink, VideoSink):  # renamed into place by now
+            signed = sink.place(signed, ctx.provenance, model_name=name, model_id=model_id)
+        report.provenance = {"watermark_payload": ctx.provenance.payload, **signed,
                              "consent_hash": ctx.provenance.consent_hash}
         if ctx.layers is not None:
             t0 = time.perf_counter()

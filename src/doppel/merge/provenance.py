@@ -15,7 +15,7 @@ import numpy as np
 
 from doppel.provenance.consent import check_consent
 from doppel.provenance.credentials import RenderCredentials, embed_credentials, sidecar_path
-from doppel.provenance.manifest import write_manifest
+from doppel.provenance.manifest import MANIFEST_NAME, write_manifest
 from doppel.provenance.watermark import Watermarker
 from doppel.store.records import ConsentRecord
 
@@ -68,10 +68,11 @@ class Provenance:
                                  title=path.name, actions=[("c2pa.edited", what)])
         embed_credentials(self.keys_dir, path, info, sidecar=False)
 
-    def seal(self, folder: Path, files: list[Path], *, model_name: str, model_id: int | None) -> Path:
+    def seal(self, folder: Path, files: list[Path], *, model_name: str, model_id: int | None,
+             name: str = MANIFEST_NAME) -> Path:
         """The signed manifest over ``files`` in ``folder`` (see :mod:`doppel.provenance.manifest`)."""
         return write_manifest(folder, files, self.keys_dir, self.render_info(model_name=model_name,
-                                                                            model_id=model_id))
+                                                                            model_id=model_id), name=name)
 
     def credentials(self, video: Path, final: Path, *, model_name: str, model_id: int | None,
                     frames: int, swapped: int) -> Path:

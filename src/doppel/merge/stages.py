@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from doppel.core.errors import InputError
 from doppel.core.swap import Swapper
 from doppel.io.video import Frame, read_frames
 from doppel.merge.cache import InferenceCache
-from doppel.merge.composite import TemporalState, blend_into, prepare_face
+from doppel.merge.composite import FaceResult, TemporalState, blend_into, deep_output, prepare_face
 from doppel.merge.layers import write_layers
 from doppel.merge.provenance import Provenance
 from doppel.merge.settings import FrameSettings, MergeSettings
@@ -54,6 +55,7 @@ class WorkItem:
     learned: np.ndarray | None = None
     cached: bool = False
     output: np.ndarray | None = None
+    output16: np.ndarray | None = None  # uint16 (H, W, 3), when the plate and the output are deeper than 8 bits
     status: str = "passthrough"
     occlusion: float | None = None
     shot_cut: bool = False
@@ -122,6 +124,8 @@ class RunContext:
     stop: threading.Event
     errors: list[BaseException] = field(default_factory=list)
     layer_files: list[Path] = field(default_factory=list)  # written by the compositor, sealed at the end
+    deep: bool = False  # decode 16-bit and composite a 16-bit output (a 10/16-bit plate into a 10/16-bit output)
+    fps: Fraction | None = None  # an image-sequence input's frame rate
 
 
 def guard(ctx: RunContext, fn: Callable[..., None], *args: Any) -> Callable[[], None]:
@@ -137,7 +141,7 @@ def guard(ctx: RunContext, fn: Callable[..., None], *args: Any) -> Callable[[], 
 
 # -- stage 1: decode ------------------------------------------------------------------------------
 def decode_stage(ctx: RunContext, path: Path, out: Pipe) -> None:
-    frames = read_frames(path)
+    frames = read_frames(path, depth=16 if ctx.deep else 8, fps=ctx.fps)
     while not ctx.stop.is_set():
         t0 = time.perf_counter()
         frame = next(frames, None)
@@ -234,6 +238,7 @@ class Compositor:
         frame, s = item.frame, item.settings
         item.shot_cut = self.cuts.update(frame.image, s.shot_cut_threshold)
         region = None
+        res: FaceResult | None = None
         if item.status == "swapped":
             if item.shot_cut or not self.previous_swapped:
                 self.state.reset()
@@ -262,8 +267,13 @@ class Compositor:
         self.previous_swapped = item.status == "swapped"
         t1 = time.perf_counter()
         ctx.stages.add("composite", t1 - t0)
-        item.output = ctx.provenance.watermark(item.output)
+        blended = item.output
+        item.output = ctx.provenance.watermark(blended)
         ctx.stages.add("watermark", time.perf_counter() - t1)
+        if frame.image16 is not None:
+            t1 = time.perf_counter()
+            item.output16 = deep_output(frame.image16, frame.image, blended, res, s, item.output)
+            ctx.stages.add("composite", time.perf_counter() - t1)
         item.swapped = item.learned = None
         return region
 

@@ -71,16 +71,18 @@ def _check(cert: x509.Certificate, signature: bytes, data: bytes) -> None:
         raise InvalidSignature(f"unsupported public key type {type(pub).__name__}")
 
 
-def write_manifest(folder: Path, files: Iterable[Path], keys_dir: Path, render: dict[str, Any]) -> Path:
+def write_manifest(folder: Path, files: Iterable[Path], keys_dir: Path, render: dict[str, Any], *,
+                   name: str = MANIFEST_NAME) -> Path:
     """Sign a manifest of ``files`` (all inside ``folder``) for the render described by ``render`` (uid,
-    watermark payload, consent hashes, model) and write it atomically as ``folder/doppel-manifest.json``."""
+    watermark payload, consent hashes, model) and write it atomically as ``folder/name`` (by default the
+    folder's ``doppel-manifest.json``; ``FILE.manifest.json`` for a single video that cannot embed C2PA)."""
     identity = ensure_workspace_keys(keys_dir)
     listed = {p.relative_to(folder).as_posix(): file_sha256(p) for p in sorted(set(files)) if p.is_file()}
     manifest = {"doppel_manifest": VERSION, "created_at": now(), **render, "files": listed}
     signature = _sign(identity.key_pem, canonical(manifest))
     doc = {"manifest": manifest, "alg": identity.alg, "chain_pem": identity.chain_pem.decode("ascii"),
            "signature": base64.b64encode(signature).decode("ascii")}
-    path = folder / MANIFEST_NAME
+    path = folder / name
     write_text_atomic(path, json.dumps(doc, indent=1, sort_keys=True) + "\n")
     return path
 
@@ -130,11 +132,15 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 
 def check_manifest(path: Path, *, anchors: bytes | None = None) -> ManifestReport:
-    """Check ``path`` against the manifest in its folder (never raises on bad input)."""
+    """Check ``path`` against its manifest: ``FILE.manifest.json`` beside it, else the folder's
+    ``doppel-manifest.json`` (never raises on bad input)."""
     path = Path(path)
     report = ManifestReport()
-    found = path.parent / MANIFEST_NAME
-    if not found.is_file() or path.name == MANIFEST_NAME:
+    if path.name == MANIFEST_NAME or path.name.endswith(".manifest.json"):
+        return report
+    found = next((p for p in (path.with_name(path.name + ".manifest.json"), path.parent / MANIFEST_NAME)
+                  if p.is_file()), None)
+    if found is None:
         return report
     report.present, report.path = True, str(found)
     try:

@@ -16,7 +16,7 @@ import numpy as np
 
 from doppel.core.errors import DoppelError, MediaError
 from doppel.core.progress import ProgressFn, no_progress
-from doppel.io.video import probe, read_frames
+from doppel.io.video import media_exists, probe, read_frames, sequence_files
 from doppel.provenance.credentials import CredentialsReport, read_credentials
 from doppel.provenance.manifest import check_manifest
 from doppel.provenance.watermark import Z_THRESHOLD, WatermarkReport, detect
@@ -91,15 +91,17 @@ def _frames(path: Path, max_frames: int, report: VerifyReport, progress: Progres
 
 def verify_file(path: Path, *, workspace: Path | None = None, max_frames: int = MAX_FRAMES,
                 progress: ProgressFn = no_progress) -> VerifyReport:
-    """Check ``path`` (any video or image) for doppel's watermark and for C2PA content credentials."""
+    """Check ``path`` (any video or image, or an image sequence: a folder or a ``%06d``/``####`` pattern) for
+    doppel's watermark and content credentials (embedded C2PA, its sidecar, or a signed manifest)."""
     path = Path(path)
     report = VerifyReport(str(path))
-    if not path.exists():
+    if not media_exists(path):
         report.error = "no such file"
         report.not_checked += ["watermark", "credentials"]
         return report
-    if path.is_dir():
-        report.error = "is a folder; give a video or image file"
+    seq = None if path.is_file() else sequence_files(path)
+    if seq is not None and not seq[0]:
+        report.error = "is a folder with no images; give a video, an image or an image sequence"
         report.not_checked += ["watermark", "credentials"]
         return report
     # -- watermark ---------------------------------------------------------------------------------
@@ -131,6 +133,8 @@ def verify_file(path: Path, *, workspace: Path | None = None, max_frames: int = 
         anchors = ca.read_bytes() if ca.is_file() else None
         if anchors is None:
             report.not_checked.append(f"trust in the workspace's CA ({ca} not found)")
+    if seq is not None:  # a sequence: its frames' signed manifest stands for its credentials
+        return _sequence_credentials(report, seq[0], anchors, workspace, wm)
     cred: CredentialsReport = read_credentials(path, anchors=anchors)
     report.credentials = cred.to_dict()
     if cred.present:
@@ -157,6 +161,25 @@ def verify_file(path: Path, *, workspace: Path | None = None, max_frames: int = 
     # -- workspace -----------------------------------------------------------------------------------
     if workspace is not None:
         report.workspace = _lookup(Path(workspace), wm, cred, report)
+    return report
+
+
+def _sequence_credentials(report: VerifyReport, files: list[Path], anchors: bytes | None,
+                          workspace: Path | None, wm: WatermarkReport | None) -> VerifyReport:
+    """A sequence is covered when every frame is listed, unchanged, in a valid signed manifest."""
+    checks = [check_manifest(f, anchors=anchors) for f in files]
+    covered = [c for c in checks if c.covers]
+    first = checks[0]
+    report.manifest = {**first.to_dict(), "listed": all(c.listed for c in checks),
+                       "intact": len(covered) == len(checks), "frames": len(checks), "frames_covered": len(covered)}
+    report.credentials = {"present": False, "valid": False, "error": "see the manifest (an image sequence)"}
+    if first.present:
+        report.findings.append(f"signed manifest {first.path}: {len(covered)} of {len(checks)} frames listed "
+                               f"unchanged; render {first.render_id}")
+    else:
+        report.findings.append("no signed manifest beside the sequence")
+    if workspace is not None:
+        report.workspace = _lookup(Path(workspace), wm, CredentialsReport(render_id=first.render_id), report)
     return report
 
 

@@ -15,7 +15,7 @@ from doppel.core.names import check_identity_name, check_path_name
 from doppel.core.progress import ProgressFn, no_progress
 from doppel.extract.config import ClipReport, ExtractConfig, content_hash
 from doppel.extract.pipeline import Extraction, discard, extract_clip, reference_embedding
-from doppel.io.video import probe
+from doppel.io.video import media_exists, probe
 from doppel.merge.stages import Destination
 from doppel.provenance.screen import Screen
 from doppel.store import Workspace
@@ -24,13 +24,13 @@ log = logging.getLogger(__name__)
 
 
 
-def check_inputs(paths: Sequence[Path]) -> None:
+def check_inputs(paths: Sequence[Path], fps: str | None = None) -> None:
     """Every input exists and is readable media, before anything is extracted (so a bad one changes nothing)."""
     for path in paths:
         check_path_name(path)
-        if not path.exists():
+        if not media_exists(path):
             raise InputError("no such file", path=path)
-        probe(path)
+        probe(path, fps=fps)
 
 
 def person_reference(photo: Path | None, config: ExtractConfig) -> np.ndarray | None:
@@ -40,14 +40,14 @@ def person_reference(photo: Path | None, config: ExtractConfig) -> np.ndarray | 
 
 def extract(ws: Workspace, identity: str, path: str | Path, *, config: ExtractConfig | None = None,
             person: str | Path | np.ndarray | None = None, progress: ProgressFn = no_progress,
-            screen: Screen | None = None) -> ClipReport:
+            screen: Screen | None = None, fps: str | None = None) -> ClipReport:
     """Extract one person's faces from one clip into ``identity``'s face set, replacing any earlier
     extraction of that clip for that identity (see :func:`doppel.extract.pipeline.extract_clip`). On any
     error the workspace is left as it was."""
     check_identity_name(identity)
     check_path_name(path)
     found = extract_clip(identity, path, ws.faceset_dir(identity), ws.root, config=config or ExtractConfig(),
-                         person=person, progress=progress, screen=screen)
+                         person=person, progress=progress, screen=screen, fps=fps)
     try:
         clip_id, replaced = _commit(ws, found)
     except BaseException:

@@ -22,6 +22,7 @@ from doppel.core.names import check_path_name
 from doppel.core.progress import ProgressFn, no_progress
 from doppel.core.swap import Swapper
 from doppel.io.atomic import write_text_atomic
+from doppel.io.formats import check_size, output_spec
 from doppel.io.video import probe
 from doppel.merge.cache import InferenceCache, cache_dir, model_fingerprint
 from doppel.merge.pipeline import Encode, MergeReport, check_output, run
@@ -60,6 +61,9 @@ class MergeRequest:
     crf: int = 18
     preset: str = "veryfast"
     batch: int = 8
+    codec: str | None = None           # default: from the output's extension (see doppel.io.formats)
+    fps: str | None = None             # an image-sequence input's frame rate (24000/1001, 23.976, 25, ...)
+    start_number: int | None = None    # an image-sequence output's first frame number (default: the input's)
 
 
 def render_key(settings: MergeSettings, overrides: Sequence[tuple[int, int, dict[str, Any]]]) -> str:
@@ -136,8 +140,11 @@ def merge(ws: Workspace, request: MergeRequest, *, progress: ProgressFn = no_pro
     # 1. cheap checks first: the output can be written, the input is a readable video
     check_path_name(request.input)
     check_path_name(request.output)
-    check_output(request.output, request.input)
-    info = probe(request.input)
+    spec = output_spec(request.output, request.codec)
+    check_output(spec, request.input)
+    info = probe(request.input, fps=request.fps)
+    if spec.codec is not None:
+        check_size(spec.codec, info.width, info.height)
     # 2. the model's record, its identities and the consent for its source identity
     model = find_model(ws, request.model)
     prov = provenance_for(ws, model)
@@ -156,10 +163,12 @@ def merge(ws: Workspace, request: MergeRequest, *, progress: ProgressFn = no_pro
     report = MergeReport(render.id, render.uid, str(request.output), resumed, settings_hash=render.settings_hash,
                          settings=render.settings)
     ctx = run_context(ws, render, model, dest, net, prov, layers=request.layers, batch=request.batch)
+    ctx.deep, ctx.fps = spec.bits > 8 and info.bits > 8, info.rate if info.kind == "images" else None
+    start = request.start_number if request.start_number is not None else info.start_number
     status = "failed"
     try:
         # 6. run the stage, recording each frame's row as it is written; then the settings beside the output
-        run(ctx, info, Encode(request.input, request.output, request.crf, request.preset), report,
+        run(ctx, info, Encode(request.input, spec, request.crf, request.preset, start), report,
             on_frames=lambda rows: ws.renders.record_frames(render.id, rows), progress=progress)
         status = "done"
     except KeyboardInterrupt:
@@ -176,7 +185,8 @@ def merge(ws: Workspace, request: MergeRequest, *, progress: ProgressFn = no_pro
 def _write_settings(ws: Workspace, request: MergeRequest, render: RenderRecord, model: ModelRecord) -> None:
     data = {"doppel_version": __version__, "render": render.uid, "model": model.name, "model_step": model.step,
             "input": str(request.input), "output": str(request.output), "settings": render.settings,
-            "overrides": [list(o) for o in request.overrides], "crf": request.crf, "preset": request.preset}
+            "overrides": [list(o) for o in request.overrides], "crf": request.crf, "preset": request.preset,
+            "codec": request.codec, "fps": request.fps, "start_number": request.start_number}
     text = json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
     write_text_atomic(ws.renders_dir() / render.uid / SETTINGS_FILE, text)
 
@@ -186,9 +196,13 @@ def rerender(ws: Workspace, render_id: int, *, progress: ProgressFn = no_progres
     """Re-encode a whole render with its current overrides (same uid, watermark and output path)."""
     render = ws.renders.get(render_id)
     model = model_of(ws, render)
+    saved = ws.renders_dir() / render.uid / SETTINGS_FILE  # the encode settings it was made with
+    encode = json.loads(saved.read_text()) if saved.is_file() else {}
     request = MergeRequest(input=ws.clips.path_of(render.clip_id, what=f"render {render.uid}"),
                            output=Path(render.output_path), model=model.name,
-                           settings=validate_settings(render.settings), layers=layers)
+                           settings=validate_settings(render.settings), layers=layers,
+                           crf=int(encode.get("crf", 18)), preset=str(encode.get("preset", "veryfast")),
+                           codec=encode.get("codec"), fps=encode.get("fps"), start_number=encode.get("start_number"))
     if swapper is None:
         swapper = load_model(model)
     return merge(ws, request, progress=progress, swapper=swapper, render_id=render.id)

@@ -1,0 +1,210 @@
+"""Writing video with PyAV: a delivery codec, the source's timing, timecode, pixel aspect and colour tags,
+and the source's audio carried across.
+
+Frames come in as RGB, ``uint8`` or ``uint16`` (``(H, W, 3)``); 16-bit frames keep their precision into
+10-bit and 16-bit codecs. The RGB -> YUV conversion uses the matrix and range the output is tagged with,
+so a tagged BT.709 plate comes back as BT.709, not re-interpreted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, cast
+
+import av
+import numpy as np
+from av.video.stream import VideoStream
+
+from doppel.core.errors import InputError
+from doppel.io.formats import CODECS, check_size
+from doppel.io.video import Colour, is_image_file, open_input
+
+log = logging.getLogger(__name__)
+
+# Audio codecs each output container holds as-is; anything else is re-encoded (AAC; PCM in MXF).
+_AUDIO_COPY_OK: dict[str, frozenset[str] | None] = {
+    ".mp4": frozenset({"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}),
+    ".m4v": frozenset({"aac", "mp3", "alac", "ac3", "eac3"}),
+    ".mov": frozenset({"aac", "mp3", "alac", "ac3", "pcm_s16le", "pcm_s24le", "pcm_s32le", "pcm_f32le"}),
+    ".mkv": None,  # Matroska holds any codec
+    ".mxf": frozenset({"pcm_s16le", "pcm_s24le"}),
+}
+_AUDIO_REENCODE: dict[str, str] = {".mxf": "pcm_s16le"}
+
+
+class VideoWriter:
+    """Encode RGB frames with one of :data:`doppel.io.formats.CODECS` and carry another file's audio across.
+
+    Written to a temporary file beside ``path`` and renamed on :meth:`close`, so an interrupted write
+    never leaves a half-written output under the final name. Use as a context manager: leaving the
+    block with an exception discards the temporary file.
+
+    ``time_base`` and per-frame ``pts`` keep the exact timing of a source clip (variable frame rate
+    included); without them frames are spaced ``1/fps`` apart. ``timecode`` (``HH:MM:SS:FF``), ``colour``
+    and ``sample_aspect`` are written into the stream as given.
+    """
+
+    def __init__(self, path: str | Path, *, width: int, height: int, fps: float | Fraction,
+                 time_base: Fraction | None = None, codec: str = "h264", crf: int = 18, preset: str = "medium",
+                 audio_from: str | Path | None = None, colour: Colour | None = None,
+                 timecode: str | None = None, sample_aspect: Fraction | None = None) -> None:
+        self.path = Path(path)
+        spec = CODECS.get(codec)
+        if spec is None:
+            raise InputError(f"unknown codec {codec!r}; one of {', '.join(CODECS)}", path=self.path)
+        if self.path.suffix.lower() not in spec.containers:
+            raise InputError(f"{codec} goes in {', '.join(spec.containers)}, not {self.path.suffix!r}", path=self.path)
+        if not 0 <= crf <= 51:
+            raise ValueError(f"crf must be within 0..51, got {crf}")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.{os.getpid()}.", suffix=f".tmp{self.path.suffix}",
+                                       dir=self.path.parent)
+        except OSError as exc:
+            raise InputError(f"cannot write here ({exc.strerror})", path=self.path) from None
+        os.close(fd)
+        self._tmp = Path(tmp)
+        self._out = av.open(str(self._tmp), mode="w")
+        rate = Fraction(fps).limit_denominator(100000) if not isinstance(fps, Fraction) else fps
+        self._video = cast(VideoStream, self._out.add_stream(spec.encoder, rate=rate))
+        self._video.width, self._video.height = width, height
+        check_size(codec, width, height)
+        pix = spec.pix_fmt
+        if spec.even and (width % 2 or height % 2):
+            pix = "yuv444p"  # H.264 only: keep the exact picture rather than crop or pad it
+        self._video.pix_fmt = pix
+        opts: dict[str, object] = dict(spec.options)
+        if spec.crf:
+            opts.update(crf=str(crf), preset=preset)
+        self._video.options = opts
+        self.colour = colour or Colour()
+        cc = self._video.codec_context
+        if self.colour.specified:
+            cc.color_primaries, cc.color_trc = self.colour.primaries, self.colour.transfer
+            cc.colorspace, cc.color_range = self.colour.matrix, self.colour.range
+        if timecode:
+            self._video.metadata["timecode"] = timecode
+        if sample_aspect is not None and sample_aspect != 1:
+            cc.sample_aspect_ratio = sample_aspect
+        self._tb = time_base or Fraction(1, 1) / rate
+        cc.time_base = self._tb
+        self._pix = pix
+        self._next_pts = 0
+        self._audio_in: av.container.InputContainer | None = None
+        self._audio_packets: Iterator[av.Packet] | None = None
+        self._pending_audio: av.Packet | None = None
+        self._audio_out: Any = None  # av's audio stream (its stubs type it as a plain Stream)
+        self._audio_copy = False
+        self.frames_written = 0
+        self._closed = False
+        if audio_from is not None:
+            self._setup_audio(Path(audio_from))
+
+    def _setup_audio(self, source: Path) -> None:
+        if source.is_dir() or is_image_file(source):
+            return
+        src = open_input(source)
+        if not src.streams.audio:
+            src.close()
+            return
+        in_stream = src.streams.audio[0]
+        allowed = _AUDIO_COPY_OK[self.path.suffix.lower()]
+        name = in_stream.codec_context.name
+        if allowed is None or name in allowed:
+            self._audio_out = self._out.add_stream_from_template(in_stream)
+            self._audio_copy = True
+        else:
+            codec = _AUDIO_REENCODE.get(self.path.suffix.lower(), "aac")
+            self._audio_out = self._out.add_stream(codec, rate=in_stream.codec_context.sample_rate or 48000)
+            log.info("re-encoding %s audio as %s for %s", name, codec, self.path.suffix)
+        self._audio_in = src
+        self._audio_packets = iter(src.demux(in_stream))
+
+    def write(self, image: np.ndarray, pts: int | None = None) -> None:
+        """Encode one RGB frame (``uint8`` or ``uint16``); ``pts`` in ``time_base`` units (default: next slot)."""
+        h, w = self._video.height, self._video.width
+        if image.dtype not in (np.uint8, np.uint16) or image.shape != (h, w, 3):
+            raise ValueError(f"expected ({h}, {w}, 3) uint8 or uint16 RGB frame, got {image.shape} {image.dtype}")
+        fmt = "rgb24" if image.dtype == np.uint8 else "rgb48le"
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=fmt)
+        if self.colour.specified:
+            frame = frame.reformat(format=self._pix, dst_colorspace=self.colour.matrix,
+                                   dst_color_range=self.colour.range)
+            frame.colorspace, frame.color_range = self.colour.matrix, self.colour.range
+        frame.pts = self._next_pts if pts is None else pts
+        frame.time_base = self._tb
+        self._next_pts = frame.pts + max(1, round(1 / (self._tb * self._video.codec_context.framerate)))
+        for packet in self._video.encode(frame):
+            self._mux_video(packet)
+        self.frames_written += 1
+
+    def _mux_video(self, packet: av.Packet) -> None:
+        if packet.dts is not None and packet.time_base is not None:
+            self._mux_audio_until(float(packet.dts * packet.time_base))
+        self._out.mux(packet)
+
+    def _mux_audio_until(self, seconds: float | None) -> None:
+        """Interleave audio with video so the muxer never buffers a whole track in memory."""
+        if self._audio_packets is None or self._audio_out is None:
+            return
+        while True:
+            packet = self._pending_audio or next(self._audio_packets, None)
+            self._pending_audio = None
+            if packet is None:
+                self._audio_packets = None
+                return
+            if packet.dts is None and packet.size == 0:
+                continue  # demuxer flush packet
+            t = float(packet.dts * packet.time_base) if packet.dts is not None else None
+            if seconds is not None and t is not None and t > seconds:
+                self._pending_audio = packet
+                return
+            if self._audio_copy:
+                packet.stream = self._audio_out
+                self._out.mux(packet)
+            else:
+                for frame in packet.decode():
+                    frame.pts = None  # let the encoder number samples itself
+                    for out in self._audio_out.encode(frame):
+                        self._out.mux(out)
+
+    def close(self) -> Path:
+        """Flush the encoder, write the remaining audio, and rename into place (once; later calls do nothing)."""
+        if self._closed:
+            return self.path
+        self._closed = True
+        for packet in self._video.encode(None):
+            self._mux_video(packet)
+        self._mux_audio_until(None)
+        if self._audio_out is not None and not self._audio_copy:
+            for packet in self._audio_out.encode(None):
+                self._out.mux(packet)
+        self._out.close()
+        if self._audio_in is not None:
+            self._audio_in.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Discard everything written so far."""
+        self._closed = True
+        with contextlib.suppress(Exception):
+            self._out.close()
+        if self._audio_in is not None:
+            self._audio_in.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
