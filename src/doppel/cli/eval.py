@@ -37,6 +37,8 @@ def eval_(
     embed_every: int | None = typer.Option(None, "--embed-every", min=0,
                                            help="Embed every Nth compared frame (default: at most 60 frames; "
                                                 "0: skip identity metrics)."),
+    fps: str | None = typer.Option(None, "--fps", help="Frame rate of image-sequence inputs (24000/1001 or "
+                                                       "23.976, 24, 25, ...)."),
     json_out: bool = JsonOpt,
 ) -> None:
     """Measure identity, expression, pose, steadiness and seams of a merged clip against its original.
@@ -46,7 +48,7 @@ def eval_(
     """
     with Workspace.open(workspace) as ws:
         request = build_request(ws, render=render, original=original, merged=merged, src=src, dst=dst,
-                                embed_every=embed_every, sheet=sheet)
+                                embed_every=embed_every, sheet=sheet, fps=fps)
         json_path = out or default_report(request.merged, ".eval.json")
         with progress_bar("evaluating", "frames", enabled=not json_out) as progress:
             report = evaluate(ws, request, progress=progress)

@@ -60,6 +60,7 @@ class EvalRequest:
     settings: MergeSettings = field(default_factory=MergeSettings)
     embed_every: int | None = None
     sheet: Path | None = None
+    fps: str | None = None  # the frame rate of image-sequence inputs
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def evaluate(request: EvalRequest, refs: References, *, progress: ProgressFn = n
     stages: dict[str, float] = {}
     t = time.perf_counter()
     # 1. check
-    a, b = probe(request.original), probe(request.merged)
+    a, b = probe(request.original, fps=request.fps), probe(request.merged, fps=request.fps)
     if (a.width, a.height) != (b.width, b.height):
         raise InputError(f"is {b.width}x{b.height} but the original is {a.width}x{a.height}; compare a merge "
                          "with the clip it was made from", path=request.merged)

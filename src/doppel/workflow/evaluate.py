@@ -47,7 +47,7 @@ def request_for_render(ws: Workspace, render: str, *, src: str | None = None, ds
 
 def build_request(ws: Workspace, *, render: str | None = None, original: Path | None = None,
                   merged: Path | None = None, src: str | None = None, dst: str | None = None,
-                  embed_every: int | None = None, sheet: Path | None = None) -> EvalRequest:
+                  embed_every: int | None = None, sheet: Path | None = None, fps: str | None = None) -> EvalRequest:
     """What ``doppel eval`` compares: a render of the workspace, or an original and a merged clip; the
     contact sheet goes to ``sheet`` (default: ``MERGED.eval.png``)."""
     if render is not None:
@@ -57,9 +57,9 @@ def build_request(ws: Workspace, *, render: str | None = None, original: Path | 
     else:
         if original is None or merged is None or src is None:
             raise ConfigError("give --render RENDER, or --original VIDEO --merged VIDEO --src IDENTITY")
-        probe(original), probe(merged)
+        probe(original, fps=fps), probe(merged, fps=fps)
         request = EvalRequest(original=original, merged=merged, src=src, dst=dst, embed_every=embed_every)
-    return dataclasses.replace(request, sheet=sheet or default_report(request.merged, ".eval.png"))
+    return dataclasses.replace(request, sheet=sheet or default_report(request.merged, ".eval.png"), fps=fps)
 
 
 def default_report(merged: Path, suffix: str) -> Path:
