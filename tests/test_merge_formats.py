@@ -117,3 +117,19 @@ def test_verify_reads_a_whole_sequence(tmp_path: Path, plate: tuple) -> None:
     frame = sorted((tmp_path / "seq").glob("*.exr"))[3]
     frame.write_bytes(frame.read_bytes()[:-10] + b"0123456789")  # a changed frame breaks the whole sequence
     assert verify_file(out).verdict == "unmarked"
+
+
+def test_layers_as_a_prores_4444_video_with_alpha(tmp_path: Path, plate: tuple) -> None:
+    import av
+
+    _merge(tmp_path, plate, "shot.mov", layers=tmp_path / "faces.mov")
+    info = probe(tmp_path / "faces.mov")
+    assert info.frame_count == N and info.rate == NTSC and info.bits >= 10
+    with av.open(str(tmp_path / "faces.mov")) as c:
+        frame = next(c.decode(video=0))
+        assert frame.format.name.startswith("yuva")
+        rgba = frame.to_ndarray(format="rgba64le")
+    alpha = rgba[..., 3]
+    assert alpha.max() > 60000 and alpha[:8, :8].max() == 0  # the face is opaque, the corner transparent
+    report = verify_file(tmp_path / "faces.mov", workspace=tmp_path / "ws")
+    assert report.verdict == "marked" and report.watermark["detected"] and report.credentials["valid"]

@@ -72,7 +72,9 @@ def merge(
                                        help="Settings for some frames: FIRST[-LAST]:KEY=VALUE[,KEY=VALUE] "
                                             "(repeatable; e.g. 120-180:keep_original=true)."),
     identity: str | None = typer.Option(None, "--identity", help="Destination person (default: the model's)."),
-    layers: Path | None = typer.Option(None, "--layers", help="Also write per-frame compositing layers here."),
+    layers: Path | None = typer.Option(None, "--layers", help="Also write compositing layers: a folder (per frame a "
+                                         "16-bit RGBA face, its matte and transform) or NAME.mov (ProRes 4444: "
+                                         "the merged frames with the face matte as alpha)."),
     crf: int = typer.Option(18, "--crf", min=0, max=51, help="H.264 quality (lower = better, bigger)."),
     preset: str = typer.Option("veryfast", "--preset", help="x264 speed preset."),
     batch: int = typer.Option(8, "--batch", min=1, max=256, help="Faces per inference batch."),

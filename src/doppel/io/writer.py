@@ -95,6 +95,7 @@ class VideoWriter:
         self._tb = time_base or Fraction(1, 1) / rate
         cc.time_base = self._tb
         self._pix = pix
+        self._alpha = spec.alpha
         self._next_pts = 0
         self._audio_in: av.container.InputContainer | None = None
         self._audio_packets: Iterator[av.Packet] | None = None
@@ -127,11 +128,14 @@ class VideoWriter:
         self._audio_packets = iter(src.demux(in_stream))
 
     def write(self, image: np.ndarray, pts: int | None = None) -> None:
-        """Encode one RGB frame (``uint8`` or ``uint16``); ``pts`` in ``time_base`` units (default: next slot)."""
+        """Encode one RGB frame (``uint8`` or ``uint16``; RGBA ``(H, W, 4)`` for a codec with alpha); ``pts`` in
+        ``time_base`` units (default: the next slot)."""
         h, w = self._video.height, self._video.width
-        if image.dtype not in (np.uint8, np.uint16) or image.shape != (h, w, 3):
-            raise ValueError(f"expected ({h}, {w}, 3) uint8 or uint16 RGB frame, got {image.shape} {image.dtype}")
-        fmt = "rgb24" if image.dtype == np.uint8 else "rgb48le"
+        channels = 4 if self._alpha else 3
+        if image.dtype not in (np.uint8, np.uint16) or image.shape != (h, w, channels):
+            raise ValueError(f"expected ({h}, {w}, {channels}) uint8 or uint16 frame, got {image.shape} {image.dtype}")
+        fmt = {(np.uint8, 3): "rgb24", (np.uint16, 3): "rgb48le", (np.uint8, 4): "rgba",
+               (np.uint16, 4): "rgba64le"}[(image.dtype.type, channels)]
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=fmt)
         if self.colour.specified:
             frame = frame.reformat(format=self._pix, dst_colorspace=self.colour.matrix,

@@ -158,6 +158,18 @@ def deep_output(plate16: np.ndarray, plate8: np.ndarray, out8: np.ndarray, resul
     return np.clip(out, 0, 65535).astype(np.uint16)
 
 
+def layer_frame(output: np.ndarray, result: FaceResult | None) -> np.ndarray:
+    """A compositing layer as one frame: uint16 ``(H, W, 4)``, the merged frame (watermarked, so the layer
+    carries the mark wherever it is shown) with the face's matte as alpha (0 where no face was swapped)."""
+    rgb = output.astype(np.uint16) * (257 if output.dtype == np.uint8 else 1)
+    alpha = np.zeros(rgb.shape[:2], np.uint16)
+    if result is not None:
+        x0, y0, x1, y1 = result.roi
+        if x1 > x0 and y1 > y0:
+            alpha[y0:y1, x0:x1] = np.round(np.clip(result.frame_matte, 0, 1) * 65535.0).astype(np.uint16)
+    return np.concatenate([rgb, alpha[..., None]], axis=2)
+
+
 def blend_into(frame: np.ndarray, result: FaceResult, settings: MergeSettings) -> np.ndarray:
     """A new frame with the face blended in; outside the face's region the frame is copied unchanged."""
     out = frame.copy()

@@ -82,6 +82,28 @@ class VideoSink:
                                                model_id=model_id, name=f"{self.final.name}.manifest.json"))}
 
 
+class LayersVideoSink:
+    """``--layers NAME.mov``: the merged frames with the face's matte as alpha, in ProRes 4444 (what a
+    compositor drops over the plate), with embedded credentials and a sidecar beside it."""
+
+    def __init__(self, path: Path, info: VideoInfo, stack: ExitStack) -> None:
+        self.final, self.info = path, info
+        self.tmp = stack.enter_context(atomic_path(path))
+        self.writer = stack.enter_context(VideoWriter(
+            self.tmp, width=info.width, height=info.height, fps=info.rate, time_base=info.time_base,
+            codec="prores_4444", colour=info.colour, timecode=info.timecode, sample_aspect=info.sample_aspect))
+
+    def write(self, item: WorkItem) -> None:
+        assert item.layer is not None
+        self.writer.write(item.layer, item.frame.pts if self.info.time_base is not None else None)
+
+    def finish(self, provenance: Provenance, *, model_name: str, model_id: int | None, frames: int,
+               swapped: int) -> dict[str, Any]:
+        self.writer.close()
+        return {"layers_sidecar": str(provenance.credentials(self.tmp, self.final, model_name=model_name,
+                                                             model_id=model_id, frames=frames, swapped=swapped))}
+
+
 class SequenceSink:
     def __init__(self, encode: Encode, info: VideoInfo) -> None:
         self.spec = encode.output

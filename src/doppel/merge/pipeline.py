@@ -26,7 +26,8 @@ from doppel.core.errors import InputError
 from doppel.core.progress import ProgressFn, no_progress
 from doppel.io.formats import OutputSpec
 from doppel.io.video import VideoInfo
-from doppel.merge.outputs import Encode, SequenceSink, VideoSink
+from doppel.merge.outputs import Encode, LayersVideoSink, SequenceSink, VideoSink
+from doppel.merge.provenance import place_sidecar
 from doppel.merge.settings import MergeSettings
 from doppel.merge.stages import (
     END,
@@ -120,11 +121,14 @@ def _run(ctx: RunContext, info: VideoInfo, encode: Encode, report: MergeReport,
         with ExitStack() as stack:
             sink: VideoSink | SequenceSink = (SequenceSink(encode, info) if encode.output.is_sequence
                                               else VideoSink(encode, info, stack))
+            layers = LayersVideoSink(ctx.layers, info, stack) if ctx.layers is not None and ctx.layers_video else None
             for t in threads:
                 t.start()
             for item in _drain(composed, ctx):
                 t0 = time.perf_counter()
                 sink.write(item)
+                if layers is not None:
+                    layers.write(item)
                 ctx.stages.add("encode", time.perf_counter() - t0)
                 _count(report, item, ctx.frame_settings.at(item.frame.index))
                 rows.append(FrameRow(item.frame.index, item.status, item.occlusion, item.shot_cut))
@@ -139,12 +143,16 @@ def _run(ctx: RunContext, info: VideoInfo, encode: Encode, report: MergeReport,
             t0 = time.perf_counter()
             signed = sink.finish(ctx.provenance, model_name=name, model_id=model_id, frames=report.frames,
                                  swapped=report.swapped)
+            layered = {} if layers is None else layers.finish(ctx.provenance, model_name=name, model_id=model_id,
+                                                              frames=report.frames, swapped=report.swapped)
             ctx.stages.add("credentials", time.perf_counter() - t0)
         if isinstance(sink, VideoSink):  # renamed into place by now
             signed = sink.place(signed, ctx.provenance, model_name=name, model_id=model_id)
+        if layers is not None:
+            signed["layers_sidecar"] = str(place_sidecar(Path(layered["layers_sidecar"]), layers.final))
         report.provenance = {"watermark_payload": ctx.provenance.payload, **signed,
                              "consent_hash": ctx.provenance.consent_hash}
-        if ctx.layers is not None:
+        if ctx.layers is not None and not ctx.layers_video:
             t0 = time.perf_counter()
             report.provenance["layers_manifest"] = str(seal_layers(ctx))
             ctx.stages.add("credentials", time.perf_counter() - t0)

@@ -22,7 +22,7 @@ from doppel.core.errors import InputError
 from doppel.core.swap import Swapper
 from doppel.io.video import Frame, read_frames
 from doppel.merge.cache import InferenceCache
-from doppel.merge.composite import FaceResult, TemporalState, blend_into, deep_output, prepare_face
+from doppel.merge.composite import FaceResult, TemporalState, blend_into, deep_output, layer_frame, prepare_face
 from doppel.merge.layers import write_layers
 from doppel.merge.provenance import Provenance
 from doppel.merge.settings import FrameSettings, MergeSettings
@@ -56,6 +56,7 @@ class WorkItem:
     cached: bool = False
     output: np.ndarray | None = None
     output16: np.ndarray | None = None  # uint16 (H, W, 3), when the plate and the output are deeper than 8 bits
+    layer: np.ndarray | None = None  # uint16 (H, W, 4): the output with the face's matte as alpha (a layers video)
     status: str = "passthrough"
     occlusion: float | None = None
     shot_cut: bool = False
@@ -126,6 +127,11 @@ class RunContext:
     layer_files: list[Path] = field(default_factory=list)  # written by the compositor, sealed at the end
     deep: bool = False  # decode 16-bit and composite a 16-bit output (a 10/16-bit plate into a 10/16-bit output)
     fps: Fraction | None = None  # an image-sequence input's frame rate
+
+    @property
+    def layers_video(self) -> bool:
+        """Layers as one RGBA video (ProRes 4444 in .mov) rather than a folder of per-frame files."""
+        return self.layers is not None and self.layers.suffix.lower() == ".mov"
 
 
 def guard(ctx: RunContext, fn: Callable[..., None], *args: Any) -> Callable[[], None]:
@@ -252,7 +258,7 @@ class Compositor:
             if x1 > x0 and y1 > y0:
                 region = np.zeros(frame.image.shape[:2], bool)
                 region[y0:y1, x0:x1] = res.frame_matte > 0.5
-            if ctx.layers is not None:
+            if ctx.layers is not None and not ctx.layers_video:
                 t1 = time.perf_counter()
                 ctx.layer_files += write_layers(
                     ctx.layers, frame.index, res.face, res.matte, res.transform,
@@ -273,6 +279,8 @@ class Compositor:
         if frame.image16 is not None:
             t1 = time.perf_counter()
             item.output16 = deep_output(frame.image16, frame.image, blended, res, s, item.output)
+        if ctx.layers_video:
+            item.layer = layer_frame(item.output16 if item.output16 is not None else item.output, res)
             ctx.stages.add("composite", time.perf_counter() - t1)
         item.swapped = item.learned = None
         return region
