@@ -131,9 +131,11 @@ class VideoWriter:
         """Encode one RGB frame (``uint8`` or ``uint16``; RGBA ``(H, W, 4)`` for a codec with alpha); ``pts`` in
         ``time_base`` units (default: the next slot)."""
         h, w = self._video.height, self._video.width
-        channels = 4 if self._alpha else 3
-        if image.dtype not in (np.uint8, np.uint16) or image.shape != (h, w, channels):
-            raise ValueError(f"expected ({h}, {w}, {channels}) uint8 or uint16 frame, got {image.shape} {image.dtype}")
+        channels = image.shape[2] if image.ndim == 3 else 0
+        if image.dtype not in (np.uint8, np.uint16) or image.shape[:2] != (h, w) \
+                or channels not in ((3, 4) if self._alpha else (3,)):
+            raise ValueError(f"expected ({h}, {w}, 3{' or 4' if self._alpha else ''}) uint8 or uint16 frame, "
+                             f"got {image.shape} {image.dtype}")
         fmt = {(np.uint8, 3): "rgb24", (np.uint16, 3): "rgb48le", (np.uint8, 4): "rgba",
                (np.uint16, 4): "rgba64le"}[(image.dtype.type, channels)]
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=fmt)
