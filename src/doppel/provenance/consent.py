@@ -16,12 +16,12 @@ was meant without spreading it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import shlex
 from pathlib import Path
 
 from doppel.core.clock import now
 from doppel.core.errors import ConfigError, InputError, RefusedError
+from doppel.core.hashing import file_sha256
 from doppel.core.names import check_identity_name
 from doppel.store import Workspace
 from doppel.store.records import CONSENT_VERSION, ConsentRecord, canonical_json, record_hash
@@ -34,14 +34,6 @@ BASES: dict[str, str] = {
     "public-domain-demo": "public-domain or openly licensed material, used for testing or demonstration",
 }
 """The allowed consent bases (the one source of these values for the CLI and validation)."""
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _text(name: str, value: str) -> str:

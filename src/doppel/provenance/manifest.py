@@ -14,7 +14,6 @@ over the canonical JSON of ``manifest`` (sorted keys, no whitespace, UTF-8).
 from __future__ import annotations
 
 import base64
-import hashlib
 import itertools
 import json
 from collections.abc import Iterable
@@ -28,6 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from doppel.core.clock import now
+from doppel.core.hashing import file_sha256
 from doppel.io.atomic import write_text_atomic
 from doppel.provenance.keys import ensure_workspace_keys
 
@@ -37,14 +37,6 @@ VERSION = 1
 
 def canonical(data: dict[str, Any]) -> bytes:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _sign(key_pem: bytes, data: bytes) -> bytes:

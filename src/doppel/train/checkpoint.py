@@ -36,6 +36,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from doppel.core.errors import ConfigError, InputError
+from doppel.core.hashing import file_sha256
 from doppel.io.atomic import write_text_atomic
 from doppel.train.config import FORMAT_VERSION, ModelConfig
 
@@ -173,14 +174,6 @@ def _check_meta(meta: Any) -> None:
         raise ValueError("no checksum of the tensors")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def checkpoints_dir(model_dir: Path) -> Path:
     return model_dir / "checkpoints"
 
@@ -199,7 +192,7 @@ def save(model_dir: Path, step: int, tensors: dict[str, torch.Tensor], meta: dic
         save_file(tensors, str(st))
         with open(st, "rb+") as fh:
             os.fsync(fh.fileno())
-        meta = {**meta, "step": step, "format_version": FORMAT_VERSION, "sha256": _sha256(st)}
+        meta = {**meta, "step": step, "format_version": FORMAT_VERSION, "sha256": file_sha256(st)}
         meta["meta_sha256"] = _meta_sha256(meta)
         (tmp / "state.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
         if final.exists():
@@ -231,7 +224,7 @@ def load_latest(model_dir: Path) -> State | None:
             meta = json.loads((path / "state.json").read_text())
             _check_meta(meta)
             st = path / "state.safetensors"
-            if _sha256(st) != meta["sha256"]:
+            if file_sha256(st) != meta["sha256"]:
                 raise ValueError("checksum mismatch")
             tensors = load_file(str(st))
         except (OSError, ValueError, KeyError) as exc:

@@ -9,7 +9,6 @@ came from, so a stale export is detected and redone.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import warnings
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 
 from doppel.core.errors import ConfigError
+from doppel.core.hashing import file_sha256
 from doppel.io.atomic import atomic_path, write_text_atomic
 from doppel.train import checkpoint
 from doppel.train.models import build_model, config_of
@@ -51,11 +51,7 @@ def load_inference_model(model_dir: Path) -> nn.Module:
 
 
 def weights_sha256(model_dir: Path) -> str:
-    h = hashlib.sha256()
-    with open(model_dir / checkpoint.WEIGHTS, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_sha256(model_dir / checkpoint.WEIGHTS)
 
 
 def is_current(model_dir: Path) -> bool:
