@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from doppel.cli.app import app
 
-COMMANDS = ["init", "consent", "extract", "faceset", "train", "merge", "glitches", "review", "eval", "verify",
-            "demo"]
+COMMANDS = ["init", "consent", "extract", "faceset", "train", "merge", "batch", "glitches", "review", "eval",
+            "verify", "demo"]
 
 
 def _help(*args: str) -> str:

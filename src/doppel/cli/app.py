@@ -9,6 +9,7 @@ from collections.abc import Callable
 import typer
 
 from doppel import __version__
+from doppel.cli import batch as batch_cmd
 from doppel.cli import consent as consent_cmd
 from doppel.cli import demo as demo_cmd
 from doppel.cli import eval as eval_cmd
@@ -79,6 +80,10 @@ command("prune", faceset_cmd.prune, faceset_cmd.app)
 command("unprune", faceset_cmd.unprune, faceset_cmd.app)
 command("train", train_cmd.train, panel=MODEL)
 command("merge", merge_cmd.merge, panel=MODEL)
+app.add_typer(batch_cmd.app, name="batch", rich_help_panel=MODEL)
+command("run", batch_cmd.run, batch_cmd.app)
+command("status", batch_cmd.status, batch_cmd.app)
+command("retry", batch_cmd.retry, batch_cmd.app)
 command("glitches", glitches_cmd.glitches, panel=CHECK)
 command("review", review_cmd.review, panel=CHECK)
 command("eval", eval_cmd.eval_, panel=CHECK)

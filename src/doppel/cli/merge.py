@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
-from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
-from types import FrameType
 
 import typer
 
-from doppel.cli.common import JsonOpt, console, emit_json, progress_bar
+from doppel.cli.common import JsonOpt, console, emit_json, progress_bar, sigterm_interrupts
 from doppel.io.formats import CODECS
 from doppel.merge.settings import CHOICES, MergeSettings, load_settings, parse_override
 from doppel.store import Workspace
@@ -38,19 +34,6 @@ def _set_help() -> str:
 _SET_HELP = _set_help()
 _CODEC_HELP = "; ".join(f"{name}: {spec.about}" for name, spec in CODECS.items()) + "."
 CodecChoice = Enum("CodecChoice", {n: n for n in CODECS}, type=str)  # type: ignore[misc]
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM stops a merge like Ctrl-C: the render is marked interrupted and no partial output stays."""
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 def merge(
@@ -92,7 +75,7 @@ def merge(
                            identity=identity, layers=layers, crf=crf, preset=preset, batch=batch,
                            codec=codec.value if codec is not None else None, fps=fps, start_number=start_number)
     with Workspace.open(workspace) as ws, progress_bar("merging", enabled=not json_out) as progress, \
-            _sigterm_interrupts():
+            sigterm_interrupts():
         report = run_merge(ws, request, progress=progress)
     data = report.to_dict()
     if json_out:

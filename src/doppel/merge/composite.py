@@ -6,6 +6,7 @@ watermark (the pipeline applies that to every frame it writes).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import cv2
@@ -33,6 +34,17 @@ class TemporalState:
         self.colour.reset()
         self.matte.reset()
         self.face.reset()
+
+    @staticmethod
+    def memory(settings: MergeSettings, tolerance: float = 1e-5) -> int:
+        """Frames after which the state has forgotten where it started to within ``tolerance``: each smoother
+        is a moving average whose start keeps a weight ``w**n`` after ``n`` frames (the face smoother's weight
+        is at most ``face_smoothing``). A run-up this long before a frame gives that frame as a run from the
+        shot's start does, up to ``tolerance`` of the first difference (far below one 8-bit level)."""
+        if not settings.smoothing:
+            return 0
+        w = max(settings.colour_smoothing, settings.face_smoothing, settings.mask_smoothing)
+        return 0 if w <= 0 else math.ceil(math.log(tolerance) / math.log(w))
 
 
 @dataclass

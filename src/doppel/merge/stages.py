@@ -146,8 +146,8 @@ def guard(ctx: RunContext, fn: Callable[..., None], *args: Any) -> Callable[[], 
 
 
 # -- stage 1: decode ------------------------------------------------------------------------------
-def decode_stage(ctx: RunContext, path: Path, out: Pipe) -> None:
-    frames = read_frames(path, depth=16 if ctx.deep else 8, fps=ctx.fps)
+def decode_stage(ctx: RunContext, path: Path, out: Pipe, start: int = 0, stop: int | None = None) -> None:
+    frames = read_frames(path, depth=16 if ctx.deep else 8, fps=ctx.fps, start=start, stop=stop)
     while not ctx.stop.is_set():
         t0 = time.perf_counter()
         frame = next(frames, None)
@@ -230,16 +230,25 @@ def infer_stage(ctx: RunContext, inp: Pipe, out: Pipe) -> None:
 class Compositor:
     """The sequential part of the merge: frames in order, with shot cuts and temporal state."""
 
+    @staticmethod
+    def forgets_before(has_face: bool, settings: MergeSettings) -> bool:
+        """Whether what the compositor makes of the frames *after* this one depends on this frame and later
+        ones only: true of a frame it does not swap (no face, or kept: the next swapped frame starts its
+        temporal state afresh) and of a swapped frame without smoothing (it resets the state). A run-up
+        that starts at such a frame gives the following frames exactly as a run from the clip's start."""
+        return not has_face or settings.keep_original or not settings.smoothing
+
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
         self.state = TemporalState()
         self.cuts = ShotCutDetector()
         self.previous_swapped = False
 
-    def process(self, item: WorkItem) -> np.ndarray | None:
+    def process(self, item: WorkItem, *, warmup: bool = False) -> np.ndarray | None:
         """Fill ``item.output`` (watermarked), its occlusion and cut flags and ``item.face_region`` (the
         landmark hull in the frame, where flicker is measured). Returns where the matte is on
-        (bool ``(H, W)``, matte > 0.5) for a swapped frame, else None."""
+        (bool ``(H, W)``, matte > 0.5) for a swapped frame, else None. A ``warmup`` frame only brings the
+        shot-cut and temporal state up to date (a chunk's run-up): no layers, no watermark."""
         ctx, t0 = self.ctx, time.perf_counter()
         frame, s = item.frame, item.settings
         item.shot_cut = self.cuts.update(frame.image, s.shot_cut_threshold)
@@ -258,7 +267,7 @@ class Compositor:
             if x1 > x0 and y1 > y0:
                 region = np.zeros(frame.image.shape[:2], bool)
                 region[y0:y1, x0:x1] = res.frame_matte > 0.5
-            if ctx.layers is not None and not ctx.layers_video:
+            if ctx.layers is not None and not ctx.layers_video and not warmup:
                 t1 = time.perf_counter()
                 ctx.layer_files += write_layers(
                     ctx.layers, frame.index, res.face, res.matte, res.transform,
@@ -273,6 +282,9 @@ class Compositor:
         self.previous_swapped = item.status == "swapped"
         t1 = time.perf_counter()
         ctx.stages.add("composite", t1 - t0)
+        if warmup:  # a run-up frame: only the state it leaves counts (nothing of it is written)
+            item.swapped = item.learned = None
+            return region
         blended = item.output
         item.output = ctx.provenance.watermark(blended)
         ctx.stages.add("watermark", time.perf_counter() - t1)
@@ -286,18 +298,28 @@ class Compositor:
         return region
 
 
-def composite_stage(ctx: RunContext, inp: Pipe, out: Pipe, flicker: FlickerMeter) -> None:
+def composite_stage(ctx: RunContext, inp: Pipe, out: Pipe, flicker: FlickerMeter, first: int = 0) -> None:
+    """Composite frames in order; those before ``first`` are a warm-up (state only, not passed on; the
+    last one is watermarked so that the flicker of the pair across ``first`` is the full run's)."""
     compositor = Compositor(ctx)
     while True:
         item = inp.get()
         if item is END:
             break
-        compositor.process(item)
+        warm = item.frame.index < first
+        compositor.process(item, warmup=warm)
         t0 = time.perf_counter()
+        if warm and item.frame.index == first - 1:
+            assert item.output is not None
+            item.output = ctx.provenance.watermark(item.output)
         if item.shot_cut:
             flicker.reset()
+        pairs = flicker.pairs
         flicker.update(item.frame.image, item.output, item.face_region)
+        if warm:
+            del flicker.input_change[pairs:], flicker.output_change[pairs:]
         item.face_region = None
         ctx.stages.add("measure", time.perf_counter() - t0)
-        out.put(item)
+        if not warm:
+            out.put(item)
     out.put(END)

@@ -104,7 +104,7 @@ def run_context(ws: Workspace, render: RenderRecord, model: ModelRecord, dest: D
                       stop=threading.Event())
 
 
-def _render_for(ws: Workspace, request: MergeRequest, model: ModelRecord, dest: Destination, consent_hash: str,
+def render_for(ws: Workspace, request: MergeRequest, model: ModelRecord, dest: Destination, consent_hash: str,
                 render_id: int | None) -> tuple[RenderRecord, bool]:
     """The render to (re)run: ``render_id``'s; else the earlier one with the same model, clip, output and
     settings; else a new one (with the given overrides stored). Returns it and whether it is resumed."""
@@ -159,7 +159,7 @@ def merge(ws: Workspace, request: MergeRequest, *, progress: ProgressFn = no_pro
     # 4. the network (the slow part of starting up, so it comes after every cheap check)
     net = swapper if swapper is not None else load_model(model)
     # 5. the render record (resumed when one with the same model, clip, output and settings exists)
-    render, resumed = _render_for(ws, request, model, dest, prov.consent_hash, render_id)
+    render, resumed = render_for(ws, request, model, dest, prov.consent_hash, render_id)
     report = MergeReport(render.id, render.uid, str(request.output), resumed, settings_hash=render.settings_hash,
                          settings=render.settings)
     ctx = run_context(ws, render, model, dest, net, prov, layers=request.layers, batch=request.batch)
@@ -176,13 +176,13 @@ def merge(ws: Workspace, request: MergeRequest, *, progress: ProgressFn = no_pro
         raise
     finally:
         ws.renders.finish(render.id, status)
-    _write_settings(ws, request, render, model)
+    write_settings(ws, request, render, model)
     report.seconds = time.perf_counter() - started
     report.fps = report.frames / report.seconds if report.seconds else 0.0
     return report
 
 
-def _write_settings(ws: Workspace, request: MergeRequest, render: RenderRecord, model: ModelRecord) -> None:
+def write_settings(ws: Workspace, request: MergeRequest, render: RenderRecord, model: ModelRecord) -> None:
     data = {"doppel_version": __version__, "render": render.uid, "model": model.name, "model_step": model.step,
             "input": str(request.input), "output": str(request.output), "settings": render.settings,
             "overrides": [list(o) for o in request.overrides], "crf": request.crf, "preset": request.preset,
