@@ -82,7 +82,10 @@ def _session_pids(sid: int) -> list[int]:
 @contextlib.contextmanager
 def ray_cluster(workers: int = 1, cpus: int = 1) -> Iterator[str]:
     """A head node and ``workers`` worker nodes (``cpus`` CPUs each) on 127.0.0.1; yields the head's address."""
-    os.environ.update(DRIVER_ENV)  # before this process imports ray
+    os.environ.update(DRIVER_ENV)  # read when this process imports ray; and if it already did:
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None:
+        constants.ENABLE_RAY_CLUSTER = False
     tmp = Path(tempfile.mkdtemp(prefix="dray-", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
     port = _free_port()
     address = f"127.0.0.1:{port}"

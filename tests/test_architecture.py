@@ -12,7 +12,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "doppel"
 STAGES = ("extract", "train", "merge", "eval")
-ABOVE_STAGES = ("workflow", "review", "cli", "demo")
+ABOVE_STAGES = ("workflow", "batch", "review", "cli", "demo")
 MAX_LINES = 400
 FOUNDATIONS = ("ops", "io")  # pure maths and media I/O: they import core and nothing else of doppel
 # Reading, writing and coding image files, and OpenCV's BGR order, belong to doppel.io alone.

@@ -15,6 +15,7 @@ actor that the driver reads.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -111,6 +112,8 @@ class RayExecutor:
                 ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
                          object_store_memory=object_store_bytes, logging_level="warning")
             else:
+                if address != "auto":
+                    _check_reachable(address)
                 ray.init(address=address, log_to_driver=False, logging_level="warning")
         except (ConnectionError, ValueError, RuntimeError) as exc:
             raise ConfigError(f"cannot reach a Ray cluster at {address!r} ({str(exc).splitlines()[0][:200]}); "
@@ -199,6 +202,18 @@ class RayExecutor:
             self.ray.kill(actor)
         self.ray.kill(self.board)
         self.ray.shutdown()
+
+
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """A head node answers at ``HOST:PORT`` (Ray itself would retry a wrong address for ever)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--ray {address!r}: expected auto, local or HOST:PORT of a Ray head node")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(f"no Ray head node answers at {address} ({exc.strerror or exc}); start one there with "
+                          f"`ray start --head --port {port}`") from None
 
 
 def _cause(exc: BaseException) -> BaseException:
