@@ -3,6 +3,7 @@ boundaries where the compositor forgets its past, else a run-up long enough for 
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -57,11 +58,14 @@ def test_jobfile_applies_defaults_and_resolves_paths() -> None:
     assert job.shot("sh020") is b
 
 
+SHOT = '[[shot]]\nname = "a"\ninput = "i.mp4"\noutput = "o.mp4"\nmodel = "m"\n'
+
+
 @pytest.mark.parametrize(("text", "expected"), [
-    ('[[shot]]\nname = "a"\ninput = "i.mp4"\noutput = "o.mp4"\nmodel = "m"\ncolr = "lct"', "shot 'a': unknown key 'colr'"),
+    (SHOT + 'colr = "lct"', "shot 'a': unknown key 'colr'"),
     ('[[shot]]\nname = "a"\ninput = "i.mp4"\nmodel = "m"', "shot 'a': missing 'output'"),
     ('[[shot]]\nname = "a"\ninput = "i.mp4"\noutput = "o.mp4"\nmodel = "m"\ncolour = "sepia"', "shot 'a': bad merge"),
-    ('[[shot]]\nname = "a"\ninput = "i.mp4"\noutput = "o.mp4"\nmodel = "m"\ncrf = 99', "shot 'a': bad Shot setting: crf=99"),
+    (SHOT + "crf = 99", "shot 'a': bad Shot setting: crf=99"),
     ('[[shot]]\nname = "a b"\ninput = "i.mp4"\noutput = "o.mp4"\nmodel = "m"', "name must be"),
     ('[[shot]]\nname = "a"\ninput = "i.mp4"\noutput = "o.mkv"\nmodel = "m"', "output must be one of .mp4"),
     ('[[shot]]\nname = "a"\ninput = "i.mp4"\noutput = "o.mp4"\nmodel = "m"\noverrides = ["x:keep_original=1"]',
@@ -96,7 +100,7 @@ def test_run_up_length_follows_the_smoothing_weights() -> None:
 
 def _covers(chunks: list[FrameRange], n: int) -> None:
     assert chunks[0].start == 0 and chunks[-1].stop == n and chunks[0].warmup == 0
-    for a, b in zip(chunks, chunks[1:], strict=False):
+    for a, b in itertools.pairwise(chunks):
         assert a.stop == b.start and b.warmup >= 1
 
 

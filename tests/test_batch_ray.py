@@ -65,7 +65,8 @@ def test_batch_on_ray_gives_what_merge_gives_alone_with_no_seam_between_chunks(c
         found = verify_file(shot.output, workspace=ws.root)
         st = status.shot(shot.name)
         assert found.verdict == "marked" and found.credentials["valid"] and found.credentials["trusted"]
-        assert found.watermark["payload"] == render_payload(st.render or "") and found.credentials["render_id"] == st.render
+        assert found.watermark["payload"] == render_payload(st.render or "")
+        assert found.credentials["render_id"] == st.render
     # no seam where the chunks meet
     ratios = flicker_by_frame(clips[1], job.shots[1].output, marks[1])
     starts = {t for t in (71, 72, 141, 142) if t in ratios}
