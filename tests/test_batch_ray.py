@@ -6,6 +6,7 @@ on both nodes shows no seam. Slow: starting the cluster alone takes 15-30 s on t
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import signal
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from batch_helpers import (
 from doppel.batch.driver import run_batch
 from doppel.batch.jobfile import load_jobfile
 from doppel.batch.status import BatchStatus
+from doppel.extract.config import content_hash
 from doppel.provenance.verify import verify_file
 from doppel.provenance.watermark import render_payload
 
@@ -103,4 +105,37 @@ def test_a_worker_killed_in_the_middle_of_a_shot_changes_nothing(cluster: str, t
         assert_same_as_alone(s.output, alone[s.name])
     assert sorted(p.name for p in (tmp_path / "jobs" / "out").iterdir()) == \
         ["shot0.c2pa", "shot0.mp4", "shot1.c2pa", "shot1.mp4"]
+    ws.close()
+
+
+def test_a_new_shot_is_extracted_by_the_driver_and_evaluated_on_a_worker(cluster: str, tmp_path: Path) -> None:
+    """Real faces (the demo's public-domain portraits): the batch extracts the destination of a clip the workspace
+    has not seen, merges it on the cluster and evaluates the result on a worker (dlib loaded there)."""
+    from doppel.demo.media import Motion, synth_frames, write_clip
+    from doppel.provenance.consent import add_consent
+    from doppel.workflow.extract import extract
+    from doppel.workflow.workspace import create_workspace
+
+    motion = Motion(period=24)
+    src = write_clip(tmp_path / "hopper.mp4", synth_frames("grace_hopper", 24, 320, 240, motion=motion, seed=3))
+    plate = write_clip(tmp_path / "plate.mp4", synth_frames("astronaut", 24, 320, 240, motion=motion, seed=4))
+    ws = create_workspace(tmp_path / "ws")
+    add_consent(ws, "hopper", "Grace Hopper", "tests", "public-domain-demo")
+    extract(ws, "hopper", src)
+    ws.identities.ensure("astronaut")
+    (ws.models_dir() / "m1").mkdir()
+    ws.models.register("m1", folder_rel="models/m1", arch="test", preset="cpu", resolution=64, face_type="full",
+                       src="hopper", dst="astronaut", base=None, step=1)
+    job = load_jobfile(write_jobfile(tmp_path / "jobs" / "jobs.toml", [plate], defaults="eval = true", crf=18))
+    ex = _executor(cluster, shift_loader)
+    try:
+        status = run_batch(ws, job, ex)  # type: ignore[arg-type]
+    finally:
+        ex.close()  # type: ignore[attr-defined]
+    shot = status.shot("shot0")
+    assert status.ok, shot.error
+    assert shot.eval is not None and Path(shot.eval["report"]).is_file() and Path(shot.eval["sheet"]).is_file()
+    report = json.loads(Path(shot.eval["report"]).read_text())
+    assert report["render"] == shot.render and report["frames_compared"] > 12 and report["src"] == "hopper"
+    assert ws.faces.extracted(ws.clips.by_hash(content_hash(plate)).id, "astronaut")  # type: ignore[union-attr]
     ws.close()

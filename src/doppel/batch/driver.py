@@ -25,7 +25,7 @@ from doppel.batch.worker import ChunkResult, read_marker
 from doppel.core.errors import DoppelError
 from doppel.io.video import VideoInfo
 from doppel.store import Workspace
-from doppel.workflow.evaluate import references, request_for_render
+from doppel.workflow.evaluate import build_request, references
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class _ShotRun:
     info: VideoInfo | None = None
     prep: Prepared | None = None
     results: dict[int, ChunkResult] = field(default_factory=dict)
+    merged: bool = False  # output joined, signed and its render done (what fails later is the evaluation)
 
 
 class _Driver:
@@ -119,7 +120,7 @@ class _Driver:
         if run.status.state in OVER:
             return  # work of a shot that already failed
         if outcome.error is not None:
-            self.fail(run, outcome.error)
+            self.fail(run, outcome.error, "eval: " if outcome.kind == "eval" else "")
             return
         if outcome.chunk is not None:
             res = outcome.chunk
@@ -156,6 +157,7 @@ class _Driver:
         except DoppelError as exc:
             self.fail(run, exc)
             return
+        run.merged = True
         self._overhead("join", report["join_seconds"])
         self._overhead("credentials", report["credentials_seconds"])
         run.status.eval = None
@@ -167,11 +169,12 @@ class _Driver:
 
     def evaluate(self, run: _ShotRun) -> None:
         run.status.state = "evaluating"
+        run.merged = True
         try:
-            request = request_for_render(self.ws, run.status.render or "")
+            request = build_request(self.ws, render=run.status.render or "")  # as `doppel eval --render`
             self.ex.evaluate(run.shot.name, request, references(self.ws, request))
         except DoppelError as exc:
-            self.fail(run, exc)
+            self.fail(run, exc, "eval: ")
 
     def finish(self, run: _ShotRun, state: ShotState) -> None:
         st = run.status
@@ -180,20 +183,20 @@ class _Driver:
         st.running_on = {}
         self.save(force=True)
 
-    def fail(self, run: _ShotRun, exc: BaseException) -> None:
+    def fail(self, run: _ShotRun, exc: BaseException, what: str = "") -> None:
         st = run.status
         st.state, st.finished, st.running_on = "failed", time.time(), {}
-        st.error = exc.message if isinstance(exc, DoppelError) else f"{type(exc).__name__}: {exc}"
+        st.error = what + (exc.message if isinstance(exc, DoppelError) else f"{type(exc).__name__}: {exc}")
         log.warning("shot %s failed: %s", st.name, st.error)
         self.ex.drop(st.name)
-        if run.prep is not None:
+        if run.prep is not None and not run.merged:
             self.ws.renders.finish(run.prep.render.id, "failed")
         self.save(force=True)
 
     def interrupt(self) -> None:
         for run in self.runs.values():
             if run.status.state not in OVER:
-                if run.prep is not None:
+                if run.prep is not None and not run.merged:
                     self.ws.renders.finish(run.prep.render.id, "interrupted")
                 self.finish(run, "interrupted")
 
