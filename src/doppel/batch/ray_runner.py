@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -86,12 +87,25 @@ class _Job:
     refs: References | None = None
 
 
-def _ray() -> Any:
+LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+"""Ray's switch for single-machine clusters (read when ray is imported; set here for each executor): off, a node
+takes 127.0.0.1 as its address and so listens on loopback only. Off for ``--ray local``: a private instance has
+no business on the network."""
+
+
+def _ray(local: bool = False) -> Any:
     try:
         import ray
+        import ray._private.ray_constants as constants
     except ImportError:
         raise ConfigError("--ray needs Ray: install doppel with its cluster extra (pip install 'doppel[cluster]')") \
             from None
+    if local:
+        constants.ENABLE_RAY_CLUSTER = False
+    elif LOOPBACK_ONLY in os.environ:
+        constants.ENABLE_RAY_CLUSTER = os.environ[LOOPBACK_ONLY].lower() in ("1", "true")
+    else:
+        constants.ENABLE_RAY_CLUSTER = not sys.platform.startswith(("darwin", "win32"))  # Ray's own default
     return ray
 
 
@@ -102,7 +116,7 @@ class RayExecutor:
 
     def __init__(self, address: str, *, loader: SwapperLoader | None = None, worker_cpus: float = 1.0,
                  max_workers: int | None = None, object_store_bytes: int | None = None) -> None:
-        ray = self.ray = _ray()
+        ray = self.ray = _ray(local=address == "local")
         self.runner = f"ray {address}"
         self.tick: Callable[[], None] = lambda: None
         if ray.is_initialized():
