@@ -97,7 +97,7 @@ class _Driver:
         try:
             assert run.info is not None
             run.prep = prep = prepare(self.ws, run.shot, run.info, self.size)
-        except DoppelError as exc:
+        except Exception as exc:  # the shot's own trouble (bad input, no consent, ...): the others go on
             self.fail(run, exc)
             return
         finally:
@@ -154,7 +154,7 @@ class _Driver:
         self.tick(force=True)
         try:
             report = finalize(self.ws, run.prep, list(run.results.values()))
-        except DoppelError as exc:
+        except Exception as exc:
             self.fail(run, exc)
             return
         run.merged = True
