@@ -159,7 +159,8 @@ def _clip_4k() -> Path:
     """The 720p clip's first frames scaled up to 3840x2160 (a 4K plate for timing, not for looks)."""
     import cv2
 
-    from doppel.io.video import VideoWriter, read_frames
+    from doppel.io.video import read_frames
+    from doppel.io.writer import VideoWriter
 
     path = WORKDIR / "s18_4k.mp4"
     if not path.exists():

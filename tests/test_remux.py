@@ -14,7 +14,8 @@ import pytest
 from conftest import make_clip, noise_frames
 from doppel.core.errors import MediaError
 from doppel.io.remux import join_video
-from doppel.io.video import VideoWriter, probe, read_frames
+from doppel.io.video import probe, read_frames
+from doppel.io.writer import VideoWriter
 from test_merge_pipeline import _packets
 
 

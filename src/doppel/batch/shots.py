@@ -26,6 +26,7 @@ from doppel.core.names import check_path_name
 from doppel.core.progress import ProgressFn, no_progress
 from doppel.extract.config import content_hash
 from doppel.io.atomic import atomic_path
+from doppel.io.formats import output_spec
 from doppel.io.remux import join_video
 from doppel.io.video import VideoInfo, probe
 from doppel.merge.cache import cache_dir, model_fingerprint
@@ -58,7 +59,7 @@ def check(shot: Shot) -> VideoInfo:
     """Cheap checks before any work: names, output writable and not the input, input readable."""
     check_path_name(shot.input)
     check_path_name(shot.output)
-    check_output(shot.output, shot.input)
+    check_output(output_spec(shot.output), shot.input)
     return probe(shot.input)
 
 

@@ -4,7 +4,7 @@ Each chunk is an H.264 stream that starts on a keyframe (a new encode always doe
 own timestamps, all encoded with the same settings (so one set of codec parameters fits them all). The
 joined file takes their packets as they are (stream copy) in order, and the audio of ``audio_from`` is
 interleaved with them: copied unchanged where the container holds its codec, re-encoded otherwise, as
-:class:`doppel.io.video.VideoWriter` does, so a joined file carries the same audio as one written whole.
+:class:`doppel.io.writer.VideoWriter` does, so a joined file carries the same audio as one written whole.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import av
 import av.error
 
 from doppel.core.errors import MediaError
-from doppel.io.video import _AUDIO_COPY_OK, _AUDIO_REENCODE, _open, _reason, is_image_file
+from doppel.io.video import _reason, is_image_file, open_input
+from doppel.io.writer import _AUDIO_COPY_OK, _AUDIO_REENCODE
 
 
 class AudioCarry:
@@ -34,7 +35,7 @@ class AudioCarry:
         self._copy = False
         if source.is_dir() or is_image_file(source):
             return
-        src = _open(source)
+        src = open_input(source)
         if not src.streams.audio:
             src.close()
             return
@@ -114,7 +115,7 @@ def join_video(chunks: Sequence[Path], output: Path, *, audio_from: Path | None 
         raise MediaError(f"cannot write ({_reason(exc)})", path=output) from None
     audio: AudioCarry | None = None
     try:
-        first = _open(chunks[0])
+        first = open_input(chunks[0])
         template = first.streams.video[0]
         extradata = bytes(template.codec_context.extradata or b"")
         video = out.add_stream_from_template(template)
@@ -122,7 +123,7 @@ def join_video(chunks: Sequence[Path], output: Path, *, audio_from: Path | None 
         if audio_from is not None:
             audio = AudioCarry(out, audio_from, output.suffix)
         for path in chunks:
-            with _open(path) as src:
+            with open_input(path) as src:
                 if not src.streams.video:
                     raise MediaError("chunk has no video stream", path=path)
                 stream = src.streams.video[0]

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from doppel.core.errors import InputError
 from doppel.core.progress import ProgressFn, no_progress
-from doppel.io.video import VideoInfo, VideoWriter
+from doppel.io.video import VideoInfo
+from doppel.io.writer import VideoWriter
 from doppel.merge.stages import END, Pipe, RunContext, composite_stage, decode_stage, guard, infer_stage
 from doppel.merge.temporal import FlickerMeter
 from doppel.store.records import FrameRow

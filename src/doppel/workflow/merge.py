@@ -105,7 +105,7 @@ def run_context(ws: Workspace, render: RenderRecord, model: ModelRecord, dest: D
 
 
 def render_for(ws: Workspace, request: MergeRequest, model: ModelRecord, dest: Destination, consent_hash: str,
-                render_id: int | None) -> tuple[RenderRecord, bool]:
+               render_id: int | None) -> tuple[RenderRecord, bool]:
     """The render to (re)run: ``render_id``'s; else the earlier one with the same model, clip, output and
     settings; else a new one (with the given overrides stored). Returns it and whether it is resumed."""
     if render_id is not None:
