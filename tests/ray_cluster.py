@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -36,11 +37,14 @@ _NODE = ("import sys; import ray._private.services as s; "
          "s.get_node_ip_address = lambda address=None: '127.0.0.1'; "
          "from ray.scripts.scripts import main; sys.argv[0] = 'ray'; sys.exit(main())")
 DRIVER_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # a driver's own address: loopback
+_AUTH: dict[str, str] = {}  # token authentication with a token of this cluster's own (not ~/.ray's)
 
 
 def _env() -> dict[str, str]:
-    """Workers import doppel and the tests' helpers (the test doubles they load) from this tree."""
+    """Workers import doppel and the tests' helpers (the test doubles they load) from this tree; every node
+    checks the token of this cluster (``_AUTH``: set by :func:`ray_cluster`)."""
     env = dict(os.environ)
+    env.update(_AUTH)
     paths = [str(ROOT / "src"), str(ROOT / "tests")]
     env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     env.update({"RAY_USAGE_STATS_ENABLED": "0", "RAY_DISABLE_DOCKER_CPU_WARNING": "1", "OMP_NUM_THREADS": "1"})
@@ -82,11 +86,13 @@ def _session_pids(sid: int) -> list[int]:
 @contextlib.contextmanager
 def ray_cluster(workers: int = 1, cpus: int = 1) -> Iterator[str]:
     """A head node and ``workers`` worker nodes (``cpus`` CPUs each) on 127.0.0.1; yields the head's address."""
-    os.environ.update(DRIVER_ENV)  # read when this process imports ray; and if it already did:
-    constants = sys.modules.get("ray._private.ray_constants")
-    if constants is not None:
-        constants.ENABLE_RAY_CLUSTER = False
     tmp = Path(tempfile.mkdtemp(prefix="dray-", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
+    token = tmp / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    token.chmod(0o600)
+    _AUTH.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)})
+    saved = {k: os.environ.get(k) for k in (*DRIVER_ENV, *_AUTH)}
+    os.environ.update({**DRIVER_ENV, **_AUTH})  # for this process, the driver (read when it imports ray)
     port = _free_port()
     address = f"127.0.0.1:{port}"
     common = ["--num-cpus", str(cpus), "--object-store-memory", str(OBJECT_STORE)]
@@ -108,6 +114,11 @@ def ray_cluster(workers: int = 1, cpus: int = 1) -> Iterator[str]:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         shutil.rmtree(tmp, ignore_errors=True)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _wait_started(proc: subprocess.Popen[bytes], log: Path) -> None:

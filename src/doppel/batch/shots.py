@@ -145,12 +145,13 @@ def prepare(ws: Workspace, shot: Shot, info: VideoInfo, chunk_frames: int, *,
         raise InputError(f"render {render.uid} has no watermark payload", path=ws.root)
     prov.set_render(render.uid, render.watermark_payload)
     fs = frame_settings(ws, render)
+    cache_key(ws.keys_dir())  # made now if the workspace has none yet, so that workers only read it
     data = ShotData(name=shot.name, input=shot.input, info=info, model=model, dest=dest, frame_settings=fs,
                     render_uid=render.uid, payload=render.watermark_payload, consent=consent,
                     source_identity=model.src_identity, keys_dir=ws.keys_dir(),
                     cache_folder=cache_dir(ws.renders_dir(), model_fingerprint(model), dest.clip_hash,
                                            model.resolution, model.face_type),
-                    cache_key=cache_key(ws.keys_dir()), chunk_dir=ws.renders_dir() / render.uid / CHUNKS_DIR,
+                    chunk_dir=ws.renders_dir() / render.uid / CHUNKS_DIR,
                     crf=shot.crf, preset=shot.preset, batch=shot.batch)
     key = shot_key(ws, data, render)
     ranges = plan_shot(info.frame_count, dest.faces, fs, chunk_frames)

@@ -3,8 +3,9 @@ of shots and evaluate finished ones, from data alone. It never opens the workspa
 (:mod:`doppel.batch.driver`) reads what a shot needs into a :class:`ShotData` and writes back every result.
 
 Files it touches: the shot's input (read), its chunk files and their done-markers in the render's
-``chunks/`` folder, and the inference cache (encrypted; the driver hands over the key). On several
-machines these live on a shared file system; the database is only ever opened by the driver.
+``chunks/`` folder, and the inference cache (encrypted with the workspace's key, which it reads from
+``keys/``: secrets never go through Ray's object store). On several machines these live on a shared
+file system; the database is only ever opened by the driver.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from doppel.merge.chunk import ChunkReport, FrameRange, run_chunk
 from doppel.merge.provenance import Provenance
 from doppel.merge.settings import FrameSettings
 from doppel.merge.stages import Destination, RunContext, StageTimer
+from doppel.provenance.keys import cache_key
 from doppel.store.records import ConsentRecord, FrameRow, ModelRecord
 from doppel.workflow.models import load_model
 
@@ -49,9 +51,8 @@ class ShotData:
     payload: int
     consent: ConsentRecord
     source_identity: str
-    keys_dir: Path
+    keys_dir: Path  # the workspace's keys/: the worker reads the inference cache's key there (it never travels)
     cache_folder: Path
-    cache_key: bytes
     chunk_dir: Path
     crf: int
     preset: str
@@ -124,6 +125,7 @@ class ShotWorker:
         self._loader = loader or load_model
         self._models: dict[tuple[str, str, int], Swapper] = {}
         self._marks: dict[tuple[str, int], Provenance] = {}
+        self._keys: dict[Path, bytes] = {}
 
     def swapper(self, model: ModelRecord) -> tuple[Swapper, float]:
         """The model's network and the seconds spent loading it now (0 when already held)."""
@@ -134,6 +136,12 @@ class ShotWorker:
         t0 = time.perf_counter()
         net = self._models[key] = self._loader(model)
         return net, time.perf_counter() - t0
+
+    def _cache_key(self, keys_dir: Path) -> bytes:
+        key = self._keys.get(keys_dir)
+        if key is None:
+            key = self._keys[keys_dir] = cache_key(keys_dir)
+        return key
 
     def _provenance(self, shot: ShotData) -> Provenance:
         key = (shot.render_uid, shot.payload)
@@ -150,7 +158,8 @@ class ShotWorker:
         started = time.time()
         net, loaded = self.swapper(shot.model)
         ctx = RunContext(swapper=net, model=shot.model, dest=shot.dest, frame_settings=shot.frame_settings,
-                         cache=InferenceCache(shot.cache_folder, shot.cache_key), provenance=self._provenance(shot),
+                         cache=InferenceCache(shot.cache_folder, self._cache_key(shot.keys_dir)),
+                         provenance=self._provenance(shot),
                          layers=None, batch=max(1, shot.batch), stages=StageTimer(), stop=threading.Event())
         shot.chunk_dir.mkdir(parents=True, exist_ok=True)
         path = task.path(shot.chunk_dir)
