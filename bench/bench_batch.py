@@ -284,8 +284,8 @@ def run(quick: bool) -> dict[str, Any]:
         for _ in range(reps):
             local_runs.append(_local(root, jobs))
             ray_runs.append(_ray(root, jobs, ex))
-        result["output_bytes_per_frame_720p"] = round(_output_bytes_per_frame(jobs))
         chunked_ray = _ray(root, chunked, ex)
+        result["output_bytes_per_frame_720p"] = round(_output_bytes_per_frame(chunked))
     finally:
         ex.close()
     chunked_local = _local(root, _jobfile([CLIP_720P]))
