@@ -8,6 +8,7 @@ Skips (does not fail) where Chromium, its driver or Selenium is missing; ``.ci/r
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import threading
@@ -20,7 +21,8 @@ import cv2
 import numpy as np
 import pytest
 
-from test_review_helpers import Analysed, analysed_render
+from test_review_helpers import Analysed, analysed_render, planted_render
+from test_review_unanalysed import GatedSwapper
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
@@ -41,22 +43,30 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, Analysed]]:
+@contextlib.contextmanager
+def _serve(app: Any) -> Iterator[int]:
     import uvicorn
 
-    rendered = analysed_render(tmp_path / "scene", n=30)
     port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(rendered.app, host="127.0.0.1", port=port, log_level="warning"))
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.time() + 10
     while not srv.started and time.time() < deadline:
         time.sleep(0.05)
     assert srv.started
-    yield f"http://127.0.0.1:{port}/?token={rendered.token}", rendered
-    srv.should_exit = True
-    thread.join(timeout=5)
+    try:
+        yield port
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, Analysed]]:
+    rendered = analysed_render(tmp_path / "scene", n=30)
+    with _serve(rendered.app) as port:
+        yield f"http://127.0.0.1:{port}/?token={rendered.token}", rendered
 
 
 @pytest.fixture
@@ -158,3 +168,35 @@ def test_jump_to_flagged_override_rerender_screenshot(server: tuple[str, Analyse
     orig = rendered.client.get(f"/api/renders/{rendered.uid}/frames/{first}/original.jpg", headers=headers).content
     a, b = (cv2.imdecode(np.frombuffer(x, np.uint8), cv2.IMREAD_COLOR).astype(int) for x in (served, orig))
     assert np.abs(a - b).mean() < 3
+
+
+def test_a_render_not_yet_analysed_shows_its_frames_at_once(tmp_path: Path, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    from doppel.review.app import create_app
+    from doppel.review.guard import new_token
+
+    ws, _ = planted_render(tmp_path / "scene", 30)
+    ws.close()
+    token = new_token()
+    GatedSwapper.gate.clear()  # the analysis waits until the page was checked mid-way
+    app = create_app(tmp_path / "scene" / "ws", token, swapper_factory=GatedSwapper, identity_budget=10)
+    body = lambda key: browser.execute_script(f"return document.body.dataset.{key} || ''")  # noqa: E731
+    try:
+        with _serve(app) as port:
+            browser.get(f"http://127.0.0.1:{port}/?token={token}")
+            _until(lambda: body("imageKey").startswith("0:swapped:"), what="frame 0 before any analysis")
+            assert browser.execute_script("return document.getElementById('frame-img').naturalWidth") == 240
+            assert browser.find_element(By.ID, "frame-max").text == "29"
+            _until(lambda: "analysing in the background" in browser.find_element(By.ID, "job").text,
+                   what="the analysis's progress on the page")
+            browser.find_element(By.TAG_NAME, "body").send_keys("k")  # browsing works during the analysis
+            _until(lambda: body("imageKey").startswith("1:swapped:"), what="frame 1")
+            GatedSwapper.gate.set()
+            _until(lambda: body("job") == "done", timeout=120, what="the background analysis")
+            _until(lambda: "Analysed 30 frames" in browser.find_element(By.ID, "message").text,
+                   what="the analysis's summary")
+            assert body("frame") == "1"  # the page kept the frame the user was on
+            assert browser.find_element(By.ID, "job").text == ""
+    finally:
+        GatedSwapper.gate.set()

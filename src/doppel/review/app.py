@@ -29,11 +29,13 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from doppel.core.errors import ConfigError, DoppelError, InputError, RefusedError, WorkspaceError
 from doppel.core.swap import Swapper
+from doppel.io.video import probe
 from doppel.merge.settings import CHOICES, schema
 from doppel.review import analyse as an
 from doppel.review import edits, guard
 from doppel.review.cache import UID, ReviewCache, decode_image, encode_jpeg
 from doppel.review.glitches import load_scores, ranked
+from doppel.review.preview import PreviewFrames
 from doppel.store import Workspace
 from doppel.store.records import RenderRecord
 from doppel.workflow.merge import frame_settings
@@ -61,10 +63,17 @@ class Job:
     result: Any = None
     error: str | None = None
     started: float = field(default_factory=time.time)
+    began: float | None = None  # when its work began (jobs wait for the one before them)
 
     def to_dict(self) -> dict[str, Any]:
+        elapsed = None if self.began is None else time.time() - self.began
+        fps = self.done / elapsed if elapsed and self.done else None
+        eta = (self.total - self.done) / fps if fps and self.total is not None else None
         return {"id": self.id, "kind": self.kind, "render": self.render, "status": self.status,
-                "done": self.done, "total": self.total, "result": self.result, "error": self.error}
+                "done": self.done, "total": self.total, "result": self.result, "error": self.error,
+                "waiting": self.began is None and self.status == "running",
+                "elapsed_s": None if elapsed is None else round(elapsed, 1),
+                "fps": None if fps is None else round(fps, 2), "eta_s": None if eta is None else round(eta, 1)}
 
 
 class Jobs:
@@ -75,13 +84,20 @@ class Jobs:
         self._run_lock = threading.Lock()
         self._lock = threading.Lock()
 
-    def start(self, kind: str, render: str, work: Callable[[Job], Any]) -> Job:
+    def start(self, kind: str, render: str, work: Callable[[Job], Any], *, once: bool = False) -> Job:
+        """Queue ``work``; with ``once``, a job of the same kind still running for the render is returned
+        instead (the page starts an analysis on its own when it opens a render, maybe twice)."""
         with self._lock:
+            if once:
+                running = self.running(kind, render)
+                if running is not None:
+                    return running
             job = Job(len(self.jobs) + 1, kind, render)
             self.jobs[job.id] = job
 
         def run() -> None:
             with self._run_lock:
+                job.began = time.time()
                 try:
                     job.result = work(job)
                     job.status = "done"
@@ -97,6 +113,10 @@ class Jobs:
     def get(self, job_id: int) -> Job | None:
         return self.jobs.get(job_id)
 
+    def running(self, kind: str, render: str) -> Job | None:
+        return next((j for j in self.jobs.values() if j.kind == kind and j.render == render
+                     and j.status == "running"), None)
+
 
 def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
                swapper_factory: Callable[[], Swapper] | None = None,
@@ -108,6 +128,7 @@ def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
     Workspace.open(root).close()  # fail now, not on the first request, if it is not a workspace
     assets = static_files()
     jobs = Jobs()
+    previews = PreviewFrames()
     app = FastAPI(title="doppel review", docs_url=None, redoc_url=None, openapi_url=None)
 
     @contextlib.contextmanager
@@ -136,12 +157,40 @@ def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
         return cache
 
     def frame_count(uid: str) -> int:
+        """Frames of an analysed render (edits need its measures)."""
         with workspace() as ws:
             render_of(ws, uid)  # 404 for a render that does not exist
         cache = cache_of(uid)
         if not cache.ready():
             raise InputError(f"render {uid} is not analysed yet; analyse it first")
         return int(cache.read_json(cache.scores_path)["frames"])
+
+    def media_of(uid: str) -> tuple[Path, Path]:
+        """The render's output and the plate it was made from."""
+        with workspace() as ws:
+            r = render_of(ws, uid)
+            return Path(r.output_path), ws.clips.path_of(r.clip_id, what=f"render {uid}")
+
+    probed: dict[tuple[str, float], dict[str, Any]] = {}
+
+    def media_info(uid: str) -> dict[str, Any]:
+        """Frame count, rate and size of a render's output, read from the file (before analysis)."""
+        output, _ = media_of(uid)
+        try:
+            key = (uid, output.stat().st_mtime)
+        except OSError:
+            raise WorkspaceError(f"render {uid}: its output {output.name} is missing", path=output) from None
+        if key not in probed:
+            v = probe(output)
+            probed[key] = {"frames": v.frame_count, "fps": v.fps, "width": v.width, "height": v.height}
+        return probed[key]
+
+    def viewable_frames(uid: str) -> int:
+        """Frames the page can show: the analysed ones, or the output's before analysis."""
+        cache = cache_of(uid)
+        if cache.ready():
+            return int(cache.read_json(cache.scores_path)["frames"])
+        return int(media_info(uid)["frames"])
 
     guard.install(app, token, host)
 
@@ -187,7 +236,9 @@ def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
             base = {"uid": r.uid, "status": r.status, "output": Path(r.output_path).name,
                     "settings": r.settings, "overrides": edits.overrides_json(ws, r.id)}
             if not cache.ready():
-                return JSONResponse({**base, "analysed": False})
+                job = jobs.running("analyse", r.uid)
+                return JSONResponse({**base, **media_info(r.uid), "analysed": False,
+                                     "analysis": None if job is None else job.to_dict()})
             data = cache.read_json(cache.scores_path)
             data.update(base, analysed=True, dirty=len(an.dirty_frames(ws, r.id)), stale=an.is_stale(ws, r.id))
         return JSONResponse(data)
@@ -210,7 +261,7 @@ def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
 
     @app.get("/api/renders/{uid}/frames/{index}")
     def frame_info(uid: str, index: int) -> dict[str, Any]:
-        n = frame_count(uid)
+        n = viewable_frames(uid)
         if not 0 <= index < n:
             raise ConfigError(f"frame {index} is out of range 0..{n - 1}")
         with workspace() as ws:
@@ -236,8 +287,8 @@ def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
         if index < 0 or index > 10_000_000:
             return JSONResponse({"error": "not found"}, status_code=404)
         orig, out = cache.frame("orig", index), cache.frame("out", index)
-        if not out.is_file():
-            return JSONResponse({"error": "not found"}, status_code=404)
+        if not out.is_file():  # not analysed (yet): straight from the media
+            return media_image(uid, index, view)
         if view == "original":
             return FileResponse(orig, media_type="image/jpeg")
         if view == "swapped":
@@ -246,12 +297,26 @@ def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
         if merged is None:
             return JSONResponse({"error": f"cached frame {index} is damaged; analyse the render again"},
                                 status_code=404)
+        return view_image(view, merged, lambda: decode_image(orig), cache.frame("mask", index))
+
+    def media_image(uid: str, index: int, view: str) -> Response:
+        output, plate = media_of(uid)
+        image = previews.frame(plate if view == "original" else output, index)
+        if image is None:
+            return JSONResponse({"error": "not found"}, status_code=404)
+        if view in ("original", "swapped"):
+            return Response(encode_jpeg(image), media_type="image/jpeg")
+        return view_image(view, image, lambda: previews.frame(plate, index), None)
+
+    def view_image(view: str, merged: np.ndarray, plate_of: Callable[[], np.ndarray | None],
+                   mask_path: Path | None) -> Response:
+        """The diff (x4) or the matte drawn over the merged frame (the matte is known after analysis)."""
         if view == "diff":
-            plate = decode_image(orig)
+            plate = plate_of()
             diff = np.zeros_like(merged) if plate is None else cv2.absdiff(merged, plate)
             image = np.clip(diff.astype(np.float32) * 4.0, 0, 255).astype(np.uint8)
         else:
-            mask = decode_image(cache.frame("mask", index), "gray")
+            mask = None if mask_path is None else decode_image(mask_path, "gray")
             image = merged.copy()
             if mask is not None:
                 on = mask > 127
@@ -296,7 +361,7 @@ def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
 
     # -- work --------------------------------------------------------------------------------------
     def start(kind: str, uid: str, work: Callable[[Workspace, RenderRecord, Callable[[int, int | None], None]], Any],
-              ) -> dict[str, Any]:
+              once: bool = False) -> dict[str, Any]:
         with workspace() as ws:
             render_of(ws, uid)
 
@@ -307,12 +372,13 @@ def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
             with workspace() as ws:
                 return work(ws, render_of(ws, uid), progress)
 
-        return jobs.start(kind, uid, run).to_dict()
+        return jobs.start(kind, uid, run, once=once).to_dict()
 
     @app.post("/api/renders/{uid}/analyse")
     def analyse(uid: str) -> dict[str, Any]:
         return start("analyse", uid, lambda ws, r, progress: an.analyse(ws, r.id, swapper=swapper(), progress=progress,
-                                                                        identity_budget=identity_budget).to_dict())
+                                                                        identity_budget=identity_budget).to_dict(),
+                     once=True)
 
     @app.post("/api/renders/{uid}/rerender")
     def rerender(uid: str, body: dict[str, Any] = Body(default={})) -> dict[str, Any]:

@@ -11,7 +11,7 @@ if (params.get("token")) {
 const $ = (id) => document.getElementById(id);
 const state = {
   renders: [], uid: null, data: null, frame: 0, view: "swapped", zoom: 0, info: null,
-  drawing: null, newPolys: [], schema: null, changed: new Set(), flagged: [], rev: 0,
+  drawing: null, newPolys: [], schema: null, changed: new Set(), flagged: [], rev: 0, analysis: null,
 };
 
 async function api(path, options = {}) {
@@ -59,9 +59,15 @@ async function openRender(uid, keepFrame = false) {
   $("render-status").textContent = `${data.status}`;
   renderOverrides();
   if (!data.analysed) {
-    say("Not analysed yet: press Analyse to score every frame and build thumbnails.");
-    $("frame-max").textContent = "0";
+    // Show the frames now (served from the video) and score them in the background.
+    state.flagged = [];
+    $("frame-max").textContent = data.frames - 1;
+    $("frame-num").max = data.frames - 1;
+    if (!keepFrame) state.frame = 0;
+    drawTimeline();
+    await goto(state.frame, true);
     markReady();
+    analyseInBackground(uid);
     return;
   }
   state.rev = data.revision;
@@ -81,12 +87,19 @@ function markReady() { document.body.dataset.ready = "1"; }
 // -- timeline and thumbnails --------------------------------------------------------------------------
 function drawTimeline() {
   const c = $("timeline"), d = state.data;
-  if (!d || !d.analysed) return;
+  if (!d || !d.frames) return;
   const w = c.width = Math.max(200, c.clientWidth * (window.devicePixelRatio || 1));
   const h = c.height = 56 * (window.devicePixelRatio || 1);
   const g = c.getContext("2d");
   g.fillStyle = "#14161a";
   g.fillRect(0, 0, w, h);
+  if (!d.analysed) {  // analysis running: how far it got, scores appear when it is done
+    const job = state.analysis;
+    if (job && job.total) { g.fillStyle = "#2f4a6b"; g.fillRect(0, h - 6, (job.done / job.total) * w, 6); }
+    g.fillStyle = "#f0c040";
+    g.fillRect((state.frame / d.frames) * w, 0, 2, h);
+    return;
+  }
   const n = d.frames, top = d.score.reduce((a, b) => Math.max(a, b), d.flag_score * 2);
   const flagged = new Set(d.flagged);
   const bw = Math.max(1, w / n);
@@ -125,6 +138,7 @@ function frameAt(event) {
 function drawFilmstrip() {
   const strip = $("filmstrip"), d = state.data;
   strip.innerHTML = "";
+  if (!d.analysed) return;  // thumbnails are made by the analysis
   const flagged = new Set(state.flagged);
   for (let i = Math.max(0, state.frame - 6); i <= Math.min(d.frames - 1, state.frame + 6); i++) {
     const cell = document.createElement("div");
@@ -139,7 +153,7 @@ function drawFilmstrip() {
 // -- the frame ----------------------------------------------------------------------------------------
 async function goto(i, force = false) {
   const d = state.data;
-  if (!d || !d.analysed) return;
+  if (!d || !d.frames) return;
   i = Math.max(0, Math.min(d.frames - 1, i));
   if (i === state.frame && !force) return;
   state.frame = i;
@@ -208,7 +222,8 @@ function showInfo() {
   $("info").innerHTML = "";
   const lines = [
     `status: ${info.status}${info.shot_cut ? " (shot cut)" : ""}`,
-    `glitch score: ${info.score === null ? "-" : info.score.toFixed(2)}${flagged ? "  FLAGGED" : ""} (flag at ${d.flag_score})`,
+    d.analysed ? `glitch score: ${info.score === null ? "-" : info.score.toFixed(2)}${flagged ? "  FLAGGED" : ""} (flag at ${d.flag_score})`
+      : "glitch score: after the analysis",
     `occlusion: ${info.occlusion === null ? "-" : info.occlusion.toFixed(3)}`,
   ];
   for (const t of lines) { const p = document.createElement("div"); p.textContent = t; $("info").appendChild(p); }
@@ -369,7 +384,7 @@ async function runJob(path, body, label) {
   try {
     let job = await api(path, {method: "POST", body: body || {}});
     while (job.status === "running") {
-      $("job").textContent = `${label}: ${job.done}${job.total ? "/" + job.total : ""}`;
+      $("job").textContent = jobProgress(label, job);
       await new Promise((r) => setTimeout(r, 250));
       job = await api(`/api/jobs/${job.id}`);
     }
@@ -388,7 +403,47 @@ async function runJob(path, body, label) {
 
 async function analyse() {
   const res = await runJob(`/api/renders/${state.uid}/analyse`, {}, "analysing");
-  if (res) { say(`Analysed ${res.frames} frames: ${res.flagged} flagged.`); await openRender(state.uid); }
+  if (res) { say(`Analysed ${res.frames} frames: ${res.flagged} flagged.`); await openRender(state.uid, true); }
+}
+
+function jobProgress(label, job) {
+  if (job.waiting) return `${label}: waiting for the job before it`;
+  let text = `${label}: ${job.done}${job.total ? "/" + job.total : ""} frames`;
+  if (job.fps) text += `, ${job.fps.toFixed(1)} frames/s`;
+  if (job.eta_s !== null && job.eta_s !== undefined) text += `, about ${Math.ceil(job.eta_s)} s left`;
+  return text;
+}
+
+// A render opened before it was analysed: its frames are browsable at once while the analysis
+// (scores, thumbnails, mattes) runs here, with its progress; the page fills in when it is done.
+async function analyseInBackground(uid) {
+  const label = "analysing in the background";
+  ["btn-analyse", "btn-rerender", "btn-export"].forEach((b) => { $(b).disabled = true; });
+  document.body.dataset.job = "running";
+  try {
+    let job = await api(`/api/renders/${uid}/analyse`, {method: "POST", body: {}});
+    while (job.status === "running") {
+      if (state.uid !== uid) return;  // another render was opened; its own analysis runs after this one
+      state.analysis = job;
+      $("job").textContent = jobProgress(label, job);
+      say("Scores and thumbnails appear when the analysis is done; the frames can be browsed now.");
+      drawTimeline();
+      await new Promise((r) => setTimeout(r, 500));
+      job = await api(`/api/jobs/${job.id}`);
+    }
+    state.analysis = null;
+    $("job").textContent = "";
+    if (state.uid !== uid) return;
+    if (job.status === "failed") throw new Error(job.error);
+    document.body.dataset.job = "done";
+    say(`Analysed ${job.result.frames} frames: ${job.result.flagged} flagged.`);
+    await openRender(uid, true);
+  } catch (e) {
+    document.body.dataset.job = "failed";
+    say(`analysis failed: ${e.message}`, true);
+  } finally {
+    ["btn-analyse", "btn-rerender", "btn-export"].forEach((b) => { $(b).disabled = false; });
+  }
 }
 
 async function rerender() {
@@ -422,7 +477,7 @@ function setView(v) {
 
 document.addEventListener("keydown", (e) => {
   const tag = (e.target && e.target.tagName) || "";
-  if (["INPUT", "SELECT", "TEXTAREA"].includes(tag) || !state.data || !state.data.analysed) return;
+  if (["INPUT", "SELECT", "TEXTAREA"].includes(tag) || !state.data || !state.data.frames) return;
   const k = e.key;
   if (k === "ArrowRight" || k === "k" || k === "K") goto(state.frame + 1);
   else if (k === "ArrowLeft" || k === "j" || k === "J") goto(state.frame - 1);
@@ -466,7 +521,7 @@ function wire() {
     drawOverlay();
   });
   const tl = $("timeline"), hover = $("hover-thumb");
-  tl.addEventListener("click", (e) => { if (state.data && state.data.analysed) goto(frameAt(e)); });
+  tl.addEventListener("click", (e) => { if (state.data && state.data.frames) goto(frameAt(e)); });
   tl.addEventListener("mousemove", (e) => {
     if (!state.data || !state.data.analysed) return;
     const i = frameAt(e);
