@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,9 @@ from typer.testing import CliRunner
 from doppel.cli.app import app
 from doppel.cli.demo import summary
 from doppel.core.errors import ConfigError, InputError
-from doppel.workflow.demo import MARKER, DemoConfig, DemoReport, prepare_out, run_demo
+from doppel.workflow.demo import DESTINATION, MARKER, MODEL, SOURCE, DemoConfig, DemoReport, prepare_out, run_demo
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_prepare_out_creates_clears_own_and_refuses_others(tmp_path: Path) -> None:
@@ -57,6 +60,35 @@ def test_summary_names_every_artefact() -> None:
     for needle in ("10.0 min", "d/output.mp4", "d/contact_sheet.png", "d/eval.json", "d/verify.json",
                    "100 of 100", "watermark found", "intact", "100%"):
         assert needle in text
+
+
+def test_what_the_readme_says_about_the_demo_is_what_it_does(tmp_path: Path) -> None:
+    """The README's notes on the demo against the code: time estimate as in demo.sh's header, the
+    architecture and size it trains and why, the command that resumes it, the files it names."""
+    from doppel.train.config import PRESETS, model_config
+    from doppel.train.models import build_model
+    from doppel.workflow.workspace import create_workspace
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    header = " ".join((ROOT / "scripts" / "demo.sh").read_text().split())
+    minutes = re.search(r"about (\d+) minutes on 2 CPU cores after installation", readme)
+    assert minutes and f"About {minutes[1]} minutes on 2 CPU cores after installation" in header
+    budget = re.search(r"a fixed (\d+)-minute training budget", readme)
+    assert budget and float(budget[1]) == DemoConfig(out=tmp_path).minutes
+    cfg = DemoConfig(out=tmp_path)
+    trains = re.search(r"trains the `(\w+)` architecture at (\d+) px", readme)
+    assert trains and (trains[1], int(trains[2])) == (cfg.arch, cfg.resolution)
+    params = re.search(r"`(\w+)` has ([\d.]+) M parameters against LIAE's ([\d.]+) M", readme)
+    assert params and params[1] == cfg.arch
+    for arch, stated in ((cfg.arch, params[2]), ("liae", params[3])):
+        model = build_model(model_config(PRESETS["cpu"].model, arch=arch, resolution=cfg.resolution))
+        assert f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}" == stated, arch
+    resume = re.search(r"`doppel train demo-out/workspace --src (\w+) --dst (\w+) --model (\w+)", readme)
+    assert resume and resume.groups() == (SOURCE.identity, DESTINATION.identity, MODEL)
+    with create_workspace(tmp_path / "ws"):
+        pass
+    for name in re.findall(r"WS/keys/([\w.]+)", readme):
+        assert (tmp_path / "ws" / "keys" / name).is_file(), f"README names WS/keys/{name}, init does not write it"
 
 
 @pytest.mark.slow
