@@ -17,6 +17,7 @@ from doppel.cli import extract as extract_cmd
 from doppel.cli import faceset as faceset_cmd
 from doppel.cli import glitches as glitches_cmd
 from doppel.cli import init as init_cmd
+from doppel.cli import mask as mask_cmd
 from doppel.cli import merge as merge_cmd
 from doppel.cli import review as review_cmd
 from doppel.cli import train as train_cmd
@@ -79,6 +80,10 @@ command("stats", faceset_cmd.stats, faceset_cmd.app)
 command("prune", faceset_cmd.prune, faceset_cmd.app)
 command("unprune", faceset_cmd.unprune, faceset_cmd.app)
 command("train", train_cmd.train, panel=MODEL)
+app.add_typer(mask_cmd.app, name="mask", rich_help_panel=MODEL)
+command("train", mask_cmd.train, mask_cmd.app)
+command("preview", mask_cmd.preview_, mask_cmd.app)
+command("info", mask_cmd.info, mask_cmd.app)
 command("merge", merge_cmd.merge, panel=MODEL)
 app.add_typer(batch_cmd.app, name="batch", rich_help_panel=MODEL)
 command("run", batch_cmd.run, batch_cmd.app)

@@ -17,9 +17,10 @@ from doppel.merge.blend import BLENDS
 from doppel.merge.colour import COLOUR_TRANSFERS
 from doppel.merge.masks import apply_polygons, face_matte, region_hull
 from doppel.merge.settings import MergeSettings
-from doppel.merge.temporal import FaceSmoother, MatteSmoother, VectorSmoother
+from doppel.merge.temporal import FaceSmoother, MatteSmoother, VectorSmoother, VisibleSmoother
 from doppel.ops.align import invert, warp_to_face, warp_to_frame
 from doppel.ops.face import hull_mask
+from doppel.segment.labels import lifted_hull
 
 
 @dataclass
@@ -29,22 +30,37 @@ class TemporalState:
     colour: VectorSmoother = field(default_factory=VectorSmoother)
     matte: MatteSmoother = field(default_factory=MatteSmoother)
     face: FaceSmoother = field(default_factory=FaceSmoother)
+    visible: VisibleSmoother = field(default_factory=VisibleSmoother)
 
     def reset(self) -> None:
         self.colour.reset()
         self.matte.reset()
         self.face.reset()
+        self.visible.reset()
 
     @staticmethod
     def memory(settings: MergeSettings, tolerance: float = 1e-5) -> int:
         """Frames after which the state has forgotten where it started to within ``tolerance``: each smoother
         is a moving average whose start keeps a weight ``w**n`` after ``n`` frames (the face smoother's weight
-        is at most ``face_smoothing``). A run-up this long before a frame gives that frame as a run from the
-        shot's start does, up to ``tolerance`` of the first difference (far below one 8-bit level)."""
+        is at most ``face_smoothing``, the visible-face smoother's at most ``mask_smoothing``). A run-up this
+        long before a frame gives that frame as a run from the shot's start does, up to ``tolerance`` of the
+        first difference (far below one 8-bit level)."""
         if not settings.smoothing:
             return 0
         w = max(settings.colour_smoothing, settings.face_smoothing, settings.mask_smoothing)
         return 0 if w <= 0 else math.ceil(math.log(tolerance) / math.log(w))
+
+
+@dataclass(frozen=True)
+class Visible:
+    """The segmenter's view of the plate, in the swap's crop: float32 ``(S, S)`` in [0, 1] each."""
+
+    face: np.ndarray  # the visible face (not hair, hands, objects or glasses)
+    glasses: np.ndarray  # glasses in front of the face
+
+    def keep(self, glasses: str) -> np.ndarray:
+        """What the swap may cover: the visible face, and the glasses too when ``glasses`` is ``source``."""
+        return np.clip(self.face + self.glasses, 0.0, 1.0) if glasses == "source" else self.face
 
 
 @dataclass
@@ -57,6 +73,8 @@ class FaceResult:
     roi: tuple[int, int, int, int]  # x0, y0, x1, y1 in frame pixels (empty when off-frame)
     frame_matte: np.ndarray  # float32 (y1-y0, x1-x0) matte in the frame region
     occlusion: float | None
+    uncertainty: float | None = None  # segmenter's doubt inside the face (mean 4p(1-p)), occlusion=segment
+    leak: float | None = None  # share of the face where the swap covers something the plate shows differently
 
 
 def scaled_transform(matrix: np.ndarray, size: int, scale: float) -> np.ndarray:
@@ -96,18 +114,36 @@ def sharpen(face: np.ndarray, amount: float) -> np.ndarray:
     return np.clip(face + amount * (face - soft), 0.0, 1.0)
 
 
+def _segment_scores(keep: np.ndarray, raw: np.ndarray, core: np.ndarray) -> tuple[float, float]:
+    """``(occluded, uncertainty)`` inside the jaw-to-brows hull ``core``: the share the segmenter keeps
+    off the swap, and its doubt (mean of 4p(1-p), 0 = sure everywhere)."""
+    area = max(float(core.sum()), 1.0)
+    occluded = 1.0 - float((core * keep).sum()) / area
+    uncertainty = float((core * 4.0 * raw * (1.0 - raw)).sum()) / area
+    return round(max(0.0, occluded), 5), round(uncertainty, 5)
+
+
 def prepare_face(frame: np.ndarray, matrix: np.ndarray, swapped: np.ndarray, learned: np.ndarray | None,
                  landmarks_crop: np.ndarray, landmark_score: float | None, settings: MergeSettings,
-                 state: TemporalState) -> FaceResult:
+                 state: TemporalState, visible: Visible | None = None) -> FaceResult:
     """Everything of one frame's swap but the blend.
 
     ``frame``: uint8 ``(H, W, 3)`` RGB; ``matrix``: float64 ``(2, 3)`` frame -> crop at the model's
-    resolution ``S``; ``swapped``: float32 ``(S, S, 3)`` RGB in [0, 1]; ``learned``: float32 ``(S, S)``.
+    resolution ``S``; ``swapped``: float32 ``(S, S, 3)`` RGB in [0, 1]; ``learned``: float32 ``(S, S)``;
+    ``visible``: the segmenter's masks of the plate in this crop (used when ``occlusion`` is ``segment``).
     """
     size = swapped.shape[0]
     plate = warp_to_face(frame, matrix, size).astype(np.float32) / 255.0
     face_hull = hull_mask(landmarks_crop, size, "face")
-    stats_mask = face_hull * (learned if learned is not None else 1.0)
+    segment = settings.occlusion == "segment" and visible is not None
+    keep: np.ndarray | None = None
+    if segment:
+        assert visible is not None
+        keep = visible.keep(settings.glasses)
+        keep = state.visible.update(keep, plate, settings.mask_smoothing) if settings.smoothing else keep
+    else:
+        state.visible.reset()
+    stats_mask = face_hull * (learned if learned is not None else 1.0) * (keep if keep is not None else 1.0)
 
     # colour: statistics fitted on the face, smoothed over time, then applied
     transfer = COLOUR_TRANSFERS.create(settings.colour)
@@ -130,14 +166,24 @@ def prepare_face(frame: np.ndarray, matrix: np.ndarray, swapped: np.ndarray, lea
         matte = state.matte.update(matte, settings.mask_smoothing)
     else:
         state.matte.reset()
+    if keep is not None:
+        matte = matte * keep  # after the matte's smoothing: an occluder's edge neither lags nor blurs
     if settings.mask_polygons:
         matte = apply_polygons(matte, settings.mask_polygons)
     occlusion: float | None = None
+    uncertainty: float | None = None
+    leak: float | None = None
     if settings.occlusion != "off":
         found = occ.estimate(face, plate, face_hull, learned, landmarks_crop, landmark_score)
         occlusion = found.score
         if settings.occlusion == "exclude":
             matte = matte * (1.0 - found.map)
+        if segment and keep is not None and visible is not None:
+            core = lifted_hull(landmarks_crop, size, 0.0)
+            occluded, uncertainty = _segment_scores(keep, visible.face, core)
+            occlusion = max(occluded, found.low_confidence)
+            # the heuristic as evidence: where the swap now covers something the plate shows differently
+            leak = round(float((found.map * (matte > 0.5) * core).sum()) / max(float(core.sum()), 1.0), 5)
 
     transform = scaled_transform(matrix, size, settings.face_scale)
     x0, y0, x1, y1 = crop_roi(transform, size, frame.shape)
@@ -145,7 +191,7 @@ def prepare_face(frame: np.ndarray, matrix: np.ndarray, swapped: np.ndarray, lea
         frame_matte = warp_to_frame(matte, _roi_matrix(transform, x0, y0), (y1 - y0, x1 - x0))
     else:
         frame_matte = np.zeros((0, 0), np.float32)
-    return FaceResult(face, matte, transform, (x0, y0, x1, y1), frame_matte, occlusion)
+    return FaceResult(face, matte, transform, (x0, y0, x1, y1), frame_matte, occlusion, uncertainty, leak)
 
 
 def deep_output(plate16: np.ndarray, plate8: np.ndarray, out8: np.ndarray, result: FaceResult | None,

@@ -29,7 +29,8 @@ from doppel.ops.face import Region
 from doppel.ops.mask import MaskMode
 from doppel.store.records import OverrideRecord, RenderRecord
 
-OcclusionMode = Literal["off", "detect", "exclude"]
+OcclusionMode = Literal["off", "detect", "exclude", "segment"]
+GlassesMode = Literal["plate", "source"]
 
 REFERENCE_SIZE = 256  # crop size that the pixel lengths below refer to
 
@@ -71,8 +72,11 @@ class MergeSettings(Settings):
                                   "(motion-aware; 0 = none)")
     mask_smoothing: float = Field(0.5, ge=0.0, le=0.98,
                                   description="weight of the past matte in the matte (0 = none)")
-    occlusion: OcclusionMode = Field("exclude", description="off; detect: score only; exclude: also cut "
-                                     "occluders out of the matte")
+    occlusion: OcclusionMode = Field("segment", description="segment: the face segmenter keeps what covers the "
+                                     "plate's face (hands, objects, hair) on top; off; detect: the colour/edge "
+                                     "heuristic scores only; exclude: the heuristic also cuts what it finds out")
+    glasses: GlassesMode = Field("plate", description="with occlusion=segment: plate keeps the plate's glasses on "
+                                 "top of the swap; source lets the swapped face (and its glasses) replace them")
     occlusion_threshold: float = Field(0.12, ge=0.0, le=1.0,
                                        description="occlusion score above which a frame is flagged")
     shot_cut_threshold: float = Field(0.45, ge=0.05, le=2.0,

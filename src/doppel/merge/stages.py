@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,13 +22,25 @@ from doppel.core.errors import InputError
 from doppel.core.swap import Swapper
 from doppel.io.video import Frame, read_frames
 from doppel.merge.cache import InferenceCache
-from doppel.merge.composite import FaceResult, TemporalState, blend_into, deep_output, layer_frame, prepare_face
+from doppel.merge.composite import (
+    FaceResult,
+    TemporalState,
+    Visible,
+    blend_into,
+    deep_output,
+    layer_frame,
+    prepare_face,
+)
 from doppel.merge.layers import write_layers
 from doppel.merge.provenance import Provenance
 from doppel.merge.settings import FrameSettings, MergeSettings
 from doppel.merge.temporal import FlickerMeter, Region, ShotCutDetector, face_region
 from doppel.ops.align import estimate_transform, transform_points, warp_to_face
+from doppel.segment.crops import to_crop
 from doppel.store.records import FaceRecord, ModelRecord
+
+if TYPE_CHECKING:
+    from doppel.segment.segmenter import Segmenter
 
 QUEUE_FRAMES = 16  # frames buffered between two stages
 
@@ -53,12 +65,17 @@ class WorkItem:
     crop: np.ndarray | None = None  # float32 (S, S, 3) for inference
     swapped: np.ndarray | None = None
     learned: np.ndarray | None = None
+    seg_crop: np.ndarray | None = None  # uint8 (s, s, 3): the plate in the segmenter's framing
+    seg_matrix: np.ndarray | None = None  # frame -> segmenter crop
+    visible: Visible | None = None  # the segmenter's masks, moved into the swap's crop
     cached: bool = False
     output: np.ndarray | None = None
     output16: np.ndarray | None = None  # uint16 (H, W, 3), when the plate and the output are deeper than 8 bits
     layer: np.ndarray | None = None  # uint16 (H, W, 4): the output with the face's matte as alpha (a layers video)
     status: str = "passthrough"
     occlusion: float | None = None
+    uncertainty: float | None = None
+    leak: float | None = None
     shot_cut: bool = False
     face_region: Region | None = None  # the face's landmark hull in the frame
 
@@ -124,6 +141,7 @@ class RunContext:
     stages: StageTimer
     stop: threading.Event
     errors: list[BaseException] = field(default_factory=list)
+    segmenter: Segmenter | None = None  # the face segmenter, for frames set to occlusion=segment
     layer_files: list[Path] = field(default_factory=list)  # written by the compositor, sealed at the end
     deep: bool = False  # decode 16-bit and composite a 16-bit output (a 10/16-bit plate into a 10/16-bit output)
     fps: Fraction | None = None  # an image-sequence input's frame rate
@@ -171,6 +189,10 @@ def prepare_item(ctx: RunContext, frame: Frame) -> WorkItem:
     item.transform = crop_transform(item.face, res, ctx.swapper.face_type)
     item.landmarks = transform_points(item.face.landmarks_smooth, item.transform)
     item.status = "swapped"
+    if ctx.segmenter is not None and s.occlusion == "segment":
+        t0 = time.perf_counter()
+        item.seg_crop, item.seg_matrix = ctx.segmenter.crop_of(frame.image, item.face.landmarks_smooth)
+        ctx.stages.add("align", time.perf_counter() - t0)
     t0 = time.perf_counter()
     hit = ctx.cache.get(frame.index, item.transform)
     ctx.stages.add("cache", time.perf_counter() - t0)
@@ -202,13 +224,35 @@ def run_batch(ctx: RunContext, batch: list[WorkItem]) -> None:
     ctx.stages.add("cache", time.perf_counter() - t0)
 
 
+def run_segmenter(ctx: RunContext, batch: list[WorkItem]) -> None:
+    """The segmenter on the plates of ``batch``; each item's masks moved into its swap crop."""
+    assert ctx.segmenter is not None
+    t0 = time.perf_counter()
+    masks = ctx.segmenter.predict(np.stack([it.seg_crop for it in batch]))  # type: ignore[misc]
+    ctx.stages.add("segment", time.perf_counter() - t0)
+    res = ctx.swapper.resolution
+    for i, it in enumerate(batch):
+        assert it.seg_matrix is not None and it.transform is not None
+        it.visible = Visible(to_crop(masks.face[i], it.seg_matrix, it.transform, res, outside=1.0),
+                             to_crop(masks.glasses[i], it.seg_matrix, it.transform, res, outside=0.0))
+        it.seg_crop = None
+
+
+def infer_items(ctx: RunContext, items: list[WorkItem]) -> None:
+    """Batched inference for the items that need it: the swap model, then the segmenter."""
+    todo = [it for it in items if it.crop is not None]
+    for start in range(0, len(todo), ctx.batch):
+        run_batch(ctx, todo[start:start + ctx.batch])
+    seg = [it for it in items if it.seg_crop is not None]
+    for start in range(0, len(seg), max(ctx.batch, 16)):
+        run_segmenter(ctx, seg[start:start + max(ctx.batch, 16)])
+
+
 def infer_stage(ctx: RunContext, inp: Pipe, out: Pipe) -> None:
     pending: list[WorkItem] = []  # in frame order; some wait for inference
 
     def flush() -> None:
-        todo = [it for it in pending if it.crop is not None]
-        for start in range(0, len(todo), ctx.batch):
-            run_batch(ctx, todo[start:start + ctx.batch])
+        infer_items(ctx, pending)
         for it in pending:
             out.put(it)
         pending.clear()
@@ -219,7 +263,7 @@ def infer_stage(ctx: RunContext, inp: Pipe, out: Pipe) -> None:
             break
         item = prepare_item(ctx, frame)
         pending.append(item)
-        waiting = sum(1 for it in pending if it.crop is not None)
+        waiting = sum(1 for it in pending if it.crop is not None or it.seg_crop is not None)
         if waiting == 0 or waiting >= ctx.batch or len(pending) >= QUEUE_FRAMES * 2:
             flush()
     flush()
@@ -260,9 +304,9 @@ class Compositor:
             assert item.transform is not None and item.swapped is not None and item.learned is not None
             assert item.landmarks is not None
             res = prepare_face(frame.image, item.transform, item.swapped, item.learned, item.landmarks,
-                               item.face.landmark_score if item.face else None, s, self.state)
+                               item.face.landmark_score if item.face else None, s, self.state, item.visible)
             item.output = blend_into(frame.image, res, s)
-            item.occlusion = res.occlusion
+            item.occlusion, item.uncertainty, item.leak = res.occlusion, res.uncertainty, res.leak
             x0, y0, x1, y1 = res.roi
             if x1 > x0 and y1 > y0:
                 region = np.zeros(frame.image.shape[:2], bool)
@@ -295,6 +339,7 @@ class Compositor:
             item.layer = layer_frame(item.output16 if item.output16 is not None else item.output, res)
             ctx.stages.add("composite", time.perf_counter() - t1)
         item.swapped = item.learned = None
+        item.visible = None
         return region
 
 

@@ -85,6 +85,35 @@ class FaceSmoother:
         return out
 
 
+class VisibleSmoother:
+    """Motion-aware smoothing of the segmenter's visible-face mask in crop space.
+
+    Where the plate is still, the mask leans on its past by up to ``weight`` (a flickering edge
+    steadies); where the plate changed (an occluder arriving, moving or leaving), the weight falls
+    off as ``exp(-change / MOTION_SCALE)``, so the new mask is taken at once and a hand is never
+    painted over while the mask catches up. No spatial blur: occluder edges stay as hard as found.
+    """
+
+    MOTION_SCALE = 0.02  # mean abs RGB change (in [0, 1]) at which the weight falls to 1/e
+
+    def __init__(self) -> None:
+        self._mask: np.ndarray | None = None
+        self._plate: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self._mask = self._plate = None
+
+    def update(self, mask: np.ndarray, plate: np.ndarray, weight: float) -> np.ndarray:
+        """``mask``: float32 ``(S, S)`` in [0, 1]; ``plate``: float32 ``(S, S, 3)``. Returns the smoothed mask."""
+        out = mask
+        if weight > 0 and self._mask is not None and self._plate is not None and self._mask.shape == mask.shape:
+            change = cv2.GaussianBlur(np.abs(plate - self._plate).mean(axis=2), (0, 0), 1.0)
+            w = (weight * np.exp(-change / self.MOTION_SCALE)).astype(np.float32)
+            out = w * self._mask + (1.0 - w) * mask
+        self._mask, self._plate = out, plate
+        return out
+
+
 def frame_signature(frame: np.ndarray) -> np.ndarray:
     """A small normalised hue-saturation-value histogram of a uint8 RGB frame, for cut detection."""
     step = max(1, min(frame.shape[0], frame.shape[1]) // 64)

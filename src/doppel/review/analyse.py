@@ -33,6 +33,7 @@ from doppel.workflow.replay import ReplayedFrame, replay
 
 log = logging.getLogger(__name__)
 
+RETRAIN_MINUTES = 3.0  # default budget of review's "retrain mask"
 IDENTITY_BUDGET = 250  # identity embeddings per render (~80 ms each); frames between are interpolated
 LANDMARKER = "dlib-68"
 EMBEDDER = "dlib-resnet"
@@ -62,7 +63,8 @@ class _Meter:
 
     def measure(self, fr: ReplayedFrame, with_identity: bool) -> tuple[Measure, np.ndarray, np.ndarray | None]:
         """The frame's :class:`Measure`, its crop-space mask and (if asked) the swap's identity embedding."""
-        m = Measure(fr.index, fr.status, fr.shot_cut, fr.occlusion, settings_hash=fr.settings.hash())
+        m = Measure(fr.index, fr.status, fr.shot_cut, fr.occlusion, settings_hash=fr.settings.hash(),
+                    segment=fr.uncertainty, leak=fr.leak)
         mask = np.zeros((ft.MASK_SIZE, ft.MASK_SIZE), np.uint8)
         face = fr.face
         if face is None:
@@ -225,6 +227,12 @@ def dirty_frames(ws: Workspace, render_id: int) -> list[int]:
     _, measures, _ = load_measures(cache)
     settings = frame_settings(ws, render)
     return [m.index for m in measures if m.status != "passthrough" and settings.at(m.index).hash() != m.settings_hash]
+
+
+def swapped_frames(ws: Workspace, render_id: int) -> list[int]:
+    """The frames of the analysed render that carry a face (what a new segmenter can change)."""
+    _, measures, _ = load_measures(ReviewCache(ws, ws.renders.get(render_id).uid))
+    return [m.index for m in measures if m.status != "passthrough"]
 
 
 def refresh(ws: Workspace, render_id: int, frames: Sequence[int] | None = None, *,

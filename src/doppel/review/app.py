@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -35,11 +32,13 @@ from doppel.review import analyse as an
 from doppel.review import edits, guard
 from doppel.review.cache import UID, ReviewCache, decode_image, encode_jpeg
 from doppel.review.glitches import load_scores, ranked
+from doppel.review.jobs import Job, Jobs
 from doppel.review.preview import PreviewFrames
 from doppel.store import Workspace
 from doppel.store.records import RenderRecord
 from doppel.workflow.merge import frame_settings
 from doppel.workflow.merge import rerender as rerender_render
+from doppel.workflow.segment import retrain_for_render
 
 log = logging.getLogger(__name__)
 
@@ -50,72 +49,6 @@ def static_files() -> dict[str, Path]:
     """The bundled assets, by file name (the only files the app serves besides a render's cache)."""
     folder = resources.files("doppel.review") / "static"
     return {p.name: Path(str(p)) for p in folder.iterdir() if p.is_file()}
-
-
-@dataclass
-class Job:
-    id: int
-    kind: str
-    render: str
-    status: str = "running"  # running | done | failed
-    done: int = 0
-    total: int | None = None
-    result: Any = None
-    error: str | None = None
-    started: float = field(default_factory=time.time)
-    began: float | None = None  # when its work began (jobs wait for the one before them)
-
-    def to_dict(self) -> dict[str, Any]:
-        elapsed = None if self.began is None else time.time() - self.began
-        fps = self.done / elapsed if elapsed and self.done else None
-        eta = (self.total - self.done) / fps if fps and self.total is not None else None
-        return {"id": self.id, "kind": self.kind, "render": self.render, "status": self.status,
-                "done": self.done, "total": self.total, "result": self.result, "error": self.error,
-                "waiting": self.began is None and self.status == "running",
-                "elapsed_s": None if elapsed is None else round(elapsed, 1),
-                "fps": None if fps is None else round(fps, 2), "eta_s": None if eta is None else round(eta, 1)}
-
-
-class Jobs:
-    """Background work (analyse, re-render, export), one at a time: they share the CPU and the model."""
-
-    def __init__(self) -> None:
-        self.jobs: dict[int, Job] = {}
-        self._run_lock = threading.Lock()
-        self._lock = threading.Lock()
-
-    def start(self, kind: str, render: str, work: Callable[[Job], Any], *, once: bool = False) -> Job:
-        """Queue ``work``; with ``once``, a job of the same kind still running for the render is returned
-        instead (the page starts an analysis on its own when it opens a render, maybe twice)."""
-        with self._lock:
-            if once:
-                running = self.running(kind, render)
-                if running is not None:
-                    return running
-            job = Job(len(self.jobs) + 1, kind, render)
-            self.jobs[job.id] = job
-
-        def run() -> None:
-            with self._run_lock:
-                job.began = time.time()
-                try:
-                    job.result = work(job)
-                    job.status = "done"
-                except DoppelError as exc:
-                    job.error, job.status = exc.message, "failed"
-                except Exception as exc:  # reported to the page, logged in full here
-                    log.exception("review job %s failed", kind)
-                    job.error, job.status = f"{type(exc).__name__}: {exc}", "failed"
-
-        threading.Thread(target=run, name=f"review-{kind}-{job.id}", daemon=True).start()
-        return job
-
-    def get(self, job_id: int) -> Job | None:
-        return self.jobs.get(job_id)
-
-    def running(self, kind: str, render: str) -> Job | None:
-        return next((j for j in self.jobs.values() if j.kind == kind and j.render == render
-                     and j.status == "running"), None)
 
 
 def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
@@ -395,6 +328,20 @@ def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
             return {"frames": an.refresh(ws, r.id, frames, swapper=swapper(), progress=progress)}
 
         return start("rerender", uid, work)
+
+    @app.post("/api/renders/{uid}/retrain-mask")
+    def retrain_mask(uid: str, body: dict[str, Any] = Body(default={})) -> dict[str, Any]:
+        minutes = body.get("minutes", an.RETRAIN_MINUTES)
+        if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not 0.05 <= minutes <= 60:
+            raise ConfigError("'minutes' must be a number of minutes in 0.05..60")
+        frame_count(uid)
+
+        def work(ws: Workspace, r: RenderRecord, progress: Callable[[int, int | None], None]) -> Any:
+            trained = retrain_for_render(ws, r.id, minutes=minutes, progress=progress)
+            frames = an.refresh(ws, r.id, an.swapped_frames(ws, r.id), swapper=swapper(), progress=progress)
+            return {"segmenter": trained.to_dict(), "frames": frames}
+
+        return start("retrain-mask", uid, work)
 
     @app.post("/api/renders/{uid}/export")
     def export(uid: str) -> dict[str, Any]:

@@ -49,6 +49,10 @@ SIGNALS: tuple[Signal, ...] = (
     Signal("eyes", 0.04, "eye openness differs from the plate's (eye aspect ratio)"),
     Signal("gaze", 0.06, "iris position differs from the plate's (x eye width)"),
     Signal("occlusion", 0.03, "something covers the face (merge's occlusion score)"),
+    Signal("segment", 0.01, "the face segmenter is unsure inside the face (mean 4p(1-p)): an occluder it "
+           "may have missed or half-found"),
+    Signal("leak", 0.005, "the swap covers something the plate shows differently (colour and edge evidence "
+           "inside the matte: an occluder painted over)"),
 )
 SIGNAL_NAMES = (*(s.name for s in SIGNALS), "dropout")
 
@@ -69,6 +73,8 @@ class Measure:
     eyes: float | None = None
     gaze: float | None = None
     colour: list[float] | None = None  # Lab offset (3,)
+    segment: float | None = None  # the segmenter's doubt inside the face (merge, occlusion=segment)
+    leak: float | None = None  # share of the face painted over where the plate shows something else
     settings_hash: str = ""
 
     @classmethod
@@ -171,7 +177,7 @@ def raw_signals(measures: Sequence[Measure], masks: np.ndarray | None) -> dict[s
         nb = _neighbours(i, n, group, np.asarray(has_c))
         jump[i] = float(np.linalg.norm(colours[i] - np.median(colours[nb], axis=0))) if nb.size else 0.0
     out["colour"] = jump
-    for name in ("mouth", "eyes", "gaze", "occlusion"):
+    for name in ("mouth", "eyes", "gaze", "occlusion", "segment", "leak"):
         out[name] = column(name)
     return out
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from doppel import __version__
 from doppel.core.errors import ConfigError, InputError, NoFaceError, RefusedError
@@ -42,6 +42,10 @@ from doppel.store import Workspace
 from doppel.store.records import ModelRecord, RenderRecord
 from doppel.workflow.extract import destination_faces
 from doppel.workflow.models import find_model, load_model, model_of
+from doppel.workflow.segment import segmenter_for
+
+if TYPE_CHECKING:
+    from doppel.segment.segmenter import Segmenter
 
 SETTINGS_FILE = "merge.json"  # a render's resolved settings, in its folder under WS/renders/<uid>/
 
@@ -93,15 +97,24 @@ def provenance_for(ws: Workspace, model: ModelRecord) -> Provenance:
     return Provenance(ws.keys_dir(), require_consent(ws, model.src_identity), model.src_identity)
 
 
+def segmenter_if_needed(ws: Workspace, settings: FrameSettings) -> Segmenter | None:
+    """The workspace's segmenter (else the base one) when any frame is set to ``occlusion=segment``."""
+    wanted = settings.base.occlusion == "segment" or any(o.changes.get("occlusion") == "segment"
+                                                          for o in settings.overrides)
+    return segmenter_for(ws) if wanted else None
+
+
 def run_context(ws: Workspace, render: RenderRecord, model: ModelRecord, dest: Destination, swapper: Swapper,
-                provenance: Provenance, *, layers: Path | None = None, batch: int = 8) -> RunContext:
-    """Everything the merge stages share for one run of ``render``."""
+                provenance: Provenance, *, layers: Path | None = None, batch: int = 8,
+                segmenter: Segmenter | None = None) -> RunContext:
+    """Everything the merge stages share for one run of ``render`` (``segmenter``: for frames set to
+    ``occlusion=segment``; see :func:`segmenter_if_needed`)."""
     provenance.set_render(render.uid, render.watermark_payload)
     cache = InferenceCache(cache_dir(ws.renders_dir(), model_fingerprint(model), dest.clip_hash, swapper.resolution,
                                      swapper.face_type), cache_key(ws.keys_dir()))
     return RunContext(swapper=swapper, model=model, dest=dest, frame_settings=frame_settings(ws, render), cache=cache,
                       provenance=provenance, layers=layers, batch=max(1, batch), stages=StageTimer(),
-                      stop=threading.Event())
+                      stop=threading.Event(), segmenter=segmenter)
 
 
 def render_for(ws: Workspace, request: MergeRequest, model: ModelRecord, dest: Destination, consent_hash: str,
@@ -162,7 +175,9 @@ def merge(ws: Workspace, request: MergeRequest, *, progress: ProgressFn = no_pro
     render, resumed = render_for(ws, request, model, dest, prov.consent_hash, render_id)
     report = MergeReport(render.id, render.uid, str(request.output), resumed, settings_hash=render.settings_hash,
                          settings=render.settings)
-    ctx = run_context(ws, render, model, dest, net, prov, layers=request.layers, batch=request.batch)
+    segmenter = segmenter_if_needed(ws, frame_settings(ws, render))
+    ctx = run_context(ws, render, model, dest, net, prov, layers=request.layers, batch=request.batch,
+                      segmenter=segmenter)
     ctx.deep, ctx.fps = spec.bits > 8 and info.bits > 8, info.rate if info.kind == "images" else None
     start = request.start_number if request.start_number is not None else info.start_number
     status = "failed"

@@ -18,11 +18,11 @@ from doppel.core.progress import ProgressFn, no_progress
 from doppel.core.swap import Swapper
 from doppel.io.video import read_frames
 from doppel.merge.settings import MergeSettings
-from doppel.merge.stages import Compositor, RunContext, prepare_item, run_batch
+from doppel.merge.stages import Compositor, RunContext, infer_items, prepare_item
 from doppel.store import Workspace
 from doppel.store.records import FaceRecord, FrameRow, RenderRecord
 from doppel.workflow.extract import destination_faces
-from doppel.workflow.merge import provenance_for, run_context
+from doppel.workflow.merge import frame_settings, provenance_for, run_context, segmenter_if_needed
 from doppel.workflow.models import load_model, model_of
 
 CHUNK = 32  # frames decoded and inferred together in a full replay
@@ -41,6 +41,8 @@ class ReplayedFrame:
     shot_cut: bool
     face: FaceRecord | None  # the destination face of this frame, if any
     settings: MergeSettings
+    uncertainty: float | None = None  # the segmenter's doubt inside the face (occlusion=segment)
+    leak: float | None = None  # share of the face the swap covers where the plate shows something else
 
 
 def _context(ws: Workspace, render: RenderRecord, swapper: Swapper | None, identity: str | None) -> RunContext:
@@ -49,7 +51,8 @@ def _context(ws: Workspace, render: RenderRecord, swapper: Swapper | None, ident
     prov = provenance_for(ws, model)
     net = swapper if swapper is not None else load_model(model)
     dest = destination_faces(ws, path, identity or model.dst_identity or "", face_type=net.face_type)
-    return run_context(ws, render, model, dest, net, prov)
+    segmenter = segmenter_if_needed(ws, frame_settings(ws, render))
+    return run_context(ws, render, model, dest, net, prov, segmenter=segmenter)
 
 
 def _windows(frames: Sequence[int]) -> list[tuple[int, int]]:
@@ -92,9 +95,7 @@ def replay(ws: Workspace, render_id: int, frames: Sequence[int] | None = None, *
             if not chunk:
                 break
             items = [prepare_item(ctx, fr) for fr in chunk]
-            todo = [it for it in items if it.crop is not None]
-            for start in range(0, len(todo), ctx.batch):
-                run_batch(ctx, todo[start:start + ctx.batch])
+            infer_items(ctx, items)
             for it in items:
                 original = it.frame.image
                 region = compositor.process(it)
@@ -105,7 +106,7 @@ def replay(ws: Workspace, render_id: int, frames: Sequence[int] | None = None, *
                 done += 1
                 progress(done, total)
                 yield ReplayedFrame(it.frame.index, original, it.output, region, it.status, it.occlusion,
-                                    it.shot_cut, it.face, it.settings)
+                                    it.shot_cut, it.face, it.settings, it.uncertainty, it.leak)
             if len(rows) >= FLUSH:
                 ws.renders.record_frames(render.id, rows)
                 rows = []

@@ -378,7 +378,7 @@ async function savePolygons(clear = false) {
 
 // -- jobs ---------------------------------------------------------------------------------------------
 async function runJob(path, body, label) {
-  const buttons = ["btn-analyse", "btn-rerender", "btn-export"].map($);
+  const buttons = ["btn-analyse", "btn-rerender", "btn-export", "btn-retrain-mask"].map($);
   buttons.forEach((b) => { b.disabled = true; });
   document.body.dataset.job = "running";
   try {
@@ -456,6 +456,18 @@ async function rerender() {
   }
 }
 
+async function retrainMask() {
+  const res = await runJob(`/api/renders/${state.uid}/retrain-mask`, {}, "retraining the mask");
+  if (res) {
+    const n = res.segmenter.labelled_frames.length;
+    say(`Segmenter retrained on ${n} frame(s) with polygons in ${Math.round(res.segmenter.seconds)} s; ` +
+        `re-rendered ${res.frames.length} frame(s).`);
+    await refreshMeta();
+    drawTimeline();
+    await goto(state.frame, true);
+  }
+}
+
 async function exportVideo() {
   const res = await runJob(`/api/renders/${state.uid}/export`, {}, "exporting");
   if (res) { say(`Exported ${res.frames} frames to ${res.output} (watermarked, with content credentials).`); await refreshMeta(); }
@@ -498,6 +510,7 @@ function wire() {
   $("btn-analyse").addEventListener("click", analyse);
   $("btn-rerender").addEventListener("click", rerender);
   $("btn-export").addEventListener("click", exportVideo);
+  $("btn-retrain-mask").addEventListener("click", retrainMask);
   $("prev").addEventListener("click", () => goto(state.frame - 1));
   $("next").addEventListener("click", () => goto(state.frame + 1));
   $("prev-flag").addEventListener("click", () => nextFlagged(-1));
