@@ -29,9 +29,11 @@ def to_crop(mask: np.ndarray, mask_matrix: np.ndarray, target_matrix: np.ndarray
             outside: float = 1.0) -> np.ndarray:
     """A mask cut with ``mask_matrix`` (frame -> its crop) moved into the ``size`` crop of
     ``target_matrix`` (frame -> that crop). Where the mask's crop does not reach it is ``outside``."""
+    # target pixel -> frame -> mask pixel, sampled with the inverse map
     full = np.vstack([mask_matrix, [0, 0, 1]]) @ np.vstack([invert(target_matrix), [0, 0, 1]])
-    return cv2.warpAffine(np.ascontiguousarray(mask, np.float32), full[:2], (size, size), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=float(outside))
+    return cv2.warpAffine(np.ascontiguousarray(mask, np.float32), full[:2], (size, size),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=float(outside))
 
 
 def map_polygon(points: np.ndarray, source_to_frame: np.ndarray, frame_to_crop: np.ndarray) -> np.ndarray:
