@@ -125,7 +125,7 @@ class TestPaint:
         a = paint(img.astype(np.float32) / 255, lm, occ)
         b = paint(img.astype(np.float32) / 255, lm, occ)
         assert np.array_equal(a.occluder, b.occluder)
-        shifted = paint(np.zeros((64, 64, 3), np.float32), lm + [5, 3], occ)
+        shifted = paint(np.zeros((64, 64, 3), np.float32), lm + np.array([5, 3]), occ)
         assert np.allclose(np.roll(a.occluder, (3, 5), axis=(0, 1))[10:-10, 10:-10],
                            shifted.occluder[10:-10, 10:-10], atol=0.02)
 
@@ -172,7 +172,7 @@ class TestLabels:
         w = np.ones_like(face)
         cut = Polygon("exclude", np.array([[10, 10], [20, 10], [20, 20], [10, 20]], np.float64))
         add = Polygon("include", np.array([[0, 0], [6, 0], [6, 6], [0, 6]], np.float64))
-        f, g, wf, wg = with_polygons(face, glasses, w, w.copy(), [cut, add])
+        f, _, wf, wg = with_polygons(face, glasses, w, w.copy(), [cut, add])
         assert f[15, 15] == 0 and f[3, 3] == 1 and f[22, 22] == 1
         assert wf[15, 15] > 1 and wf[3, 3] > 1 and wf[30, 30] == 1
         assert wg[15, 15] == 0  # glasses unknown under an exclusion
@@ -188,7 +188,7 @@ class TestLabels:
         assert np.allclose(got, transform_points(frame_pts, seg))
 
     def test_masks_move_between_crops(self) -> None:
-        img, lm = cartoon(200)
+        _, lm = cartoon(200)
         seg = estimate_transform(lm, 128, "whole")
         swap = estimate_transform(lm, 64, "full")
         mask = lifted_hull(transform_points(lm, seg), 128, 0.0)
@@ -203,7 +203,7 @@ class TestLabels:
         assert s.face_weight.min() == 0 and s.face_weight.max() == 1
         b = make_batch([s], np.random.default_rng(0), 6)
         assert b.images.shape == (6, 3, 64, 64) and b.targets.shape == b.weights.shape == (6, 2, 64, 64)
-        assert b.images.dtype == np.float32 and 0 <= b.images.min() and b.images.max() <= 1
+        assert b.images.dtype == np.float32 and b.images.min() >= 0 and b.images.max() <= 1
 
     def test_metrics(self) -> None:
         a = np.zeros((8, 8))

@@ -115,8 +115,8 @@ def face_label(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     # never less than the jaw-to-brows hull; never more than the reach; a smooth, filled outline
     k = max(3, size // 40) | 1
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-    solid = cv2.morphologyEx(forehead.astype(np.uint8), cv2.MORPH_OPEN, kernel)
-    solid = cv2.morphologyEx(solid, cv2.MORPH_CLOSE, kernel).astype(bool) | core
+    opened = cv2.morphologyEx(forehead.astype(np.uint8), cv2.MORPH_OPEN, kernel)
+    solid = cv2.morphologyEx(opened, cv2.MORPH_CLOSE, kernel).astype(bool) | core
     out = cv2.GaussianBlur(solid.astype(np.float32), (0, 0), max(size / 256.0, 0.5))
     return np.maximum(np.minimum(out, reach.astype(np.float32)), base)
 

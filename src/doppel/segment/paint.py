@@ -165,10 +165,10 @@ def paint(image: np.ndarray, landmarks: np.ndarray, occluders: list[Occluder] | 
     occ = np.zeros((h, w), np.float32)
     glasses = np.zeros((h, w), np.float32)
     for o in occluders:
-        rgb = np.zeros((h, w, 3), np.float32)  # premultiplied colour of this occluder
-        alpha = np.zeros((h, w), np.float32)
-        lab_occ = np.zeros((h, w), np.float32)
-        lab_gl = np.zeros((h, w), np.float32)
+        rgb: np.ndarray = np.zeros((h, w, 3), np.float32)  # premultiplied colour of this occluder
+        alpha: np.ndarray = np.zeros((h, w), np.float32)
+        lab_occ: np.ndarray = np.zeros((h, w), np.float32)
+        lab_gl: np.ndarray = np.zeros((h, w), np.float32)
         for part in o.parts:
             a = _fill_poly((h, w), _to_image(part.polygon, frame, o.offset))
             if part.hole is not None:

@@ -104,7 +104,8 @@ def _onnx_session(model: UNet, threads: int | None) -> Any:
     example = torch.rand(2, 3, model.config.size, model.config.size, generator=torch.Generator().manual_seed(0))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (example,), buf, input_names=["crops"], output_names=["logits"],
+        torch.onnx.export(model, (example,), buf,  # type: ignore[arg-type]  # a file object is accepted
+                          input_names=["crops"], output_names=["logits"],
                           dynamic_axes={"crops": {0: "n"}, "logits": {0: "n"}}, opset_version=17, dynamo=False)
     opts = ort.SessionOptions()
     if threads:

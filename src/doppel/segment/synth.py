@@ -18,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 
-from doppel.segment.paint import Fill, Occluder, Part
+from doppel.segment.paint import Fill, Label, Occluder, Part, Texture
 
 Split = Literal["train", "held_out"]
 TRAIN_KINDS = ("blob", "texture", "face_patch", "hand", "pen", "mic", "glasses", "sunglasses")
@@ -28,6 +28,7 @@ P_EYEWEAR = 0.3  # chance that a drawn scene has glasses or sunglasses
 OCCLUDER_COUNTS = (0.35, 0.5, 0.15)  # chance of 0, 1 or 2 other occluders in a scene
 
 Rng = np.random.Generator
+TEXTURES: tuple[Texture, ...] = ("none", "noise", "stripes")
 
 
 # -- shapes (face coordinates) ----------------------------------------------------------------------
@@ -37,7 +38,7 @@ def ellipse(cx: float, cy: float, ax: float, ay: float, angle: float = 0.0, n: i
     return _rotate(pts, angle) + np.array([cx, cy])
 
 
-def capsule(p0: Sequence[float], p1: Sequence[float], r: float, n: int = 10) -> np.ndarray:
+def capsule(p0: Sequence[float] | np.ndarray, p1: Sequence[float] | np.ndarray, r: float, n: int = 10) -> np.ndarray:
     a, b = np.asarray(p0, np.float64), np.asarray(p1, np.float64)
     d = b - a
     theta = np.arctan2(d[1], d[0])
@@ -97,7 +98,7 @@ def any_colour(rng: Rng, dark: bool = False) -> tuple[float, float, float]:
 
 
 def _fill(rng: Rng, colour: tuple[float, float, float], *, texture: bool = True, rim: float = 0.0) -> Fill:
-    kind = rng.choice(["none", "noise", "stripes"], p=[0.4, 0.45, 0.15]) if texture else "none"
+    kind: Texture = TEXTURES[int(rng.choice(3, p=[0.4, 0.45, 0.15]))] if texture else "none"
     return Fill(colour, gradient=(float(rng.normal(0, 0.25)), float(rng.normal(0, 0.25))), texture=kind,
                 texture_scale=float(rng.uniform(0.03, 0.3)), texture_strength=float(rng.uniform(0.02, 0.2)),
                 texture_angle=float(rng.uniform(0, np.pi)), seed=int(rng.integers(1 << 30)),
@@ -209,7 +210,7 @@ def _eyewear(rng: Rng, kind: str) -> Occluder:
     frame = Fill(frame_col, (float(rng.normal(0, 0.2)), 0.0))
     dark = kind in ("sunglasses", "aviator")
     lens_fill = Fill(any_colour(rng, dark=True) if dark else (0.8, 0.85, 0.9), (0.0, float(rng.uniform(-0.6, 0.2))))
-    lens_label = "glasses" if dark else "clear"
+    lens_label: Label = "glasses" if dark else "clear"
     lens_opacity = float(rng.uniform(0.85, 1.0)) if dark else float(rng.uniform(0.03, 0.2))
     ax, ay = rng.uniform(0.3, 0.4), rng.uniform(0.2, 0.3)
     y = float(rng.uniform(-0.05, 0.08))
@@ -225,7 +226,7 @@ def _eyewear(rng: Rng, kind: str) -> Occluder:
         elif style == 1:
             inner = rounded_rect(cx, y, 2 * ax, 2 * ay, 0.08)
         else:
-            inner = rounded_rect(cx, y, 2 * ax, 2 * ay, 0.15) * [1.0, 1.0]
+            inner = rounded_rect(cx, y, 2 * ax, 2 * ay, 0.15)
             inner[:, 1] += np.where(inner[:, 1] > y, -(inner[:, 0] - cx) * side * 0.15, 0.0)
         centre = inner.mean(0)
         outer = centre + (inner - centre) * (1 + t / min(ax, ay))

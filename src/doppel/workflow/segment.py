@@ -115,7 +115,9 @@ def wears_glasses(segmenter: Segmenter, samples: Sequence[Sample]) -> bool:
 
 
 def patches_of(samples: Sequence[Sample], rng: np.random.Generator, n: int = PATCHES) -> list[np.ndarray]:
-    idx = rng.choice(len(samples), size=min(n, len(samples)), replace=False) if samples else []
+    if not samples:
+        return []
+    idx = rng.choice(len(samples), size=min(n, len(samples)), replace=False)
     return [samples[int(i)].image for i in idx]
 
 
