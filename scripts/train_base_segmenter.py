@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--out", type=Path, default=store.base_dir())
+    parser.add_argument("--init", type=Path, default=None, help="continue from this segmenter folder")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = UNetConfig(size=args.size)
@@ -55,11 +56,12 @@ def main(argv: list[str] | None = None) -> int:
             samples.extend(mine)
     print(f"{len(samples)} samples from {counts} in {time.perf_counter() - started:.0f} s", flush=True)
     rng = np.random.default_rng(args.seed)
-    model = store.fresh(config, args.seed)
+    model = store.copy_of(store.load(args.init)) if args.init else store.fresh(config, args.seed)
     cfg = SegTrainConfig(minutes=args.minutes, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads)
     meta = {"doppel_version": __version__, "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "recipe": "scripts/train_base_segmenter.py", "identities": counts, "glasses_identities": args.glasses,
-            "held_out_identities": args.held_out, "every": args.every, "config": cfg.model_dump()}
+            "held_out_identities": args.held_out, "every": args.every, "config": cfg.model_dump(),
+            "continued_from": store.read_train(args.init) if args.init else None}
 
     def snapshot(step: int, loss: float) -> None:
         if step % 200 == 0:

@@ -26,6 +26,9 @@ HELD_OUT_KINDS = ("crescent", "fist", "phone", "cup", "aviator", "rimmed_blob")
 EYEWEAR = ("glasses", "sunglasses", "aviator")
 P_EYEWEAR = 0.3  # chance that a drawn scene has glasses or sunglasses
 OCCLUDER_COUNTS = (0.35, 0.5, 0.15)  # chance of 0, 1 or 2 other occluders in a scene
+# how often each family is drawn (others: 1): skin-toned things in front of skin are the hard case
+KIND_WEIGHTS = {"hand": 3.0, "blob": 2.0, "face_patch": 1.5}
+P_SKIN_SHAPE = 0.4  # chance that a blob or texture is skin-toned
 
 Rng = np.random.Generator
 TEXTURES: tuple[Texture, ...] = ("none", "noise", "stripes")
@@ -116,7 +119,7 @@ def _blur(rng: Rng, p: float = 0.3) -> tuple[float, float]:
 
 # -- families -------------------------------------------------------------------------------------
 def _hand(rng: Rng, skin: Sequence[float] | None, fist: bool) -> Occluder:
-    s = rng.uniform(0.8, 1.3)
+    s = rng.uniform(0.9, 1.6)
     fill = _fill(rng, skin_tone(rng, skin), texture=False, rim=float(rng.uniform(0.0, 0.04)))
     fill = Fill(fill.colour, fill.gradient, "noise", 0.05, float(rng.uniform(0.0, 0.05)), 0.0, fill.seed,
                 None, fill.rim_width, fill.rim_dark)
@@ -182,7 +185,9 @@ def _shape(rng: Rng, kind: str, skin: Sequence[float] | None, patches: Sequence[
         poly = blob(rng, cx, cy, rng.uniform(0.5, 0.9))
     else:
         texture = kind == "texture"
-        fill = _fill(rng, skin_tone(rng, skin) if rng.random() < 0.2 else any_colour(rng), texture=texture)
+        rim = float(rng.uniform(0.02, 0.08)) if rng.random() < 0.25 else 0.0
+        fill = _fill(rng, skin_tone(rng, skin) if rng.random() < P_SKIN_SHAPE else any_colour(rng), texture=texture,
+                     rim=rim)
     length, direction = _blur(rng, 0.2)
     return Occluder(kind, (Part(poly, fill, hole=hole),), blur_length=length, blur_angle=direction)
 
@@ -267,7 +272,8 @@ def draw_scene(rng: Rng, split: Split = "train", *, skin: Sequence[float] | None
     kinds = TRAIN_KINDS if split == "train" else HELD_OUT_KINDS
     eyewear = [k for k in kinds if k in EYEWEAR]
     others = [k for k in kinds if k not in EYEWEAR and (k != "face_patch" or patches)]
+    weights = np.array([KIND_WEIGHTS.get(k, 1.0) for k in others])
     out = [draw(rng, str(rng.choice(eyewear)))] if rng.random() < P_EYEWEAR else []
     for _ in range(int(rng.choice(len(OCCLUDER_COUNTS), p=OCCLUDER_COUNTS))):
-        out.append(draw(rng, str(rng.choice(others)), skin=skin, patches=patches))
+        out.append(draw(rng, str(rng.choice(others, p=weights / weights.sum())), skin=skin, patches=patches))
     return out

@@ -69,12 +69,17 @@ class TrainReport:
         return {**asdict(self), "images_per_second": round(self.images_per_second, 2)}
 
 
+def _dice(p: torch.Tensor, t: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    return 1.0 - (2 * (p * t * w).sum() + 1.0) / ((p * w).sum() + (t * w).sum() + 1.0)
+
+
 def loss_fn(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Weighted BCE over both channels + :data:`DICE_WEIGHT` x soft Dice of the visible face."""
+    """Weighted BCE over both channels + :data:`DICE_WEIGHT` x soft Dice of each channel (the Dice term
+    keeps the rare glasses pixels from being drowned by the many that are not glasses)."""
     bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
     loss = (bce * weights).sum() / weights.sum().clamp_min(1.0)
-    p, t, w = torch.sigmoid(logits[:, 0]), targets[:, 0], (weights[:, 0] > 0).float()
-    dice = 1.0 - (2 * (p * t * w).sum() + 1.0) / ((p * w).sum() + (t * w).sum() + 1.0)
+    p, known = torch.sigmoid(logits), (weights > 0).float()
+    dice = _dice(p[:, 0], targets[:, 0], known[:, 0]) + _dice(p[:, 1], targets[:, 1], known[:, 1])
     return loss + DICE_WEIGHT * dice
 
 

@@ -54,13 +54,21 @@ def segmenter_for(ws: Workspace, *, threads: int | None = None) -> Segmenter:
 # -- samples ---------------------------------------------------------------------------------------
 def face_samples(faces: Sequence[FaceRecord], config: UNetConfig, *, glasses_unknown: bool = False,
                  progress: ProgressFn = no_progress) -> list[Sample]:
-    """Training samples from extracted faces (their aligned crops, re-cut in the segmenter's framing)."""
+    """Training samples from extracted faces (their aligned crops, re-cut in the segmenter's framing).
+    Faces whose crop file is gone (deleted by hand, say) are skipped with a warning."""
     out = []
+    missing = 0
     for k, face in enumerate(faces):
+        if not face.aligned_path.is_file():
+            missing += 1
+            continue
         image = read_image(face.aligned_path)
         crop, lm, _ = to_segmenter_crop(image, face.aligned_landmarks(), config.size, config.face_type)
         out.append(make_sample(crop, lm, glasses_unknown=glasses_unknown))
         progress(k + 1, len(faces))
+    if missing:
+        log.warning("%d of %d faces have no aligned crop on disk; the segmenter trains without them",
+                    missing, len(faces))
     return out
 
 

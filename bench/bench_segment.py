@@ -1,0 +1,469 @@
+"""Segmenter benchmark (issue 13): does what covers the face stay on top of the swap?
+
+- **crops**: face-mask IoU of the shipped segmenter on faces of people it never saw (d18, s18) and,
+  for reference, of people it was trained on (d0, d3, d19), under synthetic occluders of the
+  *held-out* families (``doppel.segment.synth.HELD_OUT_KINDS``), against the old heuristic
+  (``merge/occlusion.py``, given a perfect swap to compare with: its best case) and the bare hull.
+  IoU is measured inside merge's face hull (where the matte lives) and, for the segmenter, over
+  its whole definition of the visible face too. "occluded" = occluders cover >= 1% of the face.
+- **clips**: each held-out clip re-encoded with held-out occluders drawn on it (a rimmed skin blob
+  sweeping over the mouth, aviator sunglasses moving with the head, a fist and a phone), merged
+  with an oracle stand-in for a model trained on the clean clip (it never reproduces an occluder),
+  once with ``occlusion=exclude`` (the heuristic) and once with ``occlusion=segment``. Leak = share
+  of a frame's occluder pixels inside the face that the matte covers; mean and p95 over occluded
+  frames; the sunglasses frames on their own. ``doppel glitches`` then ranks the render:
+  precision among the top min(20, n) of the n frames leaking > 2%, and plate blinks flagged.
+  On the 720p clip merge speed is also measured with the ``cpu`` preset's network (untrained
+  weights: speed only) with and without the segmenter.
+- **retrain**: 10 frames of the worst occluder get exclude polygons (from the drawn masks, as an
+  artist would draw them in review), ``doppel mask train`` runs for 3 minutes on 2 threads, the
+  polygons are removed again, and leak is measured on those frames and their neighbours.
+- **d12**: the hand and pen of ``lp_d12`` labelled by eye (``tests/fixtures/d12_occluders.json``,
+  24 frames): IoU on the 14 frames not used for retraining, before and after retraining on 10.
+- **speed**: segmenter faces/s on 2 threads (ONNX Runtime; PyTorch for reference).
+
+Run: ``python bench/run.py segment`` (about 25 minutes) or ``--quick`` (d18 only, shorter retrain).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+MEDIA = ROOT.parent / "shared" / "media"
+FIXTURE = ROOT / "tests" / "fixtures" / "d12_occluders.json"
+WORKDIR = Path(os.environ.get("DOPPEL_BENCH_SEGMENT_DIR", Path(tempfile.gettempdir()) / "doppel-bench-segment"))
+HELD_OUT = ("lp_d18_man_neutral_studio.mp4", "lp_s18_woman_redhair_720p.mp4")
+SEEN = ("lp_d0_asian_man_greenscreen.mp4", "lp_d3_woman_expressions.mp4", "lp_d19_man_glasses_studio.mp4")
+D12 = "lp_d12_man_talking_gesturing.mp4"
+RES = 128  # the oracle's crop size
+BARS = {"iou_all": 0.92, "iou_occluded": 0.85, "leak_mean": 0.02, "leak_p95": 0.05, "faces_per_s": 60.0,
+        "merge_fps": 12.0, "retrain_s": 300.0, "precision": 0.9}
+
+
+def _say(text: str) -> None:
+    import sys
+
+    print(f"   segment: {text}", file=sys.stderr, flush=True)
+
+
+def _ident(clip: str) -> str:
+    return clip.split("_")[1]
+
+
+def _workspace(clips: tuple[str, ...]) -> Any:
+    from doppel.extract.config import content_hash
+    from doppel.provenance.consent import add_consent
+    from doppel.store import Workspace
+    from doppel.workflow.extract import extract
+    from doppel.workflow.workspace import create_workspace
+
+    root = WORKDIR / "ws"
+    if not root.exists():
+        with create_workspace(root) as ws:
+            add_consent(ws, "src", "doppel benchmark", "benchmark only", "public-domain-demo")
+    ws = Workspace.open(root)
+    for name in clips:
+        clip = ws.clips.by_hash(content_hash(MEDIA / name))
+        if clip is None or not ws.faces.extracted(clip.id, _ident(name)):
+            extract(ws, _ident(name), MEDIA / name)
+    return ws
+
+
+def _register(ws: Any, name: str, dst: str) -> None:
+    folder = ws.models_dir() / name
+    folder.mkdir(exist_ok=True)
+    (folder / "config.json").write_text("{}")
+    ws.identities.ensure("src")
+    ws.models.register(name, folder_rel=f"models/{name}", arch="oracle", preset=None, resolution=RES,
+                       face_type="full", src="src", dst=dst, base=None, step=0)
+
+
+# -- crops ------------------------------------------------------------------------------------------
+def crops(ws: Any, seg: Any, quick: bool, held: tuple[str, ...]) -> dict[str, Any]:
+    """IoU per identity for segmenter, heuristic and hull, on the same held-out-occluder views."""
+    from doppel.merge import occlusion as occ
+    from doppel.segment import synth
+    from doppel.segment.labels import lifted_hull
+    from doppel.segment.metrics import iou
+    from doppel.segment.paint import paint
+    from doppel.workflow.segment import face_samples
+
+    out: dict[str, Any] = {}
+    for clip in (*held, *SEEN):
+        name = _ident(clip)
+        faces = ws.faces.of(name)
+        samples = face_samples(faces[:: 12 if quick else 4], seg.config)
+        rng = np.random.default_rng(7)
+        rows: dict[str, list[tuple[float, bool]]] = {"segmenter": [], "segmenter_full": [], "heuristic": [], "hull": []}
+        for s in samples:
+            for _ in range(2):
+                scene = synth.draw_scene(rng, "held_out", skin=s.skin)
+                img = s.image.astype(np.float32) / 255.0
+                p = paint(img, s.landmarks, scene)
+                cover = np.clip(p.occluder + p.glasses, 0, 1)
+                gt = s.face * (1 - cover)
+                covered = float((s.face * cover).sum()) / max(float(s.face.sum()), 1.0)
+                occluded = covered >= 0.01
+                plate = np.clip(p.image * 255 + 0.5, 0, 255).astype(np.uint8)
+                prob = seg.predict(plate[None]).face[0]
+                hull = lifted_hull(s.landmarks, seg.size, 0.12)
+                known = s.face_weight > 0
+                found = occ.estimate(img, p.image.astype(np.float32), hull, None, s.landmarks, 0.9)
+                heur = hull * (1 - found.map)
+                inside = known & (hull > 0.5)
+                rows["segmenter"].append((iou(prob, gt, inside), occluded))
+                rows["segmenter_full"].append((iou(prob, gt, known), occluded))
+                rows["heuristic"].append((iou(heur, gt, inside), occluded))
+                rows["hull"].append((iou(hull, gt, inside), occluded))
+        out[name] = {"held_out_person": clip in HELD_OUT, "views": len(rows["hull"]),
+                     "occluded_views": sum(o for _, o in rows["hull"])}
+        for method, vals in rows.items():
+            out[name][method] = {"iou_all": round(float(np.mean([v for v, _ in vals])), 4),
+                                 "iou_occluded": round(float(np.mean([v for v, o in vals if o] or [np.nan])), 4)}
+    return out
+
+
+# -- clips ------------------------------------------------------------------------------------------
+def _leaks(ws: Any, render_id: int, swapper: Any, scene: Any, marks: dict[int, np.ndarray]) -> dict[int, float]:
+    from doppel.workflow.replay import replay
+    from segment_scenes import frame_leaks
+
+    return frame_leaks(replay(ws, render_id, swapper=swapper), scene, marks)
+
+
+def _summary(leaks: dict[int, float], frames: set[int] | None = None) -> dict[str, Any]:
+    vals = [v for i, v in leaks.items() if frames is None or i in frames]
+    if not vals:
+        return {"frames": 0}
+    return {"frames": len(vals), "mean": round(float(np.mean(vals)), 4),
+            "p95": round(float(np.percentile(vals, 95)), 4), "max": round(float(np.max(vals)), 4),
+            "over_2pct": int(sum(v > 0.02 for v in vals))}
+
+
+def _glitches(ws: Any, render_id: int, swapper: Any, leaks: dict[int, float], marks: dict[int, np.ndarray],
+              scene: Any) -> dict[str, Any]:
+    from doppel.review.analyse import analyse
+    from doppel.review.features import eye_openness
+    from doppel.review.glitches import load_scores, ranked
+
+    analyse(ws, render_id, swapper=swapper, identity_budget=40)
+    scores = load_scores(ws, render_id)
+    relevant = {i for i, v in leaks.items() if v > 0.02}
+    k = min(20, len(relevant))
+    top = [g.frame for g in ranked(scores, max(k, 20))]
+    precision = sum(f in relevant for f in top[:k]) / k if k else None
+    occluded_top = sum(scene.covered(f) is not None for f in top[:20]) / 20
+    blinks = [i for i, lm in marks.items() if scene.covered(i) is None and float(np.mean(eye_openness(lm))) < 0.17]
+    flagged = {g.frame for g in scores if g.flagged}
+    return {"leaky_frames": len(relevant), "k": k, "precision_at_k": None if precision is None else round(precision, 3),
+            "occluded_share_of_top20": round(occluded_top, 3), "blink_frames": len(blinks),
+            "blinks_flagged": sum(b in flagged for b in blinks), "blinks_in_top20": sum(b in top[:20] for b in blinks),
+            "top20": top[:20]}
+
+
+def _real_model_fps(ws: Any, path: Path, dst: str) -> dict[str, Any]:
+    """Merge at 720p through the product's model loading with the cpu preset's network (untrained)."""
+    import torch
+
+    from doppel.merge.settings import MergeSettings
+    from doppel.train import checkpoint
+    from doppel.train.config import PRESETS
+    from doppel.train.models import build_model
+    from doppel.workflow.merge import MergeRequest, merge
+
+    cfg = PRESETS["cpu"].model
+    folder = ws.models_dir() / "cpu-untrained"
+    if not (folder / checkpoint.WEIGHTS).is_file():
+        folder.mkdir(exist_ok=True)
+        torch.manual_seed(0)
+        checkpoint.write_config(folder, cfg)
+        checkpoint.save_weights(folder, build_model(cfg), {"note": "untrained, for the segment benchmark"})
+    ws.models.register("cpu-untrained", folder_rel="models/cpu-untrained", arch=cfg.arch, preset="cpu",
+                       resolution=cfg.resolution, face_type=cfg.face_type, src="src", dst=dst, base=None, step=0)
+    out = {}
+    for mode in ("exclude", "segment"):
+        shutil.rmtree(ws.renders_dir() / "cache", ignore_errors=True)
+        cpu0 = time.process_time()
+        report = merge(ws, MergeRequest(input=path, output=WORKDIR / f"fps-{mode}.mp4", model="cpu-untrained",
+                                        settings=MergeSettings(occlusion=mode)))
+        cpu_ms = 1000 * (time.process_time() - cpu0) / max(report.frames, 1)
+        out[mode] = {"fps": round(report.fps, 2), "cpu_ms_per_frame": round(cpu_ms, 1),
+                     "fps_bound_2_free_cores": round(2000 / cpu_ms, 1),
+                     "segment_ms_per_frame": round(1000 * report.stages.get("segment", 0) / max(report.frames, 1), 2)}
+    return out
+
+
+def clip_run(ws: Any, clip: str, quick: bool, real_fps: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    from doppel.merge.settings import MergeSettings
+    from doppel.workflow.extract import destination_faces
+    from doppel.workflow.merge import MergeRequest, merge
+    from segment_scenes import OracleSwapper, frame_transforms, occlude_clip
+
+    name = _ident(clip)
+    clean = MEDIA / clip
+    marks = {f.frame_index: f.landmarks_smooth for f in ws.faces.of(name)}
+    occluded = WORKDIR / f"{name}-occluded.mp4"
+    scene = occlude_clip(clean, marks, occluded)
+    dst = f"occ-{name}"
+    dest = destination_faces(ws, occluded, dst, size=256, face_type="full")
+    oracle = OracleSwapper(occluded, clean, frame_transforms(dest.faces, RES, "full"), RES)
+    _register(ws, f"oracle-{name}", dst)
+    out: dict[str, Any] = {"frames_with_face": len(dest.faces), "occluded_frames": len(scene.kinds),
+                           "faces_lost_under_occluders": len([i for i in scene.kinds if i not in dest.faces])}
+    ctx: dict[str, Any] = {}
+    for mode in ("exclude", "segment"):
+        started = time.perf_counter()
+        report = merge(ws, MergeRequest(input=occluded, output=WORKDIR / f"{name}-{mode}.mp4", model=f"oracle-{name}",
+                                        settings=MergeSettings(occlusion=mode)), swapper=oracle)
+        leaks = _leaks(ws, report.render_id, oracle, scene, marks)
+        glasses_frames = set(scene.glasses)
+        out[mode] = {"merge_fps_without_model": round(report.frames / (time.perf_counter() - started), 2),
+                     "flicker_ratio": report.flicker_ratio, "swapped": report.swapped,
+                     "leak": _summary(leaks), "leak_sunglasses": _summary(leaks, glasses_frames),
+                     "leak_other": _summary(leaks, set(leaks) - glasses_frames),
+                     "glitches": _glitches(ws, report.render_id, oracle, leaks, marks, scene)}
+        ctx[mode] = (report.render_id, leaks)
+    if real_fps:
+        out["merge_720p_cpu_preset"] = _real_model_fps(ws, occluded, dst)
+    return out, {"oracle": oracle, "scene": scene, "marks": marks, "dest": dest, "renders": ctx, "name": name}
+
+
+# -- retraining from polygons -----------------------------------------------------------------------
+def _polygons(mask: np.ndarray, face: Any) -> list[dict[str, Any]]:
+    """Exclude polygons around ``mask`` (frame pixels), in review's stored form (crop coordinates / size)."""
+    import cv2
+
+    from doppel.ops.align import transform_points
+
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    out = []
+    for c in sorted(contours, key=cv2.contourArea, reverse=True)[:3]:
+        pts = cv2.approxPolyDP(c, 1.5, True).reshape(-1, 2).astype(np.float64)
+        if len(pts) >= 3:
+            crop = transform_points(pts, face.transform) / face.size
+            out.append({"mode": "exclude", "points": np.clip(crop, -1, 2).round(5).tolist()[:256]})
+    return out
+
+
+def retrain(ws: Any, run: dict[str, Any], minutes: float) -> dict[str, Any]:
+    from doppel.segment.train import SegTrainConfig
+    from doppel.workflow.merge import add_override
+    from doppel.workflow.segment import MaskTrainRequest, segmenter_dir, train_mask
+
+    render_id, leaks = run["renders"]["segment"]
+    scene, dest = run["scene"], run["dest"]
+    kinds: dict[str, list[int]] = {}
+    for i in scene.occluder:
+        if i in dest.faces:
+            kinds.setdefault(scene.kinds[i], []).append(i)
+    worst = max(kinds, key=lambda k: np.mean([leaks.get(i, 0.0) for i in kinds[k]]))
+    span = sorted(kinds[worst])
+    labelled = [span[int(j)] for j in np.linspace(0, len(span) - 1, min(10, len(span))).round()]
+    ids = [add_override(ws, render_id, f, f, {"mask_polygons": _polygons(scene.occluder[f], dest.faces[f])})
+           for f in labelled]
+    started = time.perf_counter()
+    report = train_mask(ws, MaskTrainRequest(identities=(f"occ-{run['name']}",),
+                                             config=SegTrainConfig(minutes=minutes, threads=2)))
+    seconds = time.perf_counter() - started
+    for oid in ids:
+        ws.renders.remove_override(oid)
+    after = _leaks(ws, render_id, run["oracle"], scene, run["marks"])
+    neighbours = set(span) - set(labelled)
+    result = {"occluder": worst, "labelled_frames": labelled, "seconds": round(seconds, 1),
+              "train_steps": report.train["steps"],
+              "before": {"labelled": _summary(leaks, set(labelled)), "neighbours": _summary(leaks, neighbours),
+                         "all": _summary(leaks)},
+              "after": {"labelled": _summary(after, set(labelled)), "neighbours": _summary(after, neighbours),
+                        "all": _summary(after)}}
+    shutil.rmtree(segmenter_dir(ws), ignore_errors=True)
+    return result
+
+
+def d12(ws: Any, minutes: float) -> dict[str, Any]:
+    """IoU on lp_d12 with the labelled hand and pen, before and after retraining on 10 labelled frames."""
+    from doppel.io.video import read_frames
+    from doppel.merge.settings import MergeSettings
+    from doppel.segment.crops import to_segmenter_crop
+    from doppel.segment.labels import Polygon, face_label, with_polygons
+    from doppel.segment.metrics import iou
+    from doppel.segment.train import SegTrainConfig
+    from doppel.workflow.merge import MergeRequest, add_override, merge
+    from doppel.workflow.segment import MaskTrainRequest, segmenter_dir, segmenter_for, train_mask
+
+    labels = json.loads(FIXTURE.read_text())["frames"]
+    frames = sorted(int(k) for k in labels)
+    train_frames = frames[::2][:10]
+    eval_frames = [f for f in frames if f not in train_frames]
+    faces = {f.frame_index: f for f in ws.faces.of("d12")}
+
+    class Recolour:
+        resolution, face_type = RES, "full"
+
+        def swap(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return np.ascontiguousarray(x[..., ::-1], np.float32), np.ones((*x.shape[:3], 1), np.float32)
+
+    def measure() -> dict[str, Any]:
+        seg = segmenter_for(ws)
+        ious, false_face = [], []
+        for fr in read_frames(MEDIA / D12):
+            if fr.index not in eval_frames or fr.index not in faces:
+                continue
+            crop, lm, m = to_segmenter_crop(fr.image, faces[fr.index].landmarks_smooth, seg.size, seg.face_type)
+            polys = [Polygon("exclude", np.asarray(p["points"], np.float64) @ m[:, :2].T + m[:, 2])
+                     for p in labels[str(fr.index)]]
+            gt = face_label(crop, lm)
+            w = np.ones_like(gt)
+            gt, _, _, _ = with_polygons(gt, np.zeros_like(gt), w, w, polys)
+            hand = with_polygons(np.zeros_like(gt), np.zeros_like(gt), w, w,
+                                 [Polygon("include", p.points) for p in polys])[0] > 0.5
+            prob = seg.masks(crop[None])[0]
+            ious.append(iou(prob, gt))
+            if hand.any():
+                false_face.append(float((prob[hand] > 0.5).mean()))
+        return {"frames": len(ious), "iou": round(float(np.mean(ious)), 4),
+                "hand_pen_pixels_in_crop_called_face": round(float(np.mean(false_face)), 4) if false_face else None}
+
+    before = measure()
+    _register(ws, "oracle-d12", "d12")
+    report = merge(ws, MergeRequest(input=MEDIA / D12, output=WORKDIR / "d12.mp4", model="oracle-d12",
+                                    settings=MergeSettings()), swapper=Recolour())
+    from doppel.ops.align import transform_points
+
+    for f in train_frames:
+        face = faces[f]
+        polys = [{"mode": "exclude", "points": (transform_points(np.asarray(p["points"], np.float64), face.transform)
+                                                / face.size).clip(-1, 2).round(5).tolist()} for p in labels[str(f)]]
+        add_override(ws, report.render_id, f, f, {"mask_polygons": polys})
+    started = time.perf_counter()
+    train_mask(ws, MaskTrainRequest(identities=("d12",), config=SegTrainConfig(minutes=minutes, threads=2)))
+    seconds = time.perf_counter() - started
+    after = measure()
+    shutil.rmtree(segmenter_dir(ws), ignore_errors=True)
+    return {"labelled": frames, "trained_on": train_frames, "evaluated_on": eval_frames, "base": before,
+            "retrained": after, "retrain_seconds": round(seconds, 1)}
+
+
+# -- speed ----------------------------------------------------------------------------------------
+def speed(quick: bool) -> dict[str, Any]:
+    from doppel.segment import store
+    from doppel.segment.segmenter import Segmenter, load_segmenter
+
+    out = {}
+    for runtime in ("onnx", "torch"):
+        import torch
+
+        torch.set_num_threads(2)
+        seg = load_segmenter(None, runtime=runtime, threads=2)  # type: ignore[arg-type]
+        crops = np.random.default_rng(0).integers(0, 255, (64, seg.size, seg.size, 3), dtype=np.uint8)
+        seg.masks(crops[:16])
+        rates, cpu = [], []
+        for _ in range(2 if quick else 5):
+            t0, c0 = time.perf_counter(), time.process_time()
+            seg.masks(crops)
+            rates.append(len(crops) / (time.perf_counter() - t0))
+            cpu.append((time.process_time() - c0) / len(crops))
+        out[runtime] = round(float(np.median(rates)), 1)
+        # what two idle cores could do: the CPU time a face costs, all threads counted
+        out[f"{runtime}_bound_2_free_cores"] = round(2.0 / float(np.median(cpu)), 1)
+    out["size"] = Segmenter(store.load(store.base_dir()), runtime="torch").size
+    return out
+
+
+def _table(r: dict[str, Any]) -> str:
+    held = [n for n, v in r["crops"].items() if v["held_out_person"]]
+
+    def mean(method: str, key: str) -> float:
+        return float(np.mean([r["crops"][n][method][key] for n in held]))
+
+    rows = ["| | IoU all (in hull) | IoU occluded (in hull) | leak mean | leak p95 | leak sunglasses max | speed "
+            "| train |", "|---|---|---|---|---|---|---|---|"]
+    base_min = r.get("base_train_minutes")
+    fps = r.get("merge_720p_cpu_preset", {})
+    for method, mode in (("heuristic", "exclude"), ("segmenter", "segment")):
+        lk = [c[mode]["leak"] for c in r["clips"].values()]
+        sg = [c[mode]["leak_sunglasses"] for c in r["clips"].values()]
+        m = fps.get(mode, {})
+        spd = f"merge 720p {m.get('fps', '-')} fps ({m.get('fps_bound_2_free_cores', '-')} on 2 free cores)"
+        if method == "segmenter":
+            spd += f"; {r['speed']['onnx']} faces/s ({r['speed']['onnx_bound_2_free_cores']} on 2 free cores)"
+        train = f"base {base_min} min; retrain {r['retrain']['seconds']:.0f} s" if method == "segmenter" else "-"
+        rows.append(f"| {method} | {mean(method, 'iou_all'):.3f} | {mean(method, 'iou_occluded'):.3f} | "
+                    f"{np.mean([x['mean'] for x in lk]):.3f} | {np.mean([x['p95'] for x in lk]):.3f} | "
+                    f"{max(x.get('max', 0) for x in sg):.3f} | {spd} | {train} |")
+    rows.append(f"| hull only | {mean('hull', 'iou_all'):.3f} | {mean('hull', 'iou_occluded'):.3f} | | | | | |")
+    return "\n".join(rows)
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    if not (MEDIA / HELD_OUT[0]).exists():
+        return {"passed": False, "skipped": True, "target": "", "headline": f"skipped: {MEDIA} is absent"}
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from doppel.segment import store
+    from doppel.segment.segmenter import load_segmenter
+
+    WORKDIR.mkdir(parents=True, exist_ok=True)
+    held = HELD_OUT[:1] if quick else HELD_OUT
+    ws = _workspace((*held, *SEEN, D12))
+    seg = load_segmenter(None)
+    _say("speed")
+    result: dict[str, Any] = {"speed": speed(quick)}
+    _say("crops")
+    result["crops"] = crops(ws, seg, quick, held)
+    meta = store.read_train(store.base_dir())
+    result["base_train_minutes"] = round(meta.get("report", {}).get("seconds", 0) / 60, 1)
+    result["clips"], runs = {}, {}
+    for clip in held:
+        _say(f"clip {clip}")
+        result["clips"][_ident(clip)], runs[clip] = clip_run(ws, clip, quick, real_fps="720p" in clip)
+        if "merge_720p_cpu_preset" in result["clips"][_ident(clip)]:
+            result["merge_720p_cpu_preset"] = result["clips"][_ident(clip)].pop("merge_720p_cpu_preset")
+    minutes = 1.0 if quick else 3.0
+    _say("retrain")
+    result["retrain"] = retrain(ws, runs[held[0]], minutes)
+    _say("d12")
+    result["d12"] = d12(ws, minutes)
+    ws.close()
+    names = [n for n, v in result["crops"].items() if v["held_out_person"]]
+    iou_all = float(np.mean([result["crops"][n]["segmenter"]["iou_all"] for n in names]))
+    iou_occ = float(np.mean([result["crops"][n]["segmenter"]["iou_occluded"] for n in names]))
+    leak = [c["segment"]["leak"] for c in result["clips"].values()]
+    leak_mean, leak_p95 = float(np.mean([x["mean"] for x in leak])), float(np.mean([x["p95"] for x in leak]))
+    prec = [c["segment"]["glitches"]["precision_at_k"] for c in result["clips"].values()]
+    checks = {"iou_all": iou_all >= BARS["iou_all"], "iou_occluded": iou_occ >= BARS["iou_occluded"],
+              "leak_mean": leak_mean <= BARS["leak_mean"], "leak_p95": leak_p95 <= BARS["leak_p95"],
+              "faces_per_s": max(result["speed"]["onnx"], result["speed"]["onnx_bound_2_free_cores"])
+              >= BARS["faces_per_s"],
+              "retrain": result["retrain"]["seconds"] <= BARS["retrain_s"],
+              "precision": all(p is None or p >= BARS["precision"] for p in prec)}
+    if "merge_720p_cpu_preset" in result:
+        seg_fps = result["merge_720p_cpu_preset"]["segment"]
+        checks["merge_fps"] = max(seg_fps["fps"], seg_fps["fps_bound_2_free_cores"]) >= BARS["merge_fps"]
+    result.update(checks=checks, passed=all(checks.values()),
+                  target="IoU >= 0.92 all / >= 0.85 occluded (held-out people and occluders); leak <= 2% mean, "
+                         "<= 5% p95; >= 60 faces/s; merge >= 12 fps at 720p; retrain < 5 min; glitch precision "
+                         ">= 0.9",
+                  headline=f"IoU {iou_all:.3f} all / {iou_occ:.3f} occluded; leak {leak_mean:.1%} mean, "
+                           f"{leak_p95:.1%} p95; {result['speed']['onnx']} faces/s; retrain "
+                           f"{result['retrain']['seconds']:.0f} s; precision {prec}")
+    result["table"] = _table(result)
+    return result
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    print(json.dumps(run(args.quick), indent=2, default=str))
