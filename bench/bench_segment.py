@@ -19,7 +19,9 @@
   artist would draw them in review), ``doppel mask train`` runs for 3 minutes on 2 threads, the
   polygons are removed again, and leak is measured on those frames and their neighbours.
 - **d12**: the hand and pen of ``lp_d12`` labelled by eye (``tests/fixtures/d12_occluders.json``,
-  24 frames): IoU on the 14 frames not used for retraining, before and after retraining on 10.
+  24 frames): IoU on the 14 frames not used for retraining, before and after retraining on 10,
+  against the landmark label minus the hand and pen (his real glasses' band is left out: unlabelled),
+  and the share of hand/pen pixels inside the segmenter's crop that it calls face.
 - **speed**: segmenter faces/s on 2 threads (ONNX Runtime; PyTorch for reference).
 
 Run: ``python bench/run.py segment`` (about 25 minutes) or ``--quick`` (d18 only, shorter retrain).
@@ -162,7 +164,9 @@ def _glitches(ws: Any, render_id: int, swapper: Any, leaks: dict[int, float], ma
     top = [g.frame for g in ranked(scores, max(k, 20))]
     precision = sum(f in relevant for f in top[:k]) / k if k else None
     occluded_top = sum(scene.covered(f) is not None for f in top[:20]) / 20
-    blinks = [i for i, lm in marks.items() if scene.covered(i) is None and float(np.mean(eye_openness(lm))) < 0.17]
+    ear = {i: float(np.mean(eye_openness(lm))) for i, lm in marks.items()}
+    usual = float(np.median(list(ear.values())))
+    blinks = [i for i, v in ear.items() if scene.covered(i) is None and v < 0.7 * usual]  # eyes a third shut
     flagged = {g.frame for g in scores if g.flagged}
     return {"leaky_frames": len(relevant), "k": k, "precision_at_k": None if precision is None else round(precision, 3),
             "occluded_share_of_top20": round(occluded_top, 3), "blink_frames": len(blinks),
@@ -255,9 +259,8 @@ def _polygons(mask: np.ndarray, face: Any) -> list[dict[str, Any]]:
 
 
 def retrain(ws: Any, run: dict[str, Any], minutes: float) -> dict[str, Any]:
-    from doppel.segment.train import SegTrainConfig
     from doppel.workflow.merge import add_override
-    from doppel.workflow.segment import MaskTrainRequest, segmenter_dir, train_mask
+    from doppel.workflow.segment import MaskTrainRequest, fine_tune_config, segmenter_dir, train_mask
 
     render_id, leaks = run["renders"]["segment"]
     scene, dest = run["scene"], run["dest"]
@@ -272,7 +275,7 @@ def retrain(ws: Any, run: dict[str, Any], minutes: float) -> dict[str, Any]:
            for f in labelled]
     started = time.perf_counter()
     report = train_mask(ws, MaskTrainRequest(identities=(f"occ-{run['name']}",),
-                                             config=SegTrainConfig(minutes=minutes, threads=2)))
+                                             config=fine_tune_config(minutes=minutes, threads=2)))
     seconds = time.perf_counter() - started
     for oid in ids:
         ws.renders.remove_override(oid)
@@ -293,11 +296,10 @@ def d12(ws: Any, minutes: float) -> dict[str, Any]:
     from doppel.io.video import read_frames
     from doppel.merge.settings import MergeSettings
     from doppel.segment.crops import to_segmenter_crop
-    from doppel.segment.labels import Polygon, face_label, with_polygons
+    from doppel.segment.labels import Polygon, eye_band, face_label, with_polygons
     from doppel.segment.metrics import iou
-    from doppel.segment.train import SegTrainConfig
     from doppel.workflow.merge import MergeRequest, add_override, merge
-    from doppel.workflow.segment import MaskTrainRequest, segmenter_dir, segmenter_for, train_mask
+    from doppel.workflow.segment import MaskTrainRequest, fine_tune_config, segmenter_dir, segmenter_for, train_mask
 
     labels = json.loads(FIXTURE.read_text())["frames"]
     frames = sorted(int(k) for k in labels)
@@ -326,7 +328,7 @@ def d12(ws: Any, minutes: float) -> dict[str, Any]:
             hand = with_polygons(np.zeros_like(gt), np.zeros_like(gt), w, w,
                                  [Polygon("include", p.points) for p in polys])[0] > 0.5
             prob = seg.masks(crop[None])[0]
-            ious.append(iou(prob, gt))
+            ious.append(iou(prob, gt, ~eye_band(lm, seg.size)))  # his real glasses: not labelled, not counted
             if hand.any():
                 false_face.append(float((prob[hand] > 0.5).mean()))
         return {"frames": len(ious), "iou": round(float(np.mean(ious)), 4),
@@ -344,7 +346,7 @@ def d12(ws: Any, minutes: float) -> dict[str, Any]:
                                                 / face.size).clip(-1, 2).round(5).tolist()} for p in labels[str(f)]]
         add_override(ws, report.render_id, f, f, {"mask_polygons": polys})
     started = time.perf_counter()
-    train_mask(ws, MaskTrainRequest(identities=("d12",), config=SegTrainConfig(minutes=minutes, threads=2)))
+    train_mask(ws, MaskTrainRequest(identities=("d12",), config=fine_tune_config(minutes=minutes, threads=2)))
     seconds = time.perf_counter() - started
     after = measure()
     shutil.rmtree(segmenter_dir(ws), ignore_errors=True)

@@ -8,9 +8,8 @@ import typer
 
 from doppel.cli.common import JsonOpt, console, emit_json, progress_bar
 from doppel.io.video import write_image
-from doppel.segment.train import SegTrainConfig
 from doppel.store import Workspace
-from doppel.workflow.segment import MaskTrainRequest, describe, preview, train_mask
+from doppel.workflow.segment import MaskTrainRequest, describe, fine_tune_config, preview, train_mask
 
 app = typer.Typer(help="The face segmenter merge uses to keep occluders (hands, objects, glasses) on top.",
                   no_args_is_help=True)
@@ -29,7 +28,7 @@ def train(
 ) -> None:
     """Fine-tune the base segmenter on this workspace's faces (with synthetic occluders) and on the
     polygons drawn in review (include: face; exclude: not face). Merge then uses it for this workspace."""
-    cfg = SegTrainConfig(minutes=None if steps else minutes, steps=steps, threads=threads, seed=seed)
+    cfg = fine_tune_config(minutes=None if steps else minutes, steps=steps, threads=threads, seed=seed)
     request = MaskTrainRequest(identities=tuple(identity), config=cfg, every=every)
     unit = "steps" if steps else "s"
     with Workspace.open(workspace) as ws, progress_bar("training segmenter", unit, enabled=not json_out) as progress:

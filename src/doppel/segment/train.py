@@ -45,6 +45,7 @@ class SegTrainConfig(Settings):
     seed: int = 0
     threads: int = Field(1, ge=1, le=64)
     labelled_share: float = Field(0.5, ge=0.0, le=1.0)
+    freeze_norm: bool = False  # keep the normalisation statistics (fine-tuning on a few faces)
 
     @model_validator(mode="after")
     def _budget(self) -> SegTrainConfig:
@@ -89,6 +90,14 @@ def _lr(cfg: SegTrainConfig, step: int, fraction: float) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * min(fraction, 1.0))))
 
 
+def _train_mode(model: UNet, freeze_norm: bool) -> None:
+    model.train().requires_grad_(True)
+    if freeze_norm:  # a batch of one person's faces would pull the base's statistics off
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.eval()
+
+
 def train(model: UNet, samples: Sequence[Sample], cfg: SegTrainConfig, *, patches: Sequence[np.ndarray] = (),
           progress: ProgressFn = no_progress, should_stop: Callable[[], bool] = lambda: False,
           log_every: int = 25, on_log: Callable[[int, float], None] | None = None) -> TrainReport:
@@ -100,7 +109,7 @@ def train(model: UNet, samples: Sequence[Sample], cfg: SegTrainConfig, *, patche
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    model.train().requires_grad_(True)
+    _train_mode(model, cfg.freeze_norm)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     budget = cfg.minutes * 60.0 if cfg.minutes is not None else None
     started = time.perf_counter()
@@ -131,7 +140,7 @@ def train(model: UNet, samples: Sequence[Sample], cfg: SegTrainConfig, *, patche
             window = []
             if on_log is not None:
                 on_log(step, losses[-1][1])
-                model.train()
+                _train_mode(model, cfg.freeze_norm)
         if cfg.steps is not None:
             progress(step, cfg.steps)
         else:

@@ -130,12 +130,19 @@ def patches_of(samples: Sequence[Sample], rng: np.random.Generator, n: int = PAT
 
 
 # -- fine-tuning -------------------------------------------------------------------------------------
+def fine_tune_config(**changes: Any) -> SegTrainConfig:
+    """How a workspace fine-tunes the base: a gentler learning rate, a short warm-up, the base's
+    normalisation statistics kept; ``changes`` (minutes, steps, threads, seed...) on top."""
+    return SegTrainConfig(**{"lr": 5e-4, "warmup": 5, "freeze_norm": True, **changes})
+
+
+
 @dataclass(frozen=True)
 class MaskTrainRequest:
     """``identities``: whose faces to train on (default: every identity of the workspace)."""
 
     identities: tuple[str, ...] = ()
-    config: SegTrainConfig = field(default_factory=lambda: SegTrainConfig(minutes=3.0))
+    config: SegTrainConfig = field(default_factory=lambda: fine_tune_config(minutes=3.0))
     every: int = 1  # use every Nth face of each identity
     max_faces: int = 1500
 
@@ -246,5 +253,5 @@ def retrain_for_render(ws: Workspace, render_id: int, *, minutes: float = 3.0,
     this workspace, for ``minutes``."""
     model = model_of(ws, ws.renders.get(render_id))
     people = (model.dst_identity,) if model.dst_identity else ()
-    return train_mask(ws, MaskTrainRequest(identities=people, config=SegTrainConfig(minutes=minutes)),
+    return train_mask(ws, MaskTrainRequest(identities=people, config=fine_tune_config(minutes=minutes, threads=2)),
                       progress=progress)
