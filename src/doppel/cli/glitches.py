@@ -26,7 +26,8 @@ def glitches(
     Scoring runs once and is cached; it runs again when the render was merged again since (or --again).
 
     Reasons: landmark confidence drop or jump, identity drifting from the source, mask instability,
-    colour jump, mouth/eye/gaze disagreement with the plate, occlusion, face dropout. Scores are robust
+    colour jump, mouth/eye/gaze disagreement with the plate, occlusion, the face segmenter's doubt, an
+    occluder painted over (leak), face dropout. Scores are robust
     z-scores against the render itself; frames scoring 4 or more are flagged.
     """
     with Workspace.open(workspace) as ws:

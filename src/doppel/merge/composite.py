@@ -22,6 +22,8 @@ from doppel.ops.align import invert, warp_to_face, warp_to_frame
 from doppel.ops.face import hull_mask
 from doppel.segment.labels import lifted_hull
 
+SURE_NOT, SURE = 0.25, 0.75  # segmenter probabilities taken as certainly covered / certainly face
+
 
 @dataclass
 class TemporalState:
@@ -59,8 +61,11 @@ class Visible:
     glasses: np.ndarray  # glasses in front of the face
 
     def keep(self, glasses: str) -> np.ndarray:
-        """What the swap may cover: the visible face, and the glasses too when ``glasses`` is ``source``."""
-        return np.clip(self.face + self.glasses, 0.0, 1.0) if glasses == "source" else self.face
+        """What the swap may cover: the visible face, and the glasses too when ``glasses`` is ``source``;
+        probabilities under :data:`SURE_NOT` count as 0 and over :data:`SURE` as 1, so an edge stays hard
+        and a half-sure occluder is not ghosted over."""
+        p = np.clip(self.face + self.glasses, 0.0, 1.0) if glasses == "source" else self.face
+        return np.clip((p - SURE_NOT) / (SURE - SURE_NOT), 0.0, 1.0).astype(np.float32)
 
 
 @dataclass
