@@ -9,7 +9,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from doppel.cli.app import app
-from doppel.io.video import read_image
+from doppel.io.image import read_image
 from doppel.merge.settings import MergeSettings
 from doppel.ops.align import transform_points
 from doppel.segment import store

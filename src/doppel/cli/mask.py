@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from doppel.cli.common import JsonOpt, console, emit_json, progress_bar
-from doppel.io.video import write_image
+from doppel.io.image import write_image
 from doppel.store import Workspace
 from doppel.workflow.segment import MaskTrainRequest, describe, fine_tune_config, preview, train_mask
 

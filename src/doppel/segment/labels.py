@@ -21,10 +21,20 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from doppel.ops.align import BROWS, EYE_L, EYE_R, JAW, MOUTH_OUTER
+from doppel.ops.face import (
+    BROWS,
+    EYE_L,
+    EYE_R,
+    FOREHEAD_LIFT,
+    MOUTH_OUTER,
+    fill_hulls,
+    hull_mask,
+    interocular,
+    one_face,
+)
 
 FOREHEAD_REACH = 0.32  # the hairline is searched up to brows + this x brow-to-chin
-FALLBACK_LIFT = 0.12  # merge's hull lift, used where the skin model is unreliable
+FALLBACK_LIFT = FOREHEAD_LIFT  # merge's hull, used where the skin model is unreliable
 SKIN_DISTANCE = 2.8  # robust z (per Lab channel, combined) within which a pixel counts as skin
 MAX_SKIN_SPREAD = 14.0  # Lab units: a wider skin sample means lighting or landmarks went wrong
 POLYGON_WEIGHT = 4.0  # an artist's polygon counts this much more than an automatic label
@@ -38,33 +48,27 @@ class Polygon:
     points: np.ndarray
 
 
-def _fill(size: int, pts: np.ndarray, convex: bool = True) -> np.ndarray:
+def _fill(size: int, pts: np.ndarray) -> np.ndarray:
+    """A polygon (not its hull: an artist's polygon may be concave) filled anti-aliased, float32 ``(S, S)``."""
     mask = np.zeros((size, size), np.uint8)
-    p = np.round(np.asarray(pts, np.float64) * 16).astype(np.int32)
-    if convex:
-        cv2.fillConvexPoly(mask, cv2.convexHull(p), 255, lineType=cv2.LINE_AA, shift=4)
-    else:
-        cv2.fillPoly(mask, [p], 255, lineType=cv2.LINE_AA, shift=4)
+    cv2.fillPoly(mask, [np.round(np.asarray(pts, np.float64) * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA,
+                 shift=4)
     return mask.astype(np.float32) / 255.0
 
 
 def lifted_hull(landmarks: np.ndarray, size: int, lift: float) -> np.ndarray:
-    """Hull of the jaw and the brows raised by ``lift`` x brow-to-chin: float32 ``(S, S)``."""
-    lm = np.asarray(landmarks, np.float64)[:68]
-    brows = lm[BROWS]
-    up = lm[27] - lm[8]
-    up = up / max(float(np.linalg.norm(up)), 1e-6)
-    height = float(np.linalg.norm(lm[8] - brows.mean(0)))
-    return _fill(size, np.concatenate([lm[JAW], lm[BROWS], brows + up * lift * height]))
+    """The face hull with the brows raised by ``lift`` x brow-to-chin (:func:`doppel.ops.face.hull_mask`;
+    0: jaw to brows), float32 ``(S, S)``."""
+    return hull_mask(landmarks, size, "face", lift=lift)
 
 
 def skin_sample(landmarks: np.ndarray, size: int) -> np.ndarray:
     """Where the skin colour is measured: cheeks and nose (below the eyes, beside and above the mouth)."""
-    lm = np.asarray(landmarks, np.float64)[:68]
+    lm = one_face(landmarks)
     cheeks = [np.concatenate([lm[[1, 2, 3]], lm[[31, 41, 40]]]), np.concatenate([lm[[15, 14, 13]], lm[[35, 46, 47]]])]
     nose = lm[[27, 31, 33, 35]]
-    mask = np.maximum.reduce([_fill(size, p) for p in (*cheeks, nose)])
-    features = np.maximum.reduce([_fill(size, lm[idx]) for idx in (EYE_L, EYE_R, MOUTH_OUTER)])
+    mask = fill_hulls([*cheeks, nose], (size, size))
+    features = fill_hulls([lm[idx] for idx in (EYE_L, EYE_R, MOUTH_OUTER)], (size, size))
     k = max(3, size // 32) | 1
     features = cv2.dilate(features, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     return (mask > 0.5) & (features < 0.5)
@@ -124,9 +128,9 @@ def face_label(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
 def eye_band(landmarks: np.ndarray, size: int) -> np.ndarray:
     """Where glasses sit, across the whole crop: from above the brows to below the eyes (bool ``(S, S)``).
     Labels there are unknown on a face whose real glasses the hull cannot see."""
-    lm = np.asarray(landmarks, np.float64)[:68]
+    lm = one_face(landmarks)
     eyes = np.concatenate([lm[EYE_L], lm[EYE_R]])
-    iod = float(np.linalg.norm(lm[EYE_L].mean(0) - lm[EYE_R].mean(0)))
+    iod = float(interocular(lm))
     top = float(lm[BROWS][:, 1].min()) - 0.25 * iod
     bottom = float(eyes[:, 1].max()) + 0.45 * iod
     rows = np.arange(size)[:, None]
@@ -141,7 +145,7 @@ def with_polygons(face: np.ndarray, glasses: np.ndarray, weight: np.ndarray, gla
     face, glasses = face.copy(), glasses.copy()
     weight, glasses_weight = weight.copy(), glasses_weight.copy()
     for poly in polygons:
-        inside = _fill(size, poly.points, convex=False)
+        inside = _fill(size, poly.points)
         on = inside > 0.5
         if poly.mode == "include":
             face = np.maximum(face, inside)

@@ -17,7 +17,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from doppel.ops.align import EYE_L, EYE_R
+from doppel.ops.face import eye_centres
 
 Label = Literal["occluder", "glasses", "clear"]  # what a part counts as in the labels
 Texture = Literal["none", "noise", "stripes", "patch"]
@@ -25,10 +25,7 @@ Texture = Literal["none", "noise", "stripes", "patch"]
 
 def face_frame(landmarks: np.ndarray) -> np.ndarray:
     """The ``(2, 3)`` affine map from face coordinates to image pixels for these landmarks."""
-    lm = np.asarray(landmarks, dtype=np.float64)
-    if lm.ndim != 2 or lm.shape[0] < 68 or lm.shape[1] != 2:
-        raise ValueError(f"expected landmarks of shape (>=68, 2), got {lm.shape}")
-    left, right = lm[EYE_L].mean(0), lm[EYE_R].mean(0)
+    left, right = eye_centres(landmarks)
     x = right - left
     unit = max(float(np.linalg.norm(x)), 1e-6)
     x = x / unit

@@ -19,7 +19,8 @@ import numpy as np
 from doppel import __version__
 from doppel.core.errors import InputError, WorkspaceError
 from doppel.core.progress import ProgressFn, no_progress
-from doppel.io.video import read_frames, read_image
+from doppel.io.image import read_image
+from doppel.io.video import read_frames
 from doppel.merge.settings import validate_partial
 from doppel.segment import store
 from doppel.segment.crops import map_polygon, to_segmenter_crop
