@@ -18,7 +18,8 @@ from test_review_helpers import Analysed, review_render  # noqa: F401
 schemathesis = pytest.importorskip("schemathesis")
 
 EXAMPLES = 300 if os.environ.get("DOPPEL_FUZZ") == "long" else 12
-SKIP = {"/api/renders/{uid}/analyse", "/api/renders/{uid}/export"}  # whole-render jobs: covered elsewhere
+# whole-render jobs, covered elsewhere (retrain-mask: tests/test_review_retrain.py)
+SKIP = {"/api/renders/{uid}/analyse", "/api/renders/{uid}/export", "/api/renders/{uid}/retrain-mask"}
 
 
 def _operations(app: Any) -> list[Any]:
