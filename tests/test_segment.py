@@ -230,3 +230,23 @@ def test_training_loss_goes_down() -> None:
 def test_train_config_needs_a_budget() -> None:
     with pytest.raises(ConfigError, match="budget"):
         SegTrainConfig(minutes=None, steps=None)
+
+
+def test_d12_labels_fixture() -> None:
+    """The hand and pen of lp_d12 labelled by eye: small, at least 20 frames, valid review polygons."""
+    import json
+
+    from doppel.merge.settings import validate_partial
+
+    path = Path(__file__).parent / "fixtures" / "d12_occluders.json"
+    assert path.stat().st_size < 50_000
+    data = json.loads(path.read_text())
+    assert data["clip"] == "lp_d12_man_talking_gesturing.mp4" and len(data["frames"]) >= 20
+    crop = estimate_transform(mean_shape() * 200 + 150, 256, "full")  # some face's crop, as review stores it
+    for polys in data["frames"].values():
+        for p in polys:
+            pts = np.asarray(p["points"], np.float64)
+            assert p["mode"] == "exclude" and len(pts) >= 3
+            assert (pts >= 0).all() and (pts <= 512).all()
+            stored = (transform_points(pts, crop) / 256).round(5).tolist()
+            validate_partial({"mask_polygons": [{"mode": p["mode"], "points": stored}]})
