@@ -21,11 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from doppel import __version__
+from doppel.ops.face import mouth_openness
 from doppel.segment import store
 from doppel.segment.train import SegTrainConfig, train
 from doppel.segment.unet import UNetConfig
 from doppel.store import Workspace
 from doppel.workflow.segment import face_samples, patches_of
+
+OPEN_MOUTH = 0.25  # inner-lip gap over the eye distance from which a mouth counts as open
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--out", type=Path, default=store.base_dir())
     parser.add_argument("--init", type=Path, default=None, help="continue from this segmenter folder")
+    parser.add_argument("--open-mouths", type=int, default=1,
+                        help="draw faces with an open mouth this many times as often (an open mouth is face)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = UNetConfig(size=args.size)
@@ -54,13 +59,18 @@ def main(argv: list[str] | None = None) -> int:
             mine = face_samples(faces, config, glasses_unknown=name in args.glasses)
             counts[name] = len(mine)
             samples.extend(mine)
+    if args.open_mouths > 1:
+        open_ = [s for s in samples if float(mouth_openness(s.landmarks)) > OPEN_MOUTH]
+        samples += open_ * (args.open_mouths - 1)
+        counts["open_mouth_faces"] = len(open_)
     print(f"{len(samples)} samples from {counts} in {time.perf_counter() - started:.0f} s", flush=True)
     rng = np.random.default_rng(args.seed)
     model = store.copy_of(store.load(args.init)) if args.init else store.fresh(config, args.seed)
     cfg = SegTrainConfig(minutes=args.minutes, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads)
     meta = {"doppel_version": __version__, "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "recipe": "scripts/train_base_segmenter.py", "identities": counts, "glasses_identities": args.glasses,
-            "held_out_identities": args.held_out, "every": args.every, "config": cfg.model_dump(),
+            "held_out_identities": args.held_out, "every": args.every, "open_mouths": args.open_mouths,
+            "config": cfg.model_dump(),
             "continued_from": store.read_train(args.init) if args.init else None}
 
     def snapshot(step: int, loss: float) -> None:

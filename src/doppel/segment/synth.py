@@ -27,7 +27,7 @@ EYEWEAR = ("glasses", "sunglasses", "aviator")
 P_EYEWEAR = 0.3  # chance that a drawn scene has glasses or sunglasses
 OCCLUDER_COUNTS = (0.35, 0.5, 0.15)  # chance of 0, 1 or 2 other occluders in a scene
 # how often each family is drawn (others: 1): skin-toned things in front of skin are the hard case
-KIND_WEIGHTS = {"hand": 3.0, "blob": 2.0, "face_patch": 1.5}
+KIND_WEIGHTS = {"hand": 2.5, "blob": 1.5, "face_patch": 1.5}
 P_SKIN_SHAPE = 0.4  # chance that a blob or texture is skin-toned
 
 Rng = np.random.Generator
