@@ -26,8 +26,12 @@ def train(
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Fine-tune the base segmenter on this workspace's faces (with synthetic occluders) and on the
-    polygons drawn in review (include: face; exclude: not face). Merge then uses it for this workspace."""
+    """Fine-tune the face segmenter on this workspace's faces and the polygons drawn in review.
+
+    Starts from the base segmenter every time; trains on the faces with synthetic occluders drawn on
+    them and on each frame where an artist drew polygons (include: face; exclude: in front of the face).
+    Merge and review then use it for this workspace (WS/models/_segmenter/).
+    """
     cfg = fine_tune_config(minutes=None if steps else minutes, steps=steps, threads=threads, seed=seed)
     request = MaskTrainRequest(identities=tuple(identity), config=cfg, every=every)
     unit = "steps" if steps else "s"
@@ -49,7 +53,10 @@ def preview_(
     count: int = typer.Option(24, "--count", min=1, max=400, help="How many faces."),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Write a contact sheet of faces with the masks merge would use (green: visible face; magenta: glasses)."""
+    """Write a contact sheet of faces with the masks merge would use.
+
+    Green: the visible face (what the swap may cover); magenta: glasses; darkened: kept off the swap.
+    """
     with Workspace.open(workspace) as ws:
         image = preview(ws, identity, count)
         info = describe(ws)
