@@ -13,7 +13,7 @@ from doppel.core.errors import ConfigError, InputError
 from doppel.ops.align import estimate_transform, transform_points
 from doppel.segment import store, synth
 from doppel.segment.crops import map_polygon, to_crop, to_segmenter_crop
-from doppel.segment.data import make_batch, make_sample
+from doppel.segment.data import GLASSES_BAND_WEIGHT, make_batch, make_sample
 from doppel.segment.labels import Polygon, face_label, lifted_hull, with_polygons
 from doppel.segment.metrics import iou, leak
 from doppel.segment.paint import Fill, Occluder, Part, face_frame, paint
@@ -200,7 +200,7 @@ class TestLabels:
         img, lm = cartoon(200)
         crop, clm, _ = to_segmenter_crop(img, lm, 64, "whole")
         s = make_sample(crop, clm, glasses_unknown=True)
-        assert s.face_weight.min() == 0 and s.face_weight.max() == 1
+        assert s.face_weight.min() == GLASSES_BAND_WEIGHT and s.face_weight.max() == 1 and s.glasses_weight.min() == 0
         b = make_batch([s], np.random.default_rng(0), 6)
         assert b.images.shape == (6, 3, 64, 64) and b.targets.shape == b.weights.shape == (6, 2, 64, 64)
         assert b.images.dtype == np.float32 and b.images.min() >= 0 and b.images.max() <= 1

@@ -19,6 +19,8 @@ from doppel.segment.labels import Polygon, eye_band, face_label, skin_sample, wi
 from doppel.segment.paint import paint
 
 P_CLEAN_POLYGON = 0.5  # chance that an artist-labelled sample gets no synthetic occluder
+GLASSES_BAND_WEIGHT = 0.3  # real glasses the label cannot see: their band counts as face, weakly
+# (clear lenses are face seen through; the thin frames are what this soft label gets wrong)
 
 
 @dataclass
@@ -36,7 +38,8 @@ class Sample:
 def make_sample(image: np.ndarray, landmarks: np.ndarray, *, glasses_unknown: bool = False,
                 polygons: Sequence[Polygon] = ()) -> Sample:
     """A sample from a segmenter-framed crop (uint8 RGB) and its landmarks. ``glasses_unknown``: the
-    person wears glasses the automatic label cannot see, so the eye band is left unknown."""
+    person wears glasses the automatic label cannot see: the eye band's face label weighs only
+    :data:`GLASSES_BAND_WEIGHT` and its glasses label is unknown."""
     size = image.shape[0]
     face = face_label(image, landmarks)
     glasses = np.zeros_like(face)
@@ -44,7 +47,7 @@ def make_sample(image: np.ndarray, landmarks: np.ndarray, *, glasses_unknown: bo
     w_glasses = np.ones_like(face)
     if glasses_unknown:
         band = eye_band(landmarks, size)
-        w_face[band] = 0.0
+        w_face[band] = GLASSES_BAND_WEIGHT
         w_glasses[band] = 0.0
     if polygons:
         face, glasses, w_face, w_glasses = with_polygons(face, glasses, w_face, w_glasses, polygons)
