@@ -53,10 +53,13 @@ BARS = {"iou_all": 0.92, "iou_occluded": 0.85, "leak_mean": 0.02, "leak_p95": 0.
         "merge_fps": 12.0, "retrain_s": 300.0, "precision": 0.9}
 
 
-def _say(text: str) -> None:
+def _say(text: str, partial: dict[str, Any] | None = None) -> None:
+    """Progress on stderr; ``partial`` results are kept in WORKDIR/partial.json in case a later part fails."""
     import sys
 
     print(f"   segment: {text}", file=sys.stderr, flush=True)
+    if partial is not None:
+        (WORKDIR / "partial.json").write_text(json.dumps(partial, indent=1, default=str))
 
 
 def _ident(clip: str) -> str:
@@ -459,20 +462,20 @@ def run(quick: bool = False) -> dict[str, Any]:
     seg = load_segmenter(None)
     _say("speed")
     result: dict[str, Any] = {"speed": speed(quick)}
-    _say("crops")
+    _say("crops", result)
     result["crops"] = crops(ws, seg, quick, held)
     meta = store.read_train(store.base_dir())
     result["base_train_minutes"] = round(meta.get("report", {}).get("seconds", 0) / 60, 1)
     result["clips"], runs = {}, {}
     for clip in held:
-        _say(f"clip {clip}")
+        _say(f"clip {clip}", result)
         result["clips"][_ident(clip)], runs[clip] = clip_run(ws, clip, quick, real_fps="720p" in clip)
         if "merge_720p_cpu_preset" in result["clips"][_ident(clip)]:
             result["merge_720p_cpu_preset"] = result["clips"][_ident(clip)].pop("merge_720p_cpu_preset")
     minutes = 1.0 if quick else 3.0
-    _say("retrain")
+    _say("retrain", result)
     result["retrain"] = retrain(ws, runs[held[0]], minutes)
-    _say("d12")
+    _say("d12", result)
     result["d12"] = d12(ws, minutes)
     ws.close()
     clip_iou = [c["segmenter_iou"] for c in result["clips"].values()]
@@ -497,7 +500,10 @@ def run(quick: bool = False) -> dict[str, Any]:
                   headline=f"IoU {iou_all:.3f} all / {iou_occ:.3f} occluded frames; leak {leak_mean:.1%} mean, "
                            f"{leak_p95:.1%} p95; {result['speed']['onnx']} faces/s; retrain "
                            f"{result['retrain']['seconds']:.0f} s; precision {prec}")
-    result["table"] = _table(result)
+    try:
+        result["table"] = _table(result)
+    except (KeyError, TypeError, ValueError) as exc:  # keep the measurements even if the summary breaks
+        result["table"] = f"(no table: {type(exc).__name__}: {exc})"
     return result
 
 
