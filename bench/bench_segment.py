@@ -158,8 +158,8 @@ def _summary(leaks: dict[int, float], frames: set[int] | None = None) -> dict[st
 
 def _glitches(ws: Any, render_id: int, swapper: Any, leaks: dict[int, float], marks: dict[int, np.ndarray],
               scene: Any) -> dict[str, Any]:
-    from doppel.review.analyse import analyse
     from doppel.ops.face import eye_openness
+    from doppel.review.analyse import analyse
     from doppel.review.glitches import load_scores, ranked
 
     analyse(ws, render_id, swapper=swapper, identity_budget=40)

@@ -7,7 +7,6 @@ card); a workspace keeps its fine-tuned one in ``WS/models/_segmenter/``. Nothin
 
 from __future__ import annotations
 
-import hashlib
 import json
 from importlib import resources
 from pathlib import Path
@@ -17,6 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from doppel.core.errors import ConfigError, InputError
+from doppel.core.hashing import file_sha256
 from doppel.io.atomic import atomic_path, write_text_atomic
 from doppel.segment.unet import FORMAT_VERSION, UNet, UNetConfig
 
@@ -74,7 +74,7 @@ def save(folder: str | Path, model: UNet, train_meta: dict[str, Any]) -> Path:
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(folder / WEIGHTS) as tmp:
         save_file(tensors, str(tmp), metadata={"format": "doppel-segmenter", "arch": model.config.arch})
-    meta = {**train_meta, "weights_sha256": sha256(folder / WEIGHTS)}
+    meta = {**train_meta, "weights_sha256": file_sha256(folder / WEIGHTS)}
     write_text_atomic(folder / TRAIN, json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
     return folder
 
@@ -88,14 +88,6 @@ def read_train(folder: Path) -> dict[str, Any]:
     except ValueError as exc:
         raise InputError(f"unreadable ({exc})", path=path) from None
     return data if isinstance(data, dict) else {}
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def copy_of(model: UNet) -> UNet:
