@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +25,18 @@ from doppel.batch.driver import run_batch
 from doppel.batch.jobfile import load_jobfile
 from doppel.batch.local import LocalExecutor
 from doppel.batch.run import current, run, to_retry
+from doppel.batch.shots import prepare, shot_key
+from doppel.batch.worker import ShotWorker
 from doppel.cli.app import app
+from doppel.core.errors import InputError
 from doppel.core.swap import Swapper
+from doppel.io.video import probe
 from doppel.provenance.verify import verify_file
 from doppel.provenance.watermark import render_payload
+from doppel.segment import store as segment_store
+from doppel.segment.unet import UNetConfig
 from doppel.store.records import ModelRecord
+from doppel.workflow.segment import segmenter_dir, segmenter_weights
 from test_merge_helpers import ShiftSwapper
 
 LENGTHS = [30, 240, 24]
@@ -69,6 +77,34 @@ def test_batch_gives_what_merge_gives_on_each_shot_alone(shots: tuple, tmp_path:
     starts = {t for t in (71, 72, 141, 142) if t in ratios}  # at and after the chunk starts (70: no face)
     elsewhere = [r for t, r in ratios.items() if t not in starts and t != CUT[1]]
     assert starts and max(ratios[t] for t in starts) <= max(elsewhere)
+
+
+def test_workers_get_the_segmenter_merge_would_use(shots: tuple, tmp_path: Path) -> None:
+    """Workers never open the workspace: a shot carries the segmenter's folder and checksum (the base one, then
+    the workspace's fine-tuned one), a chunk's key changes with it, and a segmenter swapped after the driver read
+    the shot is refused. A shot with no frame set to occlusion=segment carries none."""
+    ws, clips, _ = shots
+    shot = load_jobfile(write_jobfile(tmp_path / "jobs" / "jobs.toml", clips[:1])).shots[0]
+    base = prepare(ws, shot, probe(shot.input), 100)
+    assert (base.data.segmenter, base.data.segmenter_sha256) == segmenter_weights(ws)
+    assert base.data.segmenter == segment_store.base_dir()
+    worker = ShotWorker(loader=shift_loader)
+    seg, seconds = worker.segmenter(base.data)
+    assert seg is not None and seconds > 0 and worker.segmenter(base.data) == (seg, 0.0)
+
+    segment_store.save(segmenter_dir(ws), segment_store.fresh(UNetConfig(size=64, widths=(8, 8, 16, 16), head=4)),
+                       {})
+    tuned = prepare(ws, shot, probe(shot.input), 100)
+    assert tuned.data.segmenter == segmenter_dir(ws) and tuned.data.segmenter_sha256 != base.data.segmenter_sha256
+    assert shot_key(ws, tuned.data, tuned.render) != shot_key(ws, base.data, base.render)
+    found, _ = worker.segmenter(tuned.data)
+    assert found is not None and found is not seg and found.size == 64
+    with pytest.raises(InputError, match="segmenter changed"):
+        worker.segmenter(replace(tuned.data, segmenter_sha256="0" * 64))
+
+    off = load_jobfile(write_jobfile(tmp_path / "off" / "jobs.toml", clips[:1], defaults='occlusion = "exclude"'))
+    plain = prepare(ws, off.shots[0], probe(shot.input), 100)
+    assert plain.data.segmenter is None and worker.segmenter(plain.data) == (None, 0.0)
 
 
 def test_rerun_skips_finished_shots_and_resumes_from_finished_chunks(shots: tuple, tmp_path: Path) -> None:

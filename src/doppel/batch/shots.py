@@ -39,8 +39,16 @@ from doppel.store import Workspace
 from doppel.store.records import ModelRecord, RenderRecord
 from doppel.workflow.evaluate import default_report
 from doppel.workflow.extract import destination_faces
-from doppel.workflow.merge import MergeRequest, frame_settings, render_for, render_key, write_settings
+from doppel.workflow.merge import (
+    MergeRequest,
+    frame_settings,
+    render_for,
+    render_key,
+    wants_segmenter,
+    write_settings,
+)
 from doppel.workflow.models import find_model
+from doppel.workflow.segment import segmenter_weights
 
 CHUNKS_DIR = "chunks"  # in WS/renders/<uid>/: chunk files and their done-markers, removed once joined
 
@@ -115,7 +123,8 @@ def shot_key(ws: Workspace, data: ShotData, render: RenderRecord) -> str:
     is ignored)."""
     overrides = [[o.first, o.last, o.changes] for o in ws.renders.overrides(render.id)]
     parts = {"render": render.uid, "payload": data.payload, "settings": render.settings, "overrides": overrides,
-             "model": model_fingerprint(data.model), "clip": data.dest.clip_hash, "faces": _faces_digest(data),
+             "model": model_fingerprint(data.model), "segmenter": data.segmenter_sha256,
+             "clip": data.dest.clip_hash, "faces": _faces_digest(data),
              "crf": data.crf, "preset": data.preset, "version": __version__}
     return _digest(json.dumps(parts, sort_keys=True, default=str))
 
@@ -146,7 +155,9 @@ def prepare(ws: Workspace, shot: Shot, info: VideoInfo, chunk_frames: int, *,
     prov.set_render(render.uid, render.watermark_payload)
     fs = frame_settings(ws, render)
     cache_key(ws.keys_dir())  # made now if the workspace has none yet, so that workers only read it
+    seg_folder, seg_sha = segmenter_weights(ws) if wants_segmenter(fs) else (None, "")
     data = ShotData(name=shot.name, input=shot.input, info=info, model=model, dest=dest, frame_settings=fs,
+                    segmenter=seg_folder, segmenter_sha256=seg_sha,
                     render_uid=render.uid, payload=render.watermark_payload, consent=consent,
                     source_identity=model.src_identity, keys_dir=ws.keys_dir(),
                     cache_folder=cache_dir(ws.renders_dir(), model_fingerprint(model), dest.clip_hash,

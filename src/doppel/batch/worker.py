@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from doppel.core.errors import InputError
+from doppel.core.hashing import file_sha256
 from doppel.core.swap import Swapper
 from doppel.eval.pipeline import EvalRequest, References
 from doppel.eval.pipeline import evaluate as run_eval
@@ -31,6 +33,8 @@ from doppel.merge.provenance import Provenance
 from doppel.merge.settings import FrameSettings
 from doppel.merge.stages import Destination, RunContext, StageTimer
 from doppel.provenance.keys import cache_key
+from doppel.segment.segmenter import Segmenter, load_segmenter
+from doppel.segment.store import WEIGHTS as SEGMENTER_WEIGHTS
 from doppel.store.records import ConsentRecord, FrameRow, ModelRecord
 from doppel.workflow.models import load_model
 
@@ -47,6 +51,8 @@ class ShotData:
     model: ModelRecord
     dest: Destination
     frame_settings: FrameSettings
+    segmenter: Path | None  # the face segmenter's folder when a frame is set to occlusion=segment, else None
+    segmenter_sha256: str  # its weights' checksum ("" without one): the copy a worker loads must match it
     render_uid: str
     payload: int
     consent: ConsentRecord
@@ -84,7 +90,7 @@ class ChunkResult:
     path: Path
     report: ChunkReport
     worker: str  # host:pid that merged it
-    load_seconds: float = 0.0  # model load paid by this task (0 once the worker holds the model)
+    load_seconds: float = 0.0  # model (and segmenter) load paid by this task (0 once the worker holds them)
     reused: bool = False  # a finished chunk of an earlier run
     started: float = 0.0  # epoch seconds on the worker: task began, task ended
     finished: float = 0.0
@@ -124,6 +130,7 @@ class ShotWorker:
     def __init__(self, loader: SwapperLoader | None = None) -> None:
         self._loader = loader or load_model
         self._models: dict[tuple[str, str, int], Swapper] = {}
+        self._segmenters: dict[str, Segmenter] = {}  # by weights checksum
         self._marks: dict[tuple[str, int], Provenance] = {}
         self._keys: dict[Path, bytes] = {}
 
@@ -136,6 +143,21 @@ class ShotWorker:
         t0 = time.perf_counter()
         net = self._models[key] = self._loader(model)
         return net, time.perf_counter() - t0
+
+    def segmenter(self, shot: ShotData) -> tuple[Segmenter | None, float]:
+        """The shot's face segmenter (None when no frame uses it) and the seconds spent loading it now (0 when
+        already held). A segmenter retrained since the driver read the shot is refused, not merged with."""
+        if shot.segmenter is None:
+            return None, 0.0
+        found = self._segmenters.get(shot.segmenter_sha256)
+        if found is not None:
+            return found, 0.0
+        t0 = time.perf_counter()
+        if file_sha256(shot.segmenter / SEGMENTER_WEIGHTS) != shot.segmenter_sha256:
+            raise InputError("the face segmenter changed after this batch read it; run the batch again",
+                             path=shot.segmenter)
+        seg = self._segmenters[shot.segmenter_sha256] = load_segmenter(shot.segmenter)
+        return seg, time.perf_counter() - t0
 
     def _cache_key(self, keys_dir: Path) -> bytes:
         key = self._keys.get(keys_dir)
@@ -157,16 +179,18 @@ class ShotWorker:
         """Merge one chunk into its file in ``shot.chunk_dir`` and leave its done-marker beside it."""
         started = time.time()
         net, loaded = self.swapper(shot.model)
+        seg, seg_loaded = self.segmenter(shot)
         ctx = RunContext(swapper=net, model=shot.model, dest=shot.dest, frame_settings=shot.frame_settings,
                          cache=InferenceCache(shot.cache_folder, self._cache_key(shot.keys_dir)),
                          provenance=self._provenance(shot),
-                         layers=None, batch=max(1, shot.batch), stages=StageTimer(), stop=threading.Event())
+                         layers=None, batch=max(1, shot.batch), stages=StageTimer(), stop=threading.Event(),
+                         segmenter=seg)
         shot.chunk_dir.mkdir(parents=True, exist_ok=True)
         path = task.path(shot.chunk_dir)
         report = run_chunk(ctx, shot.info, shot.input, task.frames, path, crf=shot.crf, preset=shot.preset,
                            progress=lambda done, total: progress(done))
-        result = ChunkResult(task.shot, task.index, task.key, path, report, worker_name(), loaded, started=started,
-                             finished=time.time())
+        result = ChunkResult(task.shot, task.index, task.key, path, report, worker_name(), loaded + seg_loaded,
+                             started=started, finished=time.time())
         write_text_atomic(task.marker(shot.chunk_dir), json.dumps(
             {"key": task.key, "worker": result.worker, "report": _report_json(report)}, sort_keys=True))
         return result

@@ -328,6 +328,7 @@ class Compositor:
         ctx.stages.add("composite", t1 - t0)
         if warmup:  # a run-up frame: only the state it leaves counts (nothing of it is written)
             item.swapped = item.learned = None
+            item.visible = None
             return region
         blended = item.output
         item.output = ctx.provenance.watermark(blended)

@@ -97,11 +97,15 @@ def provenance_for(ws: Workspace, model: ModelRecord) -> Provenance:
     return Provenance(ws.keys_dir(), require_consent(ws, model.src_identity), model.src_identity)
 
 
+def wants_segmenter(settings: FrameSettings) -> bool:
+    """Whether any frame is set to ``occlusion=segment`` (the default or an override)."""
+    return settings.base.occlusion == "segment" or any(o.changes.get("occlusion") == "segment"
+                                                       for o in settings.overrides)
+
+
 def segmenter_if_needed(ws: Workspace, settings: FrameSettings) -> Segmenter | None:
     """The workspace's segmenter (else the base one) when any frame is set to ``occlusion=segment``."""
-    wanted = settings.base.occlusion == "segment" or any(o.changes.get("occlusion") == "segment"
-                                                          for o in settings.overrides)
-    return segmenter_for(ws) if wanted else None
+    return segmenter_for(ws) if wants_segmenter(settings) else None
 
 
 def run_context(ws: Workspace, render: RenderRecord, model: ModelRecord, dest: Destination, swapper: Swapper,

@@ -18,6 +18,7 @@ import numpy as np
 
 from doppel import __version__
 from doppel.core.errors import InputError, WorkspaceError
+from doppel.core.hashing import file_sha256
 from doppel.core.progress import ProgressFn, no_progress
 from doppel.io.image import read_image
 from doppel.io.video import read_frames
@@ -50,6 +51,15 @@ def segmenter_for(ws: Workspace, *, threads: int | None = None) -> Segmenter:
     """The workspace's fine-tuned segmenter when there is one, else the base segmenter."""
     folder = segmenter_dir(ws)
     return load_segmenter(folder if store.is_segmenter(folder) else None, threads=threads)
+
+
+def segmenter_weights(ws: Workspace) -> tuple[Path, str]:
+    """The folder of the segmenter merge uses here (as :func:`segmenter_for` picks it) and its weights'
+    SHA-256: what a batch worker, which never opens the workspace, loads and checks."""
+    folder = segmenter_dir(ws)
+    if not store.is_segmenter(folder):
+        folder = store.base_dir()
+    return folder, file_sha256(folder / store.WEIGHTS)
 
 
 # -- samples ---------------------------------------------------------------------------------------

@@ -377,8 +377,11 @@ async function savePolygons(clear = false) {
 }
 
 // -- jobs ---------------------------------------------------------------------------------------------
+// the buttons that start a job: disabled while one runs (jobs run one at a time)
+const JOB_BUTTONS = ["btn-analyse", "btn-rerender", "btn-export", "btn-retrain-mask"];
+
 async function runJob(path, body, label) {
-  const buttons = ["btn-analyse", "btn-rerender", "btn-export", "btn-retrain-mask"].map($);
+  const buttons = JOB_BUTTONS.map($);
   buttons.forEach((b) => { b.disabled = true; });
   document.body.dataset.job = "running";
   try {
@@ -418,7 +421,7 @@ function jobProgress(label, job) {
 // (scores, thumbnails, mattes) runs here, with its progress; the page fills in when it is done.
 async function analyseInBackground(uid) {
   const label = "analysing in the background";
-  ["btn-analyse", "btn-rerender", "btn-export"].forEach((b) => { $(b).disabled = true; });
+  JOB_BUTTONS.forEach((b) => { $(b).disabled = true; });
   document.body.dataset.job = "running";
   try {
     let job = await api(`/api/renders/${uid}/analyse`, {method: "POST", body: {}});
@@ -442,7 +445,7 @@ async function analyseInBackground(uid) {
     document.body.dataset.job = "failed";
     say(`analysis failed: ${e.message}`, true);
   } finally {
-    ["btn-analyse", "btn-rerender", "btn-export"].forEach((b) => { $(b).disabled = false; });
+    JOB_BUTTONS.forEach((b) => { $(b).disabled = false; });
   }
 }
 
