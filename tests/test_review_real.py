@@ -20,10 +20,12 @@ from doppel.io.video import probe
 from doppel.review.app import create_app
 from doppel.review.guard import new_token
 
-# A 20-step model at the gentle rate (5e-5): at the cpu preset's 2e-4, this 20-step model put
-# other frames above the occluded ones in 5 runs of 5 (it is far from converged either way).
+# A 20-step model at the cpu preset's own rate (far from converged). Before the segmenter's signals, the
+# occluded frames were outranked in 5 runs of 5 at this rate (the test pinned 5e-5). Now merge keeps the
+# bar on top of the swap, so the swapped face's identity reads off on those frames whatever the model's
+# state: 4 runs of 4 put at least two of the three in the top five.
 TINY = ["--resolution", "64", "--e-dims", "8", "--ae-dims", "16", "--d-dims", "8", "--d-mask-dims", "4",
-        "--batch", "2", "--workers", "0", "--lr", "5e-5"]
+        "--batch", "2", "--workers", "0"]
 OCCLUDED = (12, 13, 14)
 
 
