@@ -10,7 +10,7 @@ interleaved with them: copied unchanged where the container holds its codec, re-
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -19,67 +19,8 @@ import av
 import av.error
 
 from doppel.core.errors import MediaError
-from doppel.io.video import _reason, is_image_file, open_input
-from doppel.io.writer import _AUDIO_COPY_OK, _AUDIO_REENCODE
-
-
-class AudioCarry:
-    """The audio of ``source`` into ``out``, interleaved with video by :meth:`until` (seconds)."""
-
-    def __init__(self, out: Any, source: Path, suffix: str) -> None:
-        self._out = out
-        self._in: Any = None
-        self._packets: Iterator[Any] | None = None
-        self._pending: Any = None
-        self._stream: Any = None
-        self._copy = False
-        if source.is_dir() or is_image_file(source):
-            return
-        src = open_input(source)
-        if not src.streams.audio:
-            src.close()
-            return
-        stream = src.streams.audio[0]
-        allowed = _AUDIO_COPY_OK.get(suffix.lower(), frozenset())
-        if allowed is None or stream.codec_context.name in allowed:
-            self._stream = out.add_stream_from_template(stream)
-            self._copy = True
-        else:
-            codec = _AUDIO_REENCODE.get(suffix.lower(), "aac")
-            self._stream = out.add_stream(codec, rate=stream.codec_context.sample_rate or 48000)
-        self._in, self._packets = src, iter(src.demux(stream))
-
-    def until(self, seconds: float | None) -> None:
-        """Mux the audio up to ``seconds`` (all of it for None)."""
-        while self._packets is not None:
-            packet = self._pending or next(self._packets, None)
-            self._pending = None
-            if packet is None:
-                self._packets = None
-                break
-            if packet.dts is None and packet.size == 0:
-                continue  # demuxer flush packet
-            t = float(packet.dts * packet.time_base) if packet.dts is not None else None
-            if seconds is not None and t is not None and t > seconds:
-                self._pending = packet
-                return
-            if self._copy:
-                packet.stream = self._stream
-                self._out.mux(packet)
-            else:
-                for frame in packet.decode():
-                    frame.pts = None
-                    for out in self._stream.encode(frame):
-                        self._out.mux(out)
-        if seconds is None and self._stream is not None and not self._copy:
-            for out in self._stream.encode(None):
-                self._out.mux(out)
-            self._stream = None
-
-    def close(self) -> None:
-        if self._in is not None:
-            self._in.close()
-            self._in = None
+from doppel.io.audio import AudioCarry
+from doppel.io.video import _reason, open_input
 
 
 def _follow(packet: Any, last: Fraction | None, path: Path) -> Fraction:

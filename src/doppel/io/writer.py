@@ -12,30 +12,21 @@ import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import av
 import numpy as np
 from av.video.stream import VideoStream
 
 from doppel.core.errors import InputError
+from doppel.io.audio import AudioCarry
 from doppel.io.formats import CODECS, check_size
-from doppel.io.video import Colour, is_image_file, open_input
+from doppel.io.video import Colour
 
 log = logging.getLogger(__name__)
 
-# Audio codecs each output container holds as-is; anything else is re-encoded (AAC; PCM in MXF).
-_AUDIO_COPY_OK: dict[str, frozenset[str] | None] = {
-    ".mp4": frozenset({"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}),
-    ".m4v": frozenset({"aac", "mp3", "alac", "ac3", "eac3"}),
-    ".mov": frozenset({"aac", "mp3", "alac", "ac3", "pcm_s16le", "pcm_s24le", "pcm_s32le", "pcm_f32le"}),
-    ".mkv": None,  # Matroska holds any codec
-    ".mxf": frozenset({"pcm_s16le", "pcm_s24le"}),
-}
-_AUDIO_REENCODE: dict[str, str] = {".mxf": "pcm_s16le"}
 
 
 class VideoWriter:
@@ -97,35 +88,9 @@ class VideoWriter:
         self._pix = pix
         self._alpha = spec.alpha
         self._next_pts = 0
-        self._audio_in: av.container.InputContainer | None = None
-        self._audio_packets: Iterator[av.Packet] | None = None
-        self._pending_audio: av.Packet | None = None
-        self._audio_out: Any = None  # av's audio stream (its stubs type it as a plain Stream)
-        self._audio_copy = False
         self.frames_written = 0
         self._closed = False
-        if audio_from is not None:
-            self._setup_audio(Path(audio_from))
-
-    def _setup_audio(self, source: Path) -> None:
-        if source.is_dir() or is_image_file(source):
-            return
-        src = open_input(source)
-        if not src.streams.audio:
-            src.close()
-            return
-        in_stream = src.streams.audio[0]
-        allowed = _AUDIO_COPY_OK[self.path.suffix.lower()]
-        name = in_stream.codec_context.name
-        if allowed is None or name in allowed:
-            self._audio_out = self._out.add_stream_from_template(in_stream)
-            self._audio_copy = True
-        else:
-            codec = _AUDIO_REENCODE.get(self.path.suffix.lower(), "aac")
-            self._audio_out = self._out.add_stream(codec, rate=in_stream.codec_context.sample_rate or 48000)
-            log.info("re-encoding %s audio as %s for %s", name, codec, self.path.suffix)
-        self._audio_in = src
-        self._audio_packets = iter(src.demux(in_stream))
+        self._audio = None if audio_from is None else AudioCarry(self._out, Path(audio_from), self.path.suffix)
 
     def write(self, image: np.ndarray, pts: int | None = None) -> None:
         """Encode one RGB frame (``uint8`` or ``uint16``; RGBA ``(H, W, 4)`` for a codec with alpha); ``pts`` in
@@ -151,34 +116,9 @@ class VideoWriter:
         self.frames_written += 1
 
     def _mux_video(self, packet: av.Packet) -> None:
-        if packet.dts is not None and packet.time_base is not None:
-            self._mux_audio_until(float(packet.dts * packet.time_base))
+        if self._audio is not None and packet.dts is not None and packet.time_base is not None:
+            self._audio.until(float(packet.dts * packet.time_base))  # interleaved: never a whole track buffered
         self._out.mux(packet)
-
-    def _mux_audio_until(self, seconds: float | None) -> None:
-        """Interleave audio with video so the muxer never buffers a whole track in memory."""
-        if self._audio_packets is None or self._audio_out is None:
-            return
-        while True:
-            packet = self._pending_audio or next(self._audio_packets, None)
-            self._pending_audio = None
-            if packet is None:
-                self._audio_packets = None
-                return
-            if packet.dts is None and packet.size == 0:
-                continue  # demuxer flush packet
-            t = float(packet.dts * packet.time_base) if packet.dts is not None else None
-            if seconds is not None and t is not None and t > seconds:
-                self._pending_audio = packet
-                return
-            if self._audio_copy:
-                packet.stream = self._audio_out
-                self._out.mux(packet)
-            else:
-                for frame in packet.decode():
-                    frame.pts = None  # let the encoder number samples itself
-                    for out in self._audio_out.encode(frame):
-                        self._out.mux(out)
 
     def close(self) -> Path:
         """Flush the encoder, write the remaining audio, and rename into place (once; later calls do nothing)."""
@@ -187,13 +127,11 @@ class VideoWriter:
         self._closed = True
         for packet in self._video.encode(None):
             self._mux_video(packet)
-        self._mux_audio_until(None)
-        if self._audio_out is not None and not self._audio_copy:
-            for packet in self._audio_out.encode(None):
-                self._out.mux(packet)
+        if self._audio is not None:
+            self._audio.until(None)
         self._out.close()
-        if self._audio_in is not None:
-            self._audio_in.close()
+        if self._audio is not None:
+            self._audio.close()
         os.replace(self._tmp, self.path)
         return self.path
 
@@ -202,8 +140,8 @@ class VideoWriter:
         self._closed = True
         with contextlib.suppress(Exception):
             self._out.close()
-        if self._audio_in is not None:
-            self._audio_in.close()
+        if self._audio is not None:
+            self._audio.close()
         self._tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> VideoWriter:
