@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from doppel.io.video import VideoWriter, probe, read_frames
+from doppel.io.video import probe, read_frames
+from doppel.io.writer import VideoWriter
 from doppel.ops.align import warp_to_face
 from doppel.segment import synth
 from doppel.segment.labels import lifted_hull

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
+
+import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
@@ -26,3 +29,14 @@ def test_every_row_names_the_commit_it_measured() -> None:
     assert "| abc1234 |" in text and "| def5678+dirty |" in text and "git " not in text.splitlines()[2]
     here = run.commit()
     assert here is None or len(here.split("+")[0]) >= 7
+
+
+@pytest.mark.parametrize("module", sorted(p.stem for p in BENCH.glob("*.py")))
+def test_every_benchmark_module_imports(module: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A benchmark runs rarely: a stale import (a class that moved) must fail here, not an hour into a run."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    spec = importlib.util.spec_from_file_location(f"_bench_{module}", BENCH / f"{module}.py")
+    assert spec is not None and spec.loader is not None
+    module_object = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module_object)  # dataclasses look their module up there
+    spec.loader.exec_module(module_object)
