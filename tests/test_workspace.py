@@ -81,3 +81,19 @@ def test_a_damaged_face_row_is_one_clear_error(tmp_path: Path) -> None:
         conn.execute("UPDATE faces SET transform = ? WHERE id = 1", (b"\x00" * 7,))
     with Workspace.open(tmp_path / "ws") as ws, pytest.raises(WorkspaceError, match="face 1 .* is damaged"):
         ws.faces.of("astronaut")
+
+
+def test_text_that_is_not_utf8_is_one_clear_error(tmp_path: Path) -> None:
+    """Found by the long fuzzing run (bench/bench_fuzz.py): bytes flipped inside a text value pass SQLite's
+    integrity check, and reading them raised a bare UnicodeDecodeError."""
+    Workspace.init(tmp_path / "ws").close()
+    db = tmp_path / "ws" / DB_NAME
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO identities (name, created_at) VALUES (CAST(? AS TEXT), 'x')", (b"al\xc5ce",))
+    with Workspace.open(tmp_path / "ws") as ws, pytest.raises(WorkspaceError, match="database is damaged") as err:
+        ws.identities.names()
+    assert str(db) in str(err.value)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE meta SET value = CAST(? AS TEXT) WHERE key = 'marker'", (b"doppel\xc5",))
+    with pytest.raises(WorkspaceError, match="corrupt or not a doppel database"):
+        Workspace.open(tmp_path / "ws")

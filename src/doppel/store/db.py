@@ -37,9 +37,10 @@ class Database:
     """One connection (rows as :class:`sqlite3.Row`) and a transaction that nests: writes inside the
     outermost ``transaction()`` block commit together or not at all."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path | None = None) -> None:
         conn.row_factory = sqlite3.Row
         self.conn = conn
+        self.path = path
         self._depth = 0
 
     @contextlib.contextmanager
@@ -59,11 +60,30 @@ class Database:
             self._depth = 0
 
     def one(self, sql: str, args: Sequence[object] = ()) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self.conn.execute(sql, args).fetchone()
+        with self._reading():
+            row: sqlite3.Row | None = self.conn.execute(sql, args).fetchone()
         return row
 
     def all(self, sql: str, args: Sequence[object] = ()) -> list[sqlite3.Row]:
-        return self.conn.execute(sql, args).fetchall()
+        with self._reading():
+            return self.conn.execute(sql, args).fetchall()
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """A page or a text value damaged past what the integrity check at open sees (it checks structure,
+        not that text is UTF-8) is a one-line error naming the database, not a traceback."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if "decode" not in str(exc):
+                raise  # locked, busy, a bad statement: not damage
+            raise self._damaged(exc) from None
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            raise self._damaged(exc) from None
+
+    def _damaged(self, exc: Exception) -> WorkspaceError:
+        reason = str(exc).splitlines()[0][:120].encode("ascii", "backslashreplace").decode()
+        return WorkspaceError(f"database is damaged ({reason})", path=self.path)
 
     def close(self) -> None:
         self.conn.close()
@@ -100,9 +120,10 @@ def open_db(db: Path) -> Database:
         if result is None or result[0] != "ok":
             raise sqlite3.DatabaseError(f"integrity check failed: {result[0] if result else 'no answer'}")
         migrate(conn, db)
-    except sqlite3.DatabaseError as exc:
-        raise WorkspaceError(f"database is corrupt or not a doppel database ({exc})", path=db) from None
-    return Database(conn)
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # text in the meta table may be damaged too
+        raise WorkspaceError(f"database is corrupt or not a doppel database ({str(exc).splitlines()[0][:120]})",
+                             path=db) from None
+    return Database(conn, db)
 
 
 def migrate(conn: sqlite3.Connection, db: Path) -> None:
