@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -45,6 +46,8 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "astro": write_clip(d / "astro.mp4", astro, audio=False, crf=12),
         "hopper": write_clip(d / "hopper.mp4", hopper, audio=False, crf=12),
         "shift": write_clip(d / "shift.mp4", _variant(astro, lambda f: np.roll(f, 6, axis=1)), audio=False, crf=12),
+        "blur": write_clip(d / "blur.mp4", _variant(astro, lambda f: cv2.GaussianBlur(f, (0, 0), 1.5)), audio=False,
+                           crf=12),
         "tint": write_clip(d / "tint.mp4", _variant(
             astro, lambda f: np.clip(f.astype(np.int16) + np.array([18, 6, -12]), 0, 255).astype(np.uint8)),
             audio=False, crf=12),
@@ -71,6 +74,11 @@ def test_clip_against_itself_has_zero_error(scene: dict[str, Path]) -> None:
     assert r.jitter_px == pytest.approx(r.jitter_px_input)
     assert r.id_retrieval == 1.0 and r.id_src_wins == 1.0 and r.id_match_src == 1.0
     assert r.id_sim_src == pytest.approx(r.id_sim_src_input) and r.id_sim_src > 0.9
+    assert r.sharpness_ratio == pytest.approx(1.0) and r.sharpness_p10 == pytest.approx(1.0)
+    assert r.warp_error_ratio == pytest.approx(1.0) and r.warp_error_normalised == pytest.approx(1.0)
+    assert r.warp_pairs >= FRAMES - 2 and r.warp_error_p95 == pytest.approx(1.0)
+    assert r.gaze_corr is None or r.gaze_corr == pytest.approx(1.0)
+    assert all(row.sharpness == pytest.approx(1.0) for row in r.per_frame)
     sheet = read_image(Path(r.sheet))
     assert sheet.ndim == 3 and sheet.shape[1] > 6 * 150
     from doppel.eval.sheet import _LABEL_H, TILE
@@ -96,6 +104,17 @@ def test_recoloured_copy_keeps_identity_and_landmarks(scene: dict[str, Path]) ->
     assert r.id_retrieval == 1.0 and r.id_sim_src > 0.9
     assert r.flicker_ratio == pytest.approx(1.0, abs=0.15)  # a constant offset adds no frame-to-frame change
     assert r.seam_score == pytest.approx(1.0, abs=0.15)  # the whole frame changed, so no edge at the mask
+
+
+def test_a_blurred_face_fails_on_detail_where_flicker_would_pass_it(scene: dict[str, Path]) -> None:
+    """Why flicker is no longer the temporal bar: a blur lowers it (and the plain warp error); the sharpness
+    ratio and the detail-normalised warp error see the blur."""
+    r = _eval(scene, "blur", "astronaut", "hopper", embed_every=0)
+    assert r.flicker_ratio is not None and r.flicker_ratio < 0.9
+    assert r.warp_error_ratio is not None and r.warp_error_ratio < 1.0
+    assert r.sharpness_ratio is not None and r.sharpness_ratio < 0.6
+    assert r.sharpness_p90 is not None and r.sharpness_p90 < 0.8
+    assert r.warp_error_normalised is not None and r.warp_error_normalised > 1.1
 
 
 def test_other_person_on_the_same_motion_is_retrieved_as_the_source(scene: dict[str, Path]) -> None:
@@ -133,9 +152,11 @@ def test_cli_writes_json_and_sheet(scene: dict[str, Path]) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     for key in ("id_sim_src", "id_sim_dst", "id_retrieval", "expression_nme", "pose_error_deg", "mouth_corr",
-                "eye_corr", "jitter_px", "flicker_ratio", "seam_score"):
+                "eye_corr", "jitter_px", "flicker_ratio", "seam_score", "sharpness_ratio", "warp_error_ratio",
+                "warp_error_p95", "warp_error_normalised", "gaze_corr"):
         assert key in data
     assert data["expression_nme"] == 0.0 and data["id_sim_src"] is None  # identity skipped with --embed-every 0
+    assert data["sharpness_ratio"] == 1.0 and data["warp_error_ratio"] == 1.0 and data["self_swap"] is None
     assert Path(data["sheet"]).is_file()
 
 
@@ -178,3 +199,83 @@ def test_render_mode_uses_the_models_identities_and_swapped_frames(scene: dict[s
     assert data["frames_compared"] == FRAMES - 4 and min(r["frame"] for r in data["per_frame"]) == 4
     assert data["id_retrieval"] == 1.0 and data["id_retrieval_input"] == 0.0
     assert "id_sim_src" in result.output  # the table was printed
+
+
+@pytest.fixture(scope="module")
+def held_model(scene: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the scene's workspace with a tiny 1-step model astronaut -> hopper that held a quarter of
+    the astronaut's faces out of training (and one, ``all``, that held none)."""
+    import shutil
+
+    from doppel.provenance.consent import add_consent
+    from doppel.train.config import model_config, train_config
+    from doppel.train.loop import RunSpec
+    from doppel.workflow.train import train
+
+    root = tmp_path_factory.mktemp("selfswap") / "ws"
+    shutil.copytree(scene["ws"], root)
+    cfg = model_config(resolution=64, e_dims=8, ae_dims=16, d_dims=8, d_mask_dims=4)
+    with Workspace.open(root) as ws:
+        add_consent(ws, "astronaut", subject="astronaut (public-domain sample photo)", scope="doppel tests",
+                    basis="public-domain-demo")
+        for name, holdout in (("held", 0.25), ("all", 0.0)):
+            train(ws, RunSpec(name=name, model=cfg, train=train_config(batch=2, workers=0), src=("astronaut",),
+                              dst=("hopper",), iters=1, holdout=holdout))
+    return root
+
+
+def test_self_swap_re_renders_only_the_held_out_frames(held_model: Path, scene: dict[str, Path],
+                                                       tmp_path: Path) -> None:
+    from doppel.eval.selfswap import compare
+    from doppel.workflow.evaluate import held_out_faces, self_swap
+
+    with Workspace.open(held_model) as ws:
+        model = ws.models.get("held")
+        assert model is not None
+        faces = held_out_faces(ws, model)
+        rep = self_swap(ws, "held", tmp_path / "self.mp4", sheet=tmp_path / "self.png")
+        others = {f.frame_index: f.landmarks_smooth for f in ws.faces.of("astronaut")
+                  if f.id not in {h.id for h in faces}}
+    held = sorted(f.frame_index for f in faces)
+    assert len(held) == round(0.25 * FRAMES) and [r.frame for r in rep.per_frame] == held
+    assert rep.frames == len(held) and rep.render is not None and Path(rep.sheet or "").is_file()
+    # every other frame kept its original face (only the watermark and the re-encode touch it) ...
+    kept = compare(scene["astro"], tmp_path / "self.mp4", others, model="held")
+    assert kept.ssim is not None and kept.ssim > 0.95 and kept.passes
+    # ... while a 1-step model's face (a blur, colour-matched by the merge) is far from the truth
+    assert rep.psnr is not None and kept.psnr is not None and rep.psnr < kept.psnr - 3
+    assert rep.gmsd is not None and kept.gmsd is not None and rep.gmsd > kept.gmsd + 0.02
+    assert rep.ssim is not None and rep.ssim < kept.ssim - 0.03
+
+
+def test_self_swap_of_the_truth_passes_and_of_a_blur_fails(scene: dict[str, Path]) -> None:
+    from doppel.eval.selfswap import compare
+
+    with Workspace.open(scene["ws"]) as ws:
+        lms = {f.frame_index: f.landmarks_smooth for f in ws.faces.of("astronaut")}
+    same = compare(scene["astro"], scene["astro"], lms, model="m")
+    assert same.passes and same.ssim == pytest.approx(1.0) and same.sharpness_ratio == pytest.approx(1.0)
+    blur = compare(scene["astro"], scene["blur"], lms, model="m")
+    assert not blur.passes and blur.sharpness_ratio is not None and blur.sharpness_ratio < 0.6
+    assert blur.gmsd is not None and blur.gmsd > same.gmsd  # type: ignore[operator]
+
+
+def test_cli_self_swap(held_model: Path, scene: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    merged = tmp_path / "astro.mp4"
+    shutil.copyfile(scene["astro"], merged)
+    args = ["eval", str(held_model), "--original", str(scene["astro"]), "--merged", str(merged), "--src", "astronaut",
+            "--embed-every", "0"]
+    res = CliRunner().invoke(app, [*args, "--self-swap", "--model", "held", "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)["self_swap"]
+    assert data["frames"] == round(0.25 * FRAMES) and data["passes"] is False
+    assert {"ssim", "psnr", "gmsd", "sharpness_ratio", "per_frame", "render"} <= set(data)
+    assert (tmp_path / "astro.self-swap.mp4").is_file() and (tmp_path / "astro.self-swap.png").is_file()
+    table = CliRunner().invoke(app, [*args, "--self-swap", "--model", "held"])
+    assert table.exit_code == 0 and "self_swap_ssim" in table.output, table.output
+    none = CliRunner().invoke(app, [*args, "--self-swap", "--model", "all"])
+    assert none.exit_code != 0 and "recorded no held-out" in none.output
+    nomodel = CliRunner().invoke(app, [*args, "--self-swap"])
+    assert nomodel.exit_code != 0 and "--self-swap needs a model" in nomodel.output

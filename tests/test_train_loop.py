@@ -297,6 +297,28 @@ def test_holdout_is_contiguous_runs(n: int) -> None:
         assert min(len(r) for r in runs) >= 12
 
 
+def test_train_json_records_the_source_faces_no_step_trained_on(ws: Path) -> None:
+    """What `doppel eval --self-swap` re-renders: this run's held-out source faces, less any that an earlier
+    invocation of the same model trained on."""
+    def held(model: str) -> list[int]:
+        return json.loads((ws / "models" / model / "train.json").read_text())["holdout"]["src_faces"]
+
+    with Workspace.open(ws) as w:
+        src_ids = {f.id for f in w.faces.of("astronaut")}
+    code, _, text = cli("train", ws, *PAIR, "--model", "h", *TINY, "--iters", "1", "--holdout", "0.25", "--json")
+    assert code == 0, text
+    first = held("h")
+    assert first and set(first) <= src_ids and len(first) == round(0.25 * len(src_ids))
+    code, _, text = cli("train", ws, *PAIR, "--model", "h", "--iters", "2", "--holdout", "0.25", "--json")
+    assert code == 0 and held("h") == first, text  # resumed with the same split: still never trained on
+    code, _, text = cli("train", ws, *PAIR, "--model", "h", "--iters", "3", "--json")
+    assert code == 0 and held("h") == [], text  # resumed without a hold-out: every face has been trained on
+    code, _, text = cli("train", ws, *PAIR, "--model", "h", "--iters", "4", "--holdout", "0.25", "--json")
+    assert code == 0 and held("h") == [], text  # and stays so
+    code, _, text = cli("train", ws, *PAIR, "--model", "n", *TINY, "--iters", "1", "--json")
+    assert code == 0 and held("n") == [], text
+
+
 def test_cpu_preset_brings_its_training_settings(ws: Path) -> None:
     from doppel.train.config import PRESETS
     from doppel.workflow.train import resolve_configs

@@ -8,9 +8,11 @@ import typer
 from rich.table import Table
 
 from doppel.cli.common import JsonOpt, console, emit_json, progress_bar
+from doppel.core.errors import ConfigError
 from doppel.eval.report import EvalReport, table_rows
 from doppel.store import Workspace
-from doppel.workflow.evaluate import build_request, default_report, evaluate
+from doppel.workflow.evaluate import build_request, default_report, evaluate, held_out_faces, self_swap
+from doppel.workflow.models import find_model
 
 
 def print_table(report: EvalReport) -> None:
@@ -39,22 +41,43 @@ def eval_(
                                                 "0: skip identity metrics)."),
     fps: str | None = typer.Option(None, "--fps", help="Frame rate of image-sequence inputs (24000/1001 or "
                                                        "23.976, 24, 25, ...)."),
+    self_swap_: bool = typer.Option(False, "--self-swap", metavar="",
+                                    help="Also re-render the model's held-out source frames (train with "
+                                         "--holdout) and compare them with the truth: SSIM, PSNR, GMSD, sharpness."),
+    model: str | None = typer.Option(None, "--model", help="The model for --self-swap (default with --render: "
+                                                           "the render's)."),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Measure identity, expression, pose, steadiness and seams of a merged clip against its original.
+    """Measure identity, expression, pose, detail, steadiness, gaze and seams of a merged clip against its
+    original (and with --self-swap, the model's fidelity on source frames it never trained on).
 
     Writes the JSON report and a before/after contact sheet next to the merged clip (or where
-    --out/--sheet say) and prints a table (or the report with --json).
+    --out/--sheet say) and prints a table (or the report with --json). The self-swap's video and its
+    sheet (truth over re-render, about 100 %) go beside them as MERGED.self-swap.mp4 / .png.
     """
     with Workspace.open(workspace) as ws:
         request = build_request(ws, render=render, original=original, merged=merged, src=src, dst=dst,
                                 embed_every=embed_every, sheet=sheet, fps=fps)
         json_path = out or default_report(request.merged, ".eval.json")
+        name = model or request.model
+        if self_swap_:
+            if name is None:
+                raise ConfigError("--self-swap needs a model: give --render (its model) or --model NAME")
+            held_out_faces(ws, find_model(ws, name))  # refuse before the long part
+        elif model is not None:
+            raise ConfigError("--model is for --self-swap")
         with progress_bar("evaluating", "frames", enabled=not json_out) as progress:
             report = evaluate(ws, request, progress=progress)
+        if self_swap_:
+            assert name is not None
+            with progress_bar("self-swap", "frames", enabled=not json_out) as progress:
+                report.self_swap = self_swap(ws, name, default_report(request.merged, ".self-swap.mp4"),
+                                             sheet=default_report(request.merged, ".self-swap.png"),
+                                             progress=progress)
     report.write(json_path)
     if json_out:
         emit_json({**report.to_dict(), "report": str(json_path)})
         return
     print_table(report)
-    console.print(f"report {json_path}; contact sheet {report.sheet}")
+    extra = f"; self-swap sheet {report.self_swap.sheet}" if report.self_swap is not None else ""
+    console.print(f"report {json_path}; contact sheet {report.sheet}{extra}")

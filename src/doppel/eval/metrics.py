@@ -22,9 +22,21 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from doppel.eval.sharpness import luma, sobel_magnitude
 from doppel.extract.metrics import pooled_jitter, segments
 from doppel.extract.pose import head_pose, rotation_from_angles
-from doppel.ops.face import BROWS, CHIN, NOSE_TOP, hull_mask, interocular, landmarks68
+from doppel.ops.align import estimate_transform, transform_scale
+from doppel.ops.face import (
+    BROWS,
+    CHIN,
+    FOREHEAD_LIFT,
+    NOSE_TOP,
+    fill_hulls,
+    hull_mask,
+    hull_points,
+    interocular,
+    landmarks68,
+)
 from doppel.ops.mask import erode_blur
 
 MATTE_WORK_SIZE = 192  # px: side of the window the seam matte is computed in
@@ -196,12 +208,33 @@ def frame_matte(landmarks: np.ndarray, frame_shape: tuple[int, ...], *, erode: f
     return out
 
 
+MEASURE_ERODE = 0.06  # the detail mask: the face hull shrunk by this share of the face's aligned crop side
+
+
+def measure_mask(landmarks: np.ndarray, frame_shape: tuple[int, ...], *, erode: float = MEASURE_ERODE) -> np.ndarray:
+    """Bool ``(H, W)``: where the face's own detail is measured (sharpness, warp error, self-swap
+    fidelity). The face hull merge replaces (:func:`frame_hull`), shrunk by ``erode`` x the side of the
+    face's ``full`` aligned crop in frame pixels (about 6 % keeps the feathered seam and the hairline out)."""
+    lm = landmarks68(landmarks)
+    side = 1.0 / max(transform_scale(estimate_transform(lm, 1)), 1e-9)  # the aligned crop's side in the frame
+    radius = max(1, round(erode * side))
+    h, w = frame_shape[:2]
+    pts = hull_points(lm, lift=FOREHEAD_LIFT)
+    lo = np.floor(pts.min(0)).astype(int) - 2
+    hi = np.ceil(pts.max(0)).astype(int) + 2
+    x0, y0, x1, y1 = max(0, lo[0]), max(0, lo[1]), min(w, hi[0]), min(h, hi[1])
+    out = np.zeros((h, w), bool)
+    if x1 <= x0 or y1 <= y0:
+        return out
+    local = fill_hulls([pts - (x0, y0)], (y1 - y0, x1 - x0), antialias=False)
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    out[y0:y1, x0:x1] = cv2.erode(local, k, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0.5
+    return out
+
+
 def gradient_magnitude(image: np.ndarray) -> np.ndarray:
     """Sobel gradient magnitude of the grey image, float32 ``(H, W)`` (grey levels per pixel)."""
-    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32) if image.ndim == 3 else image.astype(np.float32)
-    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3) / 8.0
-    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3) / 8.0
-    return np.sqrt(gx * gx + gy * gy)
+    return sobel_magnitude(luma(image))
 
 
 def seam_band(matte: np.ndarray, *, low: float = 0.05, high: float = 0.95, min_width: int = 3) -> np.ndarray:

@@ -7,10 +7,13 @@
 2. ``track``: faces of both clips with the same tracker; the original's main person, and the same
    head in the merged clip (:mod:`doppel.eval.faces`).
 3. ``landmarks``: expression and pose error, openness correlations, jitter.
-4. ``pixels``: a second decode of both clips in step for flicker (merge's
-   :class:`~doppel.merge.temporal.FlickerMeter` over the landmark hull, as merge measures it),
-   seams, identity embeddings (every ``embed_every``-th compared frame: dlib's ResNet costs
-   ~80 ms a face) and contact-sheet tiles.
+4. ``pixels``: a second decode of both clips in step, inside the original's face
+   (:func:`~doppel.eval.metrics.measure_mask`): detail (:func:`~doppel.eval.sharpness.sharpness_ratio`),
+   temporal consistency (:class:`~doppel.eval.temporal.WarpErrorMeter`, the temporal bar: optical flow
+   of the original, so a frozen face or flicker cannot hide) and gaze (:mod:`doppel.eval.gaze`); flicker
+   (merge's :class:`~doppel.merge.temporal.FlickerMeter` over the landmark hull, kept for information:
+   a blurred or frozen face scores well on it), seams, identity embeddings (every ``embed_every``-th
+   compared frame: dlib's ResNet costs ~80 ms a face) and contact-sheet tiles.
 5. ``report``: the numbers, and the contact sheet written atomically.
 """
 
@@ -26,10 +29,11 @@ import numpy as np
 
 from doppel.core.errors import InputError, NoFaceError, WorkspaceError
 from doppel.core.progress import ProgressFn, no_progress
-from doppel.eval import metrics
+from doppel.eval import gaze, metrics, sharpness
 from doppel.eval.faces import SeenFace, main_person, matched, scan
 from doppel.eval.report import EvalReport, FrameRow
 from doppel.eval.sheet import contact_sheet, face_crop
+from doppel.eval.temporal import WarpErrorMeter
 from doppel.extract import backends
 from doppel.io.atomic import atomic_path
 from doppel.io.image import write_image
@@ -61,6 +65,7 @@ class EvalRequest:
     embed_every: int | None = None
     sheet: Path | None = None
     fps: str | None = None  # the frame rate of image-sequence inputs
+    model: str | None = None  # the model that made the merge, when known (a render's)
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,8 @@ def evaluate(request: EvalRequest, refs: References, *, progress: ProgressFn = n
         match_in = metrics.match_share(np.stack([pixels.emb_in[i] for i in sorted(pixels.emb_in)]), ref_src, limit)
     measured = {i: (float(e), float(p)) for i, e, p in zip(frames, nme, pose, strict=True)}
     rows = [FrameRow(int(i), *measured.get(i, (None, None))) for i in targets]
+    for row in rows:
+        row.sharpness = pixels.sharp.get(row.frame)
     if ids is not None:
         pos = {f: k for k, f in enumerate(emb_frames)}
         for row in rows:
@@ -180,6 +187,16 @@ def evaluate(request: EvalRequest, refs: References, *, progress: ProgressFn = n
     def std(x: np.ndarray) -> float | None:
         return float(np.std(x)) if len(x) else None
 
+    sharp = np.array([v for v in pixels.sharp.values() if math.isfinite(v)])
+
+    def pct(q: float) -> float | None:
+        return float(np.percentile(sharp, q)) if len(sharp) else None
+
+    order = sorted(pixels.iris_in)
+    gaze_corr, gaze_err = gaze.gaze_agreement(gaze.gaze_signal(np.array([pixels.iris_in[i] for i in order])),
+                                              gaze.gaze_signal(np.array([pixels.iris_out[i] for i in order])))
+    warp = pixels.warp.result
+
     report = EvalReport(
         original=str(request.original), merged=str(request.merged), src=request.src, dst=request.dst,
         render=request.render, frames=a.frame_count, frames_compared=len(frames),
@@ -196,6 +213,9 @@ def evaluate(request: EvalRequest, refs: References, *, progress: ProgressFn = n
         mouth_corr=metrics.correlation(mouth_in, mouth_out), eye_corr=metrics.correlation(eye_in, eye_out),
         mouth_std_input=std(mouth_in), eye_std_input=std(eye_in),
         jitter_px=metrics.track_jitter(idx, lm_out), jitter_px_input=metrics.track_jitter(idx, lm_in),
+        sharpness_ratio=pct(50), sharpness_p10=pct(10), sharpness_p90=pct(90),
+        warp_error_ratio=warp.ratio, warp_error_p95=warp.p95, warp_error_normalised=warp.normalised_ratio,
+        warp_pairs=warp.pairs, gaze_corr=gaze_corr, gaze_err=gaze_err,
         flicker_ratio=pixels.flicker.ratio, seam_score=pixels.seam.score, identities=sorted(centroids),
         sheet=str(sheet_path) if sheet_path else None, per_frame=rows)
     report.stages = {k: round(v, 3) for k, v in stages.items()}
@@ -214,7 +234,11 @@ class _Pixels:
         self.embed_at, self.sheet_at = embed_at, sheet_at
         self.embedder = backends.embedder(EMBEDDER) if embed_at and request.embed_every != 0 else None
         self.flicker = FlickerMeter()
+        self.warp = WarpErrorMeter()
         self.seam = metrics.SeamMeter()
+        self.sharp: dict[int, float] = {}
+        self.iris_in: dict[int, np.ndarray] = {}
+        self.iris_out: dict[int, np.ndarray] = {}
         self.emb_in: dict[int, np.ndarray] = {}
         self.emb_out: dict[int, np.ndarray] = {}
         self.tiles: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -224,10 +248,18 @@ class _Pixels:
         swapped = self.request.swapped is None or index in self.request.swapped
         if r is None or not swapped:
             self.flicker.update(original, merged, None)
+            self.warp.update(original, merged, None)
             return
         s = self.request.settings
         matte = metrics.frame_matte(r.landmarks, original.shape, erode=s.mask_erode, blur=s.mask_blur)
         self.flicker.update(original, merged, face_region(r.landmarks, original.shape))
+        inside = metrics.measure_mask(r.landmarks, original.shape)
+        self.warp.update(original, merged, inside)
+        if inside.any():
+            self.sharp[index] = sharpness.sharpness_ratio(merged, original, inside)
+        # the irises read inside the original's eye outlines in both clips: where the plate's eyes look
+        self.iris_in[index] = gaze.iris_positions(original, r.landmarks)
+        self.iris_out[index] = gaze.iris_positions(merged, r.landmarks)
         o = self.out.get(index)
         self.seam.update(original, merged, matte)
         if self.embedder is not None and index in self.embed_at:
@@ -246,7 +278,8 @@ def _write_sheet(request: EvalRequest, source_face: np.ndarray | None, pixels: _
     for i in order:
         row = rows.get(i)
         sim = f" src {row.sim_src:.2f}" if row is not None and row.sim_src is not None else ""
-        labels.append(f"merged #{i}{sim}")
+        sharp = f" sh {row.sharpness:.2f}" if row is not None and row.sharpness is not None else ""
+        labels.append(f"#{i}{sim}{sharp}")
     # The merged tiles are swapped faces cut out of the clip, too small for the clip's mark to survive:
     # each carries the mark itself (a mosaic cannot carry one mark as a whole; a face cut out of it can).
     mark = Watermarker(render_payload(request.render or f"eval:{request.merged.name}")).embed

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from doppel import __version__
+from doppel.eval.selfswap import SELF_SWAP_BAR, SelfSwapReport
 from doppel.io.atomic import write_text_atomic
 
 REPORT_VERSION = 1
@@ -25,6 +26,7 @@ class FrameRow:
     sim_src: float | None = None
     sim_dst: float | None = None
     nearest: str | None = None
+    sharpness: float | None = None  # gradient energy inside the face, merged / original
 
 
 @dataclass
@@ -60,8 +62,18 @@ class EvalReport:
     eye_std_input: float | None
     jitter_px: float | None
     jitter_px_input: float | None
-    flicker_ratio: float | None
+    flicker_ratio: float | None    # information only: a blurred or frozen face scores well on it
     seam_score: float | None
+    sharpness_ratio: float | None = None       # median over frames; 1 = the plate's detail (bar: >= 0.8)
+    sharpness_p10: float | None = None
+    sharpness_p90: float | None = None
+    warp_error_ratio: float | None = None      # the temporal bar (<= 1.15): 1 = as steady as the plate
+    warp_error_p95: float | None = None        # of the per-pair ratios (bar: <= 1.3)
+    warp_error_normalised: float | None = None  # per unit of detail: blur does not lower it
+    warp_pairs: int = 0
+    gaze_corr: float | None = None             # horizontal iris position, merged vs original
+    gaze_err: float | None = None              # mean absolute difference, in eye widths
+    self_swap: SelfSwapReport | None = None    # with --self-swap: the model's held-out source frames
     identities: list[str] = field(default_factory=list)
     sheet: str | None = None
     seconds: float = 0.0
@@ -71,7 +83,9 @@ class EvalReport:
     report_version: int = REPORT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        return _clean(asdict(self))
+        data = asdict(self)
+        data["self_swap"] = self.self_swap.to_dict() if self.self_swap is not None else None
+        return _clean(data)
 
     def write(self, path: Path) -> None:
         write_text_atomic(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
@@ -107,7 +121,33 @@ def table_rows(r: EvalReport) -> list[tuple[str, str, str, str]]:
         ("mouth_corr", _f(r.mouth_corr), "1",
          f"mouth openness follows the original (input std {_f(r.mouth_std_input)})"),
         ("eye_corr", _f(r.eye_corr), "1", f"eye openness follows the original (input std {_f(r.eye_std_input)})"),
+        ("gaze_corr", _f(r.gaze_corr), "1", f"iris position follows the original (mean error {_f(r.gaze_err)} "
+                                            "eye widths)"),
+        ("sharpness_ratio", f"{_f(r.sharpness_ratio, '.2f')} ({_f(r.sharpness_p10, '.2f')}-"
+                            f"{_f(r.sharpness_p90, '.2f')})", "1",
+         "detail inside the face, output / input, median (p10-p90) (bar: >= 0.8; a sharpen filter raises it too)"),
+        ("warp_error_ratio", f"{_f(r.warp_error_ratio, '.2f')} (p95 {_f(r.warp_error_p95, '.2f')})", "1",
+         "temporal bar: error along the original's optical flow, output / input (bar: <= 1.15, p95 <= 1.3)"),
+        ("warp_error_norm", _f(r.warp_error_normalised, ".2f"), "1",
+         "warp error per unit of detail (blur does not lower it; a frozen face raises it)"),
         ("jitter_px", _f(r.jitter_px), _f(r.jitter_px_input), "landmark RMS 2nd difference, frame px"),
-        ("flicker_ratio", _f(r.flicker_ratio), "1", "face-region frame-to-frame change, output / input"),
+        ("flicker_ratio", _f(r.flicker_ratio), "1",
+         "info: frame-to-frame change in the face, output / input (blur and frozen faces score low)"),
         ("seam_score", _f(r.seam_score), "1", "gradient on the mask edge, output / input (1 = invisible)"),
+        *self_swap_rows(r.self_swap),
+    ]
+
+
+def self_swap_rows(s: SelfSwapReport | None) -> list[tuple[str, str, str, str]]:
+    """Table rows of a self-swap (none without one)."""
+    if s is None:
+        return []
+    verdict = "passes" if s.passes else "fails"
+    return [
+        ("self_swap_ssim", _f(s.ssim), "1", f"{s.frames} held-out source frames re-rendered vs the truth, face "
+                                             f"only ({verdict} the bar: {SELF_SWAP_BAR})"),
+        ("self_swap_psnr", _f(s.psnr, ".2f"), "inf", "dB inside the face"),
+        ("self_swap_gmsd", _f(s.gmsd, ".4f"), "0", "gradient similarity deviation (blur, noise and halos raise it)"),
+        ("self_swap_sharpness", f"{_f(s.sharpness_ratio, '.2f')} ({_f(s.sharpness_p10, '.2f')}-"
+                                f"{_f(s.sharpness_p90, '.2f')})", "1", "detail vs the truth, median (p10-p90)"),
     ]

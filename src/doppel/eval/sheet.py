@@ -31,24 +31,29 @@ def _label(tile: np.ndarray, text: str) -> np.ndarray:
     return np.vstack([tile, bar])
 
 
-def _blank(text: str = "") -> np.ndarray:
-    return _label(np.full((TILE, TILE, 3), _BG, np.uint8), text)
+def _blank(size: int, text: str = "") -> np.ndarray:
+    return _label(np.full((size, size, 3), _BG, np.uint8), text)
 
 
 def contact_sheet(before: list[np.ndarray], after: list[np.ndarray], labels: list[str], *,
-                  source: np.ndarray | None = None, source_label: str = "source", title: str = "") -> np.ndarray:
-    """uint8 RGB sheet: a title line, then the ``before`` tiles over the ``after`` tiles (each
-    ``(TILE, TILE, 3)``), each column captioned by its ``labels`` entry (bottom row) and frame."""
+                  source: np.ndarray | None = None, source_label: str = "source", title: str = "",
+                  top_label: str = "original") -> np.ndarray:
+    """uint8 RGB sheet: a title line, then the ``before`` tiles (captioned ``top_label``) over the ``after``
+    tiles, each column captioned by its ``labels`` entry (bottom row). Tiles are square, all of one size
+    (``TILE`` from :func:`face_crop` by default)."""
     if not (len(before) == len(after) == len(labels)) or not before:
         raise ValueError(f"need as many before/after tiles as labels (>= 1), got {len(before)}/{len(after)}/"
                          f"{len(labels)}")
-    top = [_label(t, "original") for t in before]
+    size = before[0].shape[0]
+    if any(t.shape != (size, size, 3) for t in (*before, *after)):
+        raise ValueError(f"tiles must all be ({size}, {size}, 3)")
+    top = [_label(t, top_label) for t in before]
     bottom = [_label(t, lab) for t, lab in zip(after, labels, strict=True)]
     if source is not None:
-        src = cv2.resize(source, (TILE, TILE), interpolation=cv2.INTER_AREA)
+        src = cv2.resize(source, (size, size), interpolation=cv2.INTER_AREA)
         top.insert(0, _label(src, source_label))
-        bottom.insert(0, _blank())
-    gap = np.full((TILE + _LABEL_H, 4, 3), _BG, np.uint8)
+        bottom.insert(0, _blank(size))
+    gap = np.full((size + _LABEL_H, 4, 3), _BG, np.uint8)
 
     def row(tiles: list[np.ndarray]) -> np.ndarray:
         parts: list[np.ndarray] = []

@@ -344,15 +344,29 @@ class _Run:
                 "pretrain": self.spec.pretrain, "preset": self.spec.preset,
                 "base": str(self.spec.base) if self.spec.base else None, "doppel_version": __version__,
                 "device": str(self.device), "precision": str(self.amp or "fp32"), "world": self.dd.world}
+        old: dict[str, Any] = {}
         if (self.dir / checkpoint.TRAIN).is_file():
             old = json.loads((self.dir / checkpoint.TRAIN).read_text())
             if (old.get("src"), old.get("dst"), old.get("pretrain")) != (meta["src"], meta["dst"], meta["pretrain"]):
                 raise ConfigError(f"model was trained on src {old.get('src')} / dst {old.get('dst')}; resume it with "
                                   "the same face sets, or train a new --model", path=self.dir)
             meta["base"] = old.get("base") if resumed else meta["base"]
+        meta["holdout"] = self._held_out(old.get("holdout"), resumed)
         self.dir.mkdir(parents=True, exist_ok=True)
         checkpoint.write_config(self.dir, self.cfg)
         write_text_atomic(self.dir / checkpoint.TRAIN, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+    def _held_out(self, before: dict[str, Any] | None, resumed: bool) -> dict[str, Any]:
+        """The source faces no step of this model has trained on (``train.json``'s ``holdout``): this run's
+        held-out source faces, less any an earlier invocation trained on (a resumed run without that record
+        trained on all of them). What ``doppel eval --self-swap`` re-renders; a base model (``base``) trained on
+        the same footage would have seen them."""
+        ids: set[int] = set()
+        if self.src_eval is not None and not self.spec.pretrain:
+            ids = {int(i) for i in self.src_eval.face_ids} - {int(i) for i in self.src.face_ids}
+        if resumed:
+            ids &= {int(i) for i in (before or {}).get("src_faces", [])}
+        return {"fraction": self.spec.holdout, "src_faces": sorted(ids)}
 
     def _metrics_path(self) -> Path:
         return self.dir / "metrics.csv"

@@ -1,9 +1,11 @@
-"""Evaluating a merge in a workspace: what to compare for a render, and the references eval needs
-(identity embeddings, the destination's known boxes, a source face for the contact sheet)."""
+"""Evaluating a merge in a workspace: what to compare for a render, the references eval needs
+(identity embeddings, the destination's known boxes, a source face for the contact sheet), and a
+model's self-swap (its held-out source frames re-rendered and compared with the truth)."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +15,14 @@ from doppel.core.progress import ProgressFn, no_progress
 from doppel.eval.pipeline import EvalRequest, References
 from doppel.eval.pipeline import evaluate as run_eval
 from doppel.eval.report import EvalReport
+from doppel.eval.selfswap import SelfSwapReport, compare
 from doppel.extract.config import content_hash
 from doppel.io.image import read_image
 from doppel.io.video import probe
 from doppel.merge.settings import validate_settings
 from doppel.store import Workspace
+from doppel.store.records import FaceRecord, ModelRecord
+from doppel.workflow.models import find_model
 from doppel.workflow.renders import find_render
 
 
@@ -42,7 +47,8 @@ def request_for_render(ws: Workspace, render: str, *, src: str | None = None, ds
             raise InputError(f"render {r.uid} needs this file, which is missing", path=path)
     swapped = frozenset(f.frame_index for f in ws.renders.frames(r.id) if f.status == "swapped")
     return EvalRequest(original=original, merged=output, src=src, dst=dst, render=r.uid, swapped=swapped,
-                       settings=validate_settings(r.settings), embed_every=embed_every)
+                       settings=validate_settings(r.settings), embed_every=embed_every,
+                       model=model.name if model is not None else None)
 
 
 def build_request(ws: Workspace, *, render: str | None = None, original: Path | None = None,
@@ -112,3 +118,74 @@ def references(ws: Workspace, request: EvalRequest) -> References:
 def evaluate(ws: Workspace, request: EvalRequest, *, progress: ProgressFn = no_progress) -> EvalReport:
     """Measure ``request.merged`` against ``request.original`` with the workspace's references."""
     return run_eval(request, references(ws, request), progress=progress)
+
+
+def held_out_faces(ws: Workspace, model: ModelRecord) -> list[FaceRecord]:
+    """The source faces ``model`` never trained on, as its ``train.json`` records them (``--holdout``).
+
+    Raises ``WorkspaceError`` when it recorded none, or when they are no longer in the workspace
+    (the source was extracted again since)."""
+    from doppel.train import checkpoint  # torch loads only when a model is involved
+
+    if model.src_identity is None:
+        raise WorkspaceError(f"model {model.name!r} is a base model; a self-swap needs a pair model", path=model.path)
+    try:
+        meta = json.loads((model.path / checkpoint.TRAIN).read_text())
+    except (OSError, ValueError):
+        meta = {}
+    ids = {int(i) for i in (meta.get("holdout") or {}).get("src_faces", [])}
+    if not ids:
+        raise WorkspaceError(f"model {model.name!r} recorded no held-out source frames; train it with --holdout "
+                             "(e.g. 0.1) to measure a self-swap", path=model.path)
+    faces = [f for f in ws.faces.of(model.src_identity, include_excluded=True) if f.id in ids]
+    if not faces:
+        raise WorkspaceError(f"the source faces model {model.name!r} held out are gone ({model.src_identity!r} was "
+                             "extracted again since); train it again to measure a self-swap", path=model.path)
+    return faces
+
+
+def self_swap(ws: Workspace, model_name: str, output: Path, *, sheet: Path | None = None,
+              progress: ProgressFn = no_progress) -> SelfSwapReport:
+    """Re-render the held-out source frames of ``model_name`` (:func:`held_out_faces`) and compare them with
+    the truth (:func:`doppel.eval.selfswap.compare`).
+
+    The source's clip with the most held-out frames is merged into ``output`` with the model, its source
+    as the destination person and default settings; every other frame keeps its original face (the merge
+    writes them but runs no model there). The render is an ordinary one: recorded, watermarked, signed."""
+    from doppel.merge.settings import MergeSettings
+    from doppel.workflow.merge import MergeRequest, merge
+
+    model = find_model(ws, model_name)
+    faces = held_out_faces(ws, model)
+    by_clip: dict[int, list[FaceRecord]] = {}
+    for f in faces:
+        by_clip.setdefault(f.clip_id, []).append(f)
+    clip_id = max(by_clip, key=lambda c: (len(by_clip[c]), -c))
+    clip = ws.clips.get(clip_id)
+    held = {f.frame_index: f.landmarks_smooth for f in by_clip[clip_id]}
+    keep = [(a, b, {"keep_original": True}) for a, b in _gaps(sorted(held), clip.frame_count)]
+    done = merge(ws, MergeRequest(input=ws.clips.path_of(clip_id), output=output, model=model.name,
+                                  identity=model.src_identity, settings=MergeSettings(), overrides=tuple(keep)),
+                 progress=_half(progress, 0, clip.frame_count))
+    return compare(ws.clips.path_of(clip_id), output, held, model=model.name, render=done.render_uid, sheet=sheet,
+                   progress=_half(progress, 1, clip.frame_count))
+
+
+def _half(progress: ProgressFn, which: int, frames: int) -> ProgressFn:
+    """Progress of one of two passes over ``frames`` frames, as a share of both."""
+    def report(done: int, _total: int | None, /) -> None:
+        progress(which * frames + min(done, frames), 2 * frames)
+
+    return report
+
+
+def _gaps(frames: list[int], count: int) -> list[tuple[int, int]]:
+    """Inclusive ``(first, last)`` ranges of ``0 .. count - 1`` not in the sorted ``frames``."""
+    out, start = [], 0
+    for i in frames:
+        if i > start:
+            out.append((start, i - 1))
+        start = max(start, i + 1)
+    if start < count:
+        out.append((start, count - 1))
+    return out
