@@ -55,10 +55,11 @@ def test_summary_names_every_artefact() -> None:
                         train={"steps": 10, "seconds": 60.0, "images_per_s": 2.0, "arch": "df", "resolution": 64},
                         merge={"swapped": 100, "frames": 100},
                         verify={"watermark": {"detected": True, "payload": 7}, "credentials": {"valid": True}},
-                        eval={"id_sim_src": 0.95, "id_sim_dst": 0.8, "id_src_wins": 1.0})
+                        eval={"id_sim_src": 0.95, "id_sim_dst": 0.8, "id_src_wins": 1.0, "sharpness_ratio": 0.61,
+                              "warp_error_ratio": 1.07})
     text = "\n".join(summary(report))
     for needle in ("10.0 min", "d/output.mp4", "d/contact_sheet.png", "d/eval.json", "d/verify.json",
-                   "100 of 100", "watermark found", "intact", "100%"):
+                   "100 of 100", "watermark found", "intact", "100%", "sharpness ratio 0.61", "warp error ratio 1.07"):
         assert needle in text
 
 

@@ -34,7 +34,9 @@ def summary(report: DemoReport) -> list[str]:
         f"recognised as the source in {_fmt(ev.get('id_match_src'), '.0%')}",
         f"  expression   nme {_fmt(ev.get('expression_nme'), '.4f')}, "
         f"pose error {_fmt(ev.get('pose_error_deg'), '.1f')} deg; "
-        f"flicker ratio {_fmt(ev.get('flicker_ratio'), '.2f')}, seam {_fmt(ev.get('seam_score'), '.2f')}",
+        f"seam {_fmt(ev.get('seam_score'), '.2f')}",
+        f"  detail       sharpness ratio {_fmt(ev.get('sharpness_ratio'), '.2f')}; "
+        f"warp error ratio {_fmt(ev.get('warp_error_ratio'), '.2f')} (1 = as steady as the plate)",
         f"  provenance   watermark {'found' if vf.get('detected') else 'NOT found'} (payload {vf.get('payload')}); "
         f"content credentials {'intact' if cred.get('valid') else 'NOT intact'}"
         f"{', signer trusted by the demo workspace (verify --workspace)' if cred.get('trusted') else ''}",

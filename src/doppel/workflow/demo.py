@@ -10,7 +10,7 @@
 4. ``train``: a small model (the ``cpu`` preset, made smaller) for a fixed time budget.
 5. ``merge``: the source face into every frame of the destination clip, watermarked.
 6. ``verify``: read the output's provenance back (watermark, content credentials).
-7. ``eval``: identity, expression, pose, steadiness and seam metrics, and the contact sheet.
+7. ``eval``: identity, expression, pose, detail, steadiness, gaze and seam metrics, and the contact sheet.
 
 Everything lands in one folder: ``output.mp4``, ``contact_sheet.png``, ``eval.json``,
 ``verify.json``, ``summary.json``, the clips and the workspace.
