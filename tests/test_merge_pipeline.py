@@ -177,7 +177,9 @@ def test_overrides_keep_original_frames(scene: tuple, tmp_path: Path) -> None:
     mark = Watermarker(render_payload(report.render_uid))
     for i in (10, 11, 12):
         _assert_only_watermarked(a[i].image, b[i].image, mark)
-    assert _psnr(_face(a[13].image, marks[13]), _face(b[13].image, marks[13])) < 32
+    # swapped again after the kept run: a swapped face is 30-33 dB from the original here (the colour transfer
+    # matches ShiftSwapper's swapped channels back), a kept one, only watermarked, 38-39 dB
+    assert _psnr(_face(a[13].image, marks[13]), _face(b[13].image, marks[13])) < 34
 
 
 def test_render_frames_for_review_matches_full_run_and_follows_edits(scene: tuple, tmp_path: Path) -> None:

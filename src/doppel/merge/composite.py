@@ -18,8 +18,9 @@ from doppel.merge.colour import COLOUR_TRANSFERS
 from doppel.merge.masks import apply_polygons, face_matte, region_hull
 from doppel.merge.settings import MergeSettings
 from doppel.merge.temporal import FaceSmoother, MatteSmoother, VectorSmoother, VisibleSmoother
-from doppel.ops.align import invert, warp_to_face, warp_to_frame
+from doppel.ops.align import invert, warp_to_frame
 from doppel.ops.face import hull_mask
+from doppel.ops.resample import cut_face, place_face
 from doppel.segment.labels import lifted_hull
 
 SURE_NOT, SURE = 0.25, 0.75  # segmenter probabilities taken as certainly covered / certainly face
@@ -138,7 +139,7 @@ def prepare_face(frame: np.ndarray, matrix: np.ndarray, swapped: np.ndarray, lea
     ``visible``: the segmenter's masks of the plate in this crop (used when ``occlusion`` is ``segment``).
     """
     size = swapped.shape[0]
-    plate = warp_to_face(frame, matrix, size).astype(np.float32) / 255.0
+    plate = cut_face(frame, matrix, size).astype(np.float32) / 255.0
     face_hull = hull_mask(landmarks_crop, size, "face")
     segment = settings.occlusion == "segment" and visible is not None
     keep: np.ndarray | None = None
@@ -212,8 +213,8 @@ def deep_output(plate16: np.ndarray, plate8: np.ndarray, out8: np.ndarray, resul
     if result is not None and settings.blend == "alpha":
         x0, y0, x1, y1 = result.roi
         if x1 > x0 and y1 > y0:
-            face = warp_to_frame(np.clip(result.face, 0.0, 1.0).astype(np.float32),
-                                 _roi_matrix(result.transform, x0, y0), (y1 - y0, x1 - x0))
+            face = place_face(np.clip(result.face, 0.0, 1.0).astype(np.float32),
+                              _roi_matrix(result.transform, x0, y0), (y1 - y0, x1 - x0))
             m = result.frame_matte[..., None].astype(np.float32)
             plate = plate16[y0:y1, x0:x1].astype(np.float32)
             out[y0:y1, x0:x1] = np.round(plate + m * (face * 65535.0 - plate)).astype(np.int32)
@@ -240,7 +241,7 @@ def blend_into(frame: np.ndarray, result: FaceResult, settings: MergeSettings) -
     if x1 <= x0 or y1 <= y0:
         return out
     face_u8 = np.clip(result.face * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    face_roi = warp_to_frame(face_u8, _roi_matrix(result.transform, x0, y0), (y1 - y0, x1 - x0))
+    face_roi = place_face(face_u8, _roi_matrix(result.transform, x0, y0), (y1 - y0, x1 - x0))
     plate = frame[y0:y1, x0:x1]
     out[y0:y1, x0:x1] = BLENDS.create(settings.blend).blend(plate, face_roi, result.frame_matte)
     return out

@@ -35,7 +35,8 @@ from doppel.merge.layers import write_layers
 from doppel.merge.provenance import Provenance
 from doppel.merge.settings import FrameSettings, MergeSettings
 from doppel.merge.temporal import FlickerMeter, Region, ShotCutDetector, face_region
-from doppel.ops.align import estimate_transform, transform_points, warp_to_face
+from doppel.ops.align import estimate_transform, transform_points
+from doppel.ops.resample import cut_face
 from doppel.segment.crops import to_crop
 from doppel.store.records import FaceRecord, ModelRecord
 
@@ -201,7 +202,7 @@ def prepare_item(ctx: RunContext, frame: Frame) -> WorkItem:
         item.cached = True
         return item
     t0 = time.perf_counter()
-    item.crop = warp_to_face(frame.image, item.transform, res).astype(np.float32) / 255.0
+    item.crop = cut_face(frame.image, item.transform, res).astype(np.float32) / 255.0
     ctx.stages.add("align", time.perf_counter() - t0)
     return item
 
