@@ -48,12 +48,14 @@ def eval_(
                                                            "the render's)."),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Measure identity, expression, pose, detail, steadiness, gaze and seams of a merged clip against its
-    original (and with --self-swap, the model's fidelity on source frames it never trained on).
+    """Measure a merged clip against its original: identity, expression, detail, steadiness and seams.
+
+    Also pose and gaze; with --self-swap, the model's fidelity on source frames it never trained on.
 
     Writes the JSON report and a before/after contact sheet next to the merged clip (or where
-    --out/--sheet say) and prints a table (or the report with --json). The self-swap's video and its
-    sheet (truth over re-render, about 100 %) go beside them as MERGED.self-swap.mp4 / .png.
+    --out/--sheet say) and prints a table (or the report with --json).
+
+    --self-swap also writes MERGED.self-swap.mp4 and its sheet (truth over re-render, about 100 %).
     """
     with Workspace.open(workspace) as ws:
         request = build_request(ws, render=render, original=original, merged=merged, src=src, dst=dst,
