@@ -16,7 +16,7 @@ from doppel.cli.common import JsonOpt, clock, console, emit_json
 from doppel.core.errors import ConfigError
 from doppel.store import Workspace
 from doppel.train.loop import RunSpec, StepInfo, TrainResult
-from doppel.workflow.train import resolve_base, resolve_configs
+from doppel.workflow.train import DetailPlan, resolve_base, resolve_configs
 from doppel.workflow.train import train as run_training
 
 
@@ -54,13 +54,19 @@ def train(
     seed: int | None = typer.Option(None, "--seed", help="Random seed."),
     checkpoint_minutes: float | None = typer.Option(None, "--checkpoint-minutes", help="Checkpoint interval."),
     preview_minutes: float | None = typer.Option(None, "--preview-minutes", help="Preview interval."),
-    holdout: float = typer.Option(0.0, "--holdout", help="Fraction of faces kept out for previews/evaluation."),
+    holdout: float = typer.Option(0.0, "--holdout", help="Fraction of faces kept out for previews/evaluation "
+                                                         "(and `doppel eval --self-swap`)."),
+    detail: bool = typer.Option(False, "--detail", metavar="",
+                                help="Then train the source's detail network (3x the model's resolution) on a "
+                                     "quarter of the budget. Experimental: not yet shown to help."),
     json_out: bool = JsonOpt,
 ) -> None:
     """Train a face model for a source/destination pair (or a base model); rerun to resume.
 
     Trains until --iters or --minutes (or Ctrl-C). Ctrl-C or SIGTERM saves a checkpoint; rerunning the
     same command resumes it exactly."""
+    if pretrain and detail:
+        raise ConfigError("--detail follows a pair model; a base model (--pretrain) has none")
     if pretrain:
         if not faces:
             raise ConfigError("--pretrain needs at least one --faces NAME")
@@ -85,7 +91,8 @@ def train(
         spec = RunSpec(name=model, model=mcfg, train=tcfg, src=src_ids, dst=dst_ids, pretrain=pretrain,
                        preset=pname, iters=iters, minutes=minutes, base=base_dir, device=device, holdout=holdout)
         secondary = int(os.environ.get("RANK", "0")) != 0  # under torchrun only rank 0 reports
-        result, signum = _run_with_signals(ws, spec, quiet=json_out or secondary)
+        plan = DetailPlan() if detail and not secondary else None
+        result, signum = _run_with_signals(ws, spec, plan, quiet=json_out or secondary)
     report = _report(result)
     if secondary:
         pass
@@ -95,6 +102,8 @@ def train(
         console.print(f"{result.status}: model {model} at step {result.step} "
                       f"({result.images_per_s:.2f} images/s over {result.steps_run} steps on {result.device}, "
                       f"{result.precision}); preview {result.preview}")
+        if result.detail is not None:
+            console.print(f"detail network: {result.detail.steps} steps in {result.detail.seconds:.0f} s")
     if signum is not None:
         raise typer.Exit(128 + signum)
 
@@ -103,10 +112,13 @@ def _report(r: TrainResult) -> dict[str, Any]:
     return {"model_dir": str(r.model_dir), "step": r.step, "status": r.status, "resumed_from": r.resumed_from,
             "steps_run": r.steps_run, "seconds": round(r.seconds, 2), "images_per_s": round(r.images_per_s, 3),
             "losses": {k: round(v, 5) for k, v in r.losses.items()}, "device": r.device,
-            "precision": r.precision, "preview": str(r.preview) if r.preview else None, "world": r.world}
+            "precision": r.precision, "preview": str(r.preview) if r.preview else None, "world": r.world,
+            "detail": None if r.detail is None else {"steps": r.detail.steps, "seconds": round(r.detail.seconds, 2),
+                                                     "losses": {k: round(v, 5) for k, v in r.detail.losses.items()}}}
 
 
-def _run_with_signals(ws: Workspace, spec: RunSpec, *, quiet: bool) -> tuple[TrainResult, int | None]:
+def _run_with_signals(ws: Workspace, spec: RunSpec, plan: DetailPlan | None, *, quiet: bool
+                      ) -> tuple[TrainResult, int | None]:
     """Run training; SIGINT/SIGTERM ask the loop to checkpoint and stop at the end of the step."""
     received: list[int] = []
 
@@ -118,9 +130,9 @@ def _run_with_signals(ws: Workspace, spec: RunSpec, *, quiet: bool) -> tuple[Tra
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         if quiet or not console.is_terminal:
-            result = _run_plain(ws, spec, received, quiet)
+            result = _run_plain(ws, spec, plan, received, quiet)
         else:
-            result = _run_bar(ws, spec, received)
+            result = _run_bar(ws, spec, plan, received)
     finally:
         for s, h in old.items():
             signal.signal(s, h)
@@ -132,7 +144,8 @@ def _losses_text(info: StepInfo) -> str:
     return " ".join(f"{k} {info.losses[k]:.3f}" for k in keys if k in info.losses)
 
 
-def _run_plain(ws: Workspace, spec: RunSpec, received: list[int], quiet: bool) -> TrainResult:
+def _run_plain(ws: Workspace, spec: RunSpec, plan: DetailPlan | None, received: list[int], quiet: bool
+               ) -> TrainResult:
     last = [0.0]
 
     def on_step(info: StepInfo) -> None:
@@ -141,10 +154,10 @@ def _run_plain(ws: Workspace, spec: RunSpec, received: list[int], quiet: bool) -
             console.print(f"step {info.step} {info.images_per_s:.2f} img/s {_losses_text(info)} "
                           f"ETA {_fmt_time(info.eta_s)}")
 
-    return run_training(ws, spec, on_step=on_step, should_stop=lambda: bool(received))
+    return run_training(ws, spec, detail=plan, on_step=on_step, should_stop=lambda: bool(received))
 
 
-def _run_bar(ws: Workspace, spec: RunSpec, received: list[int]) -> TrainResult:
+def _run_bar(ws: Workspace, spec: RunSpec, plan: DetailPlan | None, received: list[int]) -> TrainResult:
     columns = (TextColumn(f"train {spec.name}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]}"), TextColumn("ETA {task.fields[eta]}"), TimeElapsedColumn(),
                TextColumn("{task.fields[losses]}"))
@@ -156,4 +169,4 @@ def _run_bar(ws: Workspace, spec: RunSpec, received: list[int]) -> TrainResult:
             bar.update(task, completed=info.step, rate=f"{ips:.2f} it/s {info.images_per_s:.1f} img/s",
                        eta=_fmt_time(info.eta_s), losses=_losses_text(info))
 
-        return run_training(ws, spec, on_step=on_step, should_stop=lambda: bool(received))
+        return run_training(ws, spec, detail=plan, on_step=on_step, should_stop=lambda: bool(received))

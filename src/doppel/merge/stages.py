@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from doppel.core.errors import InputError
-from doppel.core.swap import Swapper
+from doppel.core.swap import Swapper, output_resolution
 from doppel.io.video import Frame, read_frames
 from doppel.merge.cache import InferenceCache
 from doppel.merge.composite import (
@@ -36,7 +36,7 @@ from doppel.merge.provenance import Provenance
 from doppel.merge.settings import FrameSettings, MergeSettings
 from doppel.merge.temporal import FlickerMeter, Region, ShotCutDetector, face_region
 from doppel.ops.align import estimate_transform, transform_points
-from doppel.ops.resample import cut_face
+from doppel.ops.resample import cut_face, scaled_crop
 from doppel.segment.crops import to_crop
 from doppel.store.records import FaceRecord, ModelRecord
 
@@ -186,8 +186,8 @@ def prepare_item(ctx: RunContext, frame: Frame) -> WorkItem:
     if s.keep_original:
         item.status = "kept"
         return item
-    res = ctx.swapper.resolution
-    item.transform = crop_transform(item.face, res, ctx.swapper.face_type)
+    res, out_res = ctx.swapper.resolution, output_resolution(ctx.swapper)
+    item.transform = crop_transform(item.face, out_res, ctx.swapper.face_type)  # at the returned face's size
     item.landmarks = transform_points(item.face.landmarks_smooth, item.transform)
     item.status = "swapped"
     if ctx.segmenter is not None and s.occlusion == "segment":
@@ -202,7 +202,8 @@ def prepare_item(ctx: RunContext, frame: Frame) -> WorkItem:
         item.cached = True
         return item
     t0 = time.perf_counter()
-    item.crop = cut_face(frame.image, item.transform, res).astype(np.float32) / 255.0
+    # the model's input: the same crop at its own resolution, pixel centres lined up with the returned face's
+    item.crop = cut_face(frame.image, scaled_crop(item.transform, res / out_res), res).astype(np.float32) / 255.0
     ctx.stages.add("align", time.perf_counter() - t0)
     return item
 
@@ -212,7 +213,7 @@ def run_batch(ctx: RunContext, batch: list[WorkItem]) -> None:
     t0 = time.perf_counter()
     swapped, masks = ctx.swapper.swap(faces)
     ctx.stages.add("infer", time.perf_counter() - t0)
-    n, s = len(batch), ctx.swapper.resolution
+    n, s = len(batch), output_resolution(ctx.swapper)
     if swapped.shape != (n, s, s, 3) or masks.shape[:3] != (n, s, s):
         raise InputError(f"model returned faces {swapped.shape} and masks {masks.shape}, expected "
                          f"({n}, {s}, {s}, 3) and ({n}, {s}, {s}, 1)", path=ctx.model.path)
@@ -231,7 +232,7 @@ def run_segmenter(ctx: RunContext, batch: list[WorkItem]) -> None:
     t0 = time.perf_counter()
     masks = ctx.segmenter.predict(np.stack([it.seg_crop for it in batch]))  # type: ignore[misc]
     ctx.stages.add("segment", time.perf_counter() - t0)
-    res = ctx.swapper.resolution
+    res = output_resolution(ctx.swapper)  # the size of the face the masks go with
     for i, it in enumerate(batch):
         assert it.seg_matrix is not None and it.transform is not None
         it.visible = Visible(to_crop(masks.face[i], it.seg_matrix, it.transform, res, outside=1.0),

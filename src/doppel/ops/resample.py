@@ -33,13 +33,11 @@ def cut_face(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     if scale >= AREA_BELOW or scale <= 0:
         return warp_to_face(image, matrix, size)
     big = math.ceil(size / scale)
-    r = big / size
-    # Area averaging puts crop pixel i at the centre of big pixels r*i .. r*i + r - 1, that is r*i + (r - 1) / 2;
-    # shifting the big cut by that keeps warp_to_face's convention (crop pixel i at frame matrix^-1 (i)), so a
-    # face placed back with the same matrix lands where it was cut (unshifted, it moves (1 - 1/r) / 2 crop px).
-    big_matrix = np.asarray(matrix, np.float64) * r
-    big_matrix[:, 2] += (r - 1) / 2
-    crop = warp_to_face(image, big_matrix, big)
+    # Area averaging puts crop pixel i at the centre of big pixels r i .. r i + r - 1 (r = big / size); cutting
+    # the big crop with centres lined up (scaled_crop) keeps warp_to_face's convention (crop pixel i at frame
+    # matrix^-1 (i)), so a face placed back with the same matrix lands where it was cut (a plain r x matrix
+    # would move it (1 - 1/r) / 2 crop px).
+    crop = warp_to_face(image, scaled_crop(matrix, big / size), big)
     return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
 
 
@@ -47,3 +45,12 @@ def place_face(face: np.ndarray, matrix: np.ndarray, frame_shape: tuple[int, ...
     """An aligned face (``(S, S, C)``) in frame coordinates (``matrix``: frame -> crop), bicubic; pixels
     outside the crop are 0. uint8 input saturates; float input may overshoot [0, 1] slightly at edges."""
     return warp_to_frame(face, matrix, frame_shape, interpolation=cv2.INTER_CUBIC)
+
+
+def scaled_crop(matrix: np.ndarray, factor: float) -> np.ndarray:
+    """The frame -> crop matrix of the same crop resampled ``factor`` x (``S`` -> ``factor S`` px) with pixel
+    centres lined up, as an image resize (or a network upsampling with ``align_corners=False``) does: crop
+    pixel ``i`` of the result sits at ``(i + 0.5) / factor - 0.5`` of the original crop."""
+    out = np.asarray(matrix, np.float64) * factor
+    out[:, 2] += (factor - 1) / 2
+    return out

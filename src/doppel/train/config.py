@@ -52,6 +52,21 @@ class ModelConfig(Settings):
         return v
 
 
+class DetailConfig(Settings):
+    """The per-identity detail network (:mod:`doppel.train.models.detail`), saved in ``detail.json``.
+
+    ``scale``: output side over input side; ``channels``/``blocks``: width and depth of the
+    low-resolution trunk; ``hr_channels``: width at the output resolution. Opt-in (``doppel train
+    --detail``): no preset trains one, since it has not yet been shown to help (``research/ablation.md``).
+    """
+
+    format_version: int = FORMAT_VERSION
+    scale: int = Field(3, ge=2, le=4)
+    channels: int = Field(32, ge=8, le=128)
+    blocks: int = Field(3, ge=1, le=16)
+    hr_channels: int = Field(12, ge=4, le=64)
+
+
 class TrainConfig(Settings):
     """How to train: batch, optimiser, loss weights, augmentation and runtime switches."""
 

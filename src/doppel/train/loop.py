@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -45,6 +45,9 @@ from doppel.train.config import ModelConfig, TrainConfig
 from doppel.train.data import FaceSet, PairDataset, face_hull_mask, load_faceset, make_loader, to_model
 from doppel.train.models import as_face_model, build_model
 from doppel.train.runtime import Dist, autocast, distributed, resolve_device, resolve_precision
+
+if TYPE_CHECKING:
+    from doppel.train.detail import DetailResult
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +106,7 @@ class TrainResult:
     world: int = 1
     main: bool = True                # rank 0 (the process that writes and reports)
     extra: dict[str, Any] = field(default_factory=dict)
+    detail: DetailResult | None = None  # the detail network trained after the face model (opt-in), if any
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@
 ``runtime="auto"`` uses PyTorch on CUDA/MPS; on the CPU it times both runtimes once per model and
 machine (a few batches of 4 faces) and uses the faster, remembering the choice in
 ``runtime.json`` beside the weights. The ONNX file is exported (and checked against PyTorch) on
-first use and redone whenever the weights change.
+first use and redone whenever the weights change. A model folder with a detail network
+(``detail.safetensors``, ``doppel train --detail``) returns faces ``scale`` x larger than its crops
+(:class:`~doppel.train.detail_swapper.DetailSwapper`).
 """
 
 from __future__ import annotations
@@ -125,8 +127,17 @@ def _faster_on_cpu(model_dir: Path, batch: int = 4, repeats: int = 3) -> Runtime
 
 
 def load_swapper(model_dir: Path, *, runtime: Runtime = "auto", device: str = "auto") -> Swapper:
-    """The model in ``model_dir`` (``WS/models/NAME``) as a Swapper using its EMA weights."""
-    model_dir = Path(model_dir)
+    """The model in ``model_dir`` (``WS/models/NAME``) as a Swapper using its EMA weights, followed by its
+    detail network when it has one (:mod:`doppel.train.detail`, opt-in)."""
+    from doppel.train.detail import load_detail
+    from doppel.train.detail_swapper import DetailSwapper
+
+    base = _load_face_model(Path(model_dir), runtime=runtime, device=device)
+    net = load_detail(Path(model_dir))
+    return base if net is None else DetailSwapper(base, net)
+
+
+def _load_face_model(model_dir: Path, *, runtime: Runtime, device: str) -> Swapper:
     checkpoint.read_config(model_dir)
     if not (model_dir / checkpoint.WEIGHTS).is_file():
         raise InputError(f"model has no {checkpoint.WEIGHTS} yet; train it first", path=model_dir)

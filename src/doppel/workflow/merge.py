@@ -20,7 +20,7 @@ from doppel import __version__
 from doppel.core.errors import ConfigError, InputError, NoFaceError, RefusedError
 from doppel.core.names import check_path_name
 from doppel.core.progress import ProgressFn, no_progress
-from doppel.core.swap import Swapper
+from doppel.core.swap import Swapper, output_resolution
 from doppel.io.atomic import write_text_atomic
 from doppel.io.formats import check_size, output_spec
 from doppel.io.video import probe
@@ -114,8 +114,9 @@ def run_context(ws: Workspace, render: RenderRecord, model: ModelRecord, dest: D
     """Everything the merge stages share for one run of ``render`` (``segmenter``: for frames set to
     ``occlusion=segment``; see :func:`segmenter_if_needed`)."""
     provenance.set_render(render.uid, render.watermark_payload)
-    cache = InferenceCache(cache_dir(ws.renders_dir(), model_fingerprint(model), dest.clip_hash, swapper.resolution,
-                                     swapper.face_type), cache_key(ws.keys_dir()))
+    folder = cache_dir(ws.renders_dir(), model_fingerprint(model), dest.clip_hash, output_resolution(swapper),
+                       swapper.face_type)
+    cache = InferenceCache(folder, cache_key(ws.keys_dir()))
     return RunContext(swapper=swapper, model=model, dest=dest, frame_settings=frame_settings(ws, render), cache=cache,
                       provenance=provenance, layers=layers, batch=max(1, batch), stages=StageTimer(),
                       stop=threading.Event(), segmenter=segmenter)

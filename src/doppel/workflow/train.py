@@ -1,5 +1,6 @@
 """Training in a workspace: resolve the configs (preset -> base -> resume -> flags), check consent, hand
-the face sets to the training loop, register the model it wrote."""
+the face sets to the training loop, register the model it wrote; then, when asked (``--detail``,
+opt-in), train the source's detail network on what the face model makes of the source's faces."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,9 @@ from doppel.io.atomic import write_text_atomic
 from doppel.provenance.consent import require_consent
 from doppel.store import Workspace
 from doppel.train import checkpoint
-from doppel.train.config import PRESETS, ModelConfig, TrainConfig, model_config, preset, train_config
+from doppel.train.config import PRESETS, DetailConfig, ModelConfig, TrainConfig, model_config, preset, train_config
+from doppel.train.detail import WEIGHTS as DETAIL_WEIGHTS
+from doppel.train.detail import DetailResult, DetailSpec, train_detail
 from doppel.train.loop import RunSpec, StepInfo, TrainData, TrainResult
 from doppel.train.loop import train as run_training
 
@@ -131,16 +135,40 @@ class _Watch:
             self.inner(info)
 
 
-def train(ws: Workspace, spec: RunSpec, *, progress: ProgressFn = no_progress,
+@dataclass(frozen=True)
+class DetailPlan:
+    """A detail network to train after the face model: its ``config`` and its ``share`` of the budget.
+
+    With a ``minutes`` budget the face model gets ``1 - share`` of it and the detail network the rest;
+    with an ``iters`` budget the detail network gets ``share / (1 - share)`` of the face model's steps
+    (at least one)."""
+
+    config: DetailConfig = field(default_factory=DetailConfig)
+    share: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not 0 < self.share < 1:
+            raise ConfigError(f"detail share {self.share}: a fraction of the budget in (0, 1)")
+
+    def iters_for(self, face_iters: int) -> int:
+        """Detail steps that go with ``face_iters`` face-model steps."""
+        return max(1, round(face_iters * self.share / (1.0 - self.share)))
+
+
+def train(ws: Workspace, spec: RunSpec, *, detail: DetailPlan | None = None, progress: ProgressFn = no_progress,
           on_step: Callable[[StepInfo], None] | None = None,
           should_stop: Callable[[], bool] = lambda: False) -> TrainResult:
     """Train (or resume) the model ``spec.name`` of ``ws`` and register it; see :mod:`doppel.train.loop`.
-    A pair run refuses without a consent record for its source identity."""
+    A pair run refuses without a consent record for its source identity. With ``detail`` (a pair run
+    only), the source's detail network follows (:func:`_train_detail`), on its share of the budget;
+    ``result.detail`` says what it did."""
     folder = model_dir(ws, spec.name)
     consent = None if spec.pretrain else require_consent(ws, spec.src[0])
     data = TrainData({name: ws.faces.of(name) for name in dict.fromkeys((*spec.src, *spec.dst))})
     watch = _Watch(spec, on_step)
-    result = run_training(spec, data, folder, consent=consent, progress=progress, on_step=watch,
+    plan = None if spec.pretrain else detail
+    face_spec = spec if plan is None or spec.minutes is None else replace(spec, minutes=spec.minutes * (1 - plan.share))
+    result = run_training(face_spec, data, folder, consent=consent, progress=progress, on_step=watch,
                           should_stop=should_stop)
     if result.main and result.steps_run >= 20 and result.seconds >= 60:
         _remember(watch.key, result.images_per_s)
@@ -154,4 +182,25 @@ def train(ws: Workspace, spec: RunSpec, *, progress: ProgressFn = no_progress,
                            resolution=cfg.resolution, face_type=cfg.face_type,
                            src=None if spec.pretrain else spec.src[0], dst=None if spec.pretrain else spec.dst[0],
                            base=str(spec.base) if spec.base else None, step=result.step)
+        if plan is not None:
+            result.detail = _train_detail(spec, data, result, plan, should_stop)
+        elif result.steps_run and (folder / DETAIL_WEIGHTS).is_file():
+            log.warning("model %s has a detail network trained on its earlier weights; train it again with "
+                        "--detail (or delete %s)", spec.name, folder / DETAIL_WEIGHTS)
     return result
+
+
+def _train_detail(spec: RunSpec, data: TrainData, result: TrainResult, plan: DetailPlan,
+                  should_stop: Callable[[], bool]) -> DetailResult | None:
+    """The detail stage after a finished face model: none when the face model was interrupted, or ran no
+    step in this invocation while it already has a detail network."""
+    if result.status != "done" or should_stop():
+        return None
+    if result.steps_run == 0 and (result.model_dir / DETAIL_WEIGHTS).is_file():
+        return None
+    budget = (DetailSpec(minutes=spec.minutes * plan.share) if spec.minutes is not None
+              else DetailSpec(iters=plan.iters_for(result.step)))
+    log.info("training the detail network of %s (%s)", spec.name,
+             f"{budget.minutes:.1f} min" if budget.minutes is not None else f"{budget.iters} steps")
+    return train_detail(data.faces[spec.src[0]], result.model_dir, spec.src[0], budget, config=plan.config,
+                        should_stop=should_stop)

@@ -3,6 +3,8 @@
 Every architecture is an ``nn.Module`` built from a :class:`~doppel.train.config.ModelConfig`
 and offers the same contract (see :class:`FaceModel`): ``forward(src, dst)`` for training and
 ``swap(dst)`` for merging. Tensors are float32 NCHW RGB in [0, 1] at ``config.resolution``.
+``detail.py`` is not an architecture: it holds the optional per-identity detail network that follows
+a face model (:mod:`doppel.train.detail`).
 """
 
 from __future__ import annotations
