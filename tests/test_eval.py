@@ -279,3 +279,15 @@ def test_cli_self_swap(held_model: Path, scene: dict[str, Path], tmp_path: Path)
     assert none.exit_code != 0 and "recorded no held-out" in none.output
     nomodel = CliRunner().invoke(app, [*args, "--self-swap"])
     assert nomodel.exit_code != 0 and "--self-swap needs a model" in nomodel.output
+
+
+def test_sheet_tiles_show_faces_at_about_their_size() -> None:
+    from doppel.eval.sheet import TILE, contact_sheet, sheet_tile
+
+    assert sheet_tile([]) == TILE and sheet_tile([(0, 0, 40, 50)]) == TILE  # small faces: at least TILE
+    assert sheet_tile([(0, 0, 200, 190), (10, 0, 210, 200), (0, 0, 900, 900)]) == 360  # the median face x 1.8
+    assert sheet_tile([(0, 0, 1000, 1000)]) == 2 * TILE
+    tiles = [np.zeros((360, 360, 3), np.uint8)] * 2
+    assert contact_sheet(tiles, tiles, ["a", "b"]).shape[1] == 2 * 360 + 4
+    with pytest.raises(ValueError, match="tiles must all be"):
+        contact_sheet(tiles, [np.zeros((192, 192, 3), np.uint8)] * 2, ["a", "b"])

@@ -32,7 +32,7 @@ from doppel.core.progress import ProgressFn, no_progress
 from doppel.eval import gaze, metrics, sharpness
 from doppel.eval.faces import SeenFace, main_person, matched, scan
 from doppel.eval.report import EvalReport, FrameRow
-from doppel.eval.sheet import contact_sheet, face_crop
+from doppel.eval.sheet import contact_sheet, face_crop, sheet_tile
 from doppel.eval.temporal import WarpErrorMeter
 from doppel.extract import backends
 from doppel.io.atomic import atomic_path
@@ -232,6 +232,7 @@ class _Pixels:
                  embed_at: set[int], sheet_at: set[int]) -> None:
         self.request, self.ref, self.out = request, ref, out
         self.embed_at, self.sheet_at = embed_at, sheet_at
+        self.tile = sheet_tile([ref[i].box for i in sheet_at if i in ref])
         self.embedder = backends.embedder(EMBEDDER) if embed_at and request.embed_every != 0 else None
         self.flicker = FlickerMeter()
         self.warp = WarpErrorMeter()
@@ -267,7 +268,7 @@ class _Pixels:
             if o is not None:  # no face there: a failure for identity, not something to embed
                 self.emb_out[index] = self.embedder.embed(merged, o.landmarks)
         if index in self.sheet_at:
-            self.tiles[index] = (face_crop(original, r.box), face_crop(merged, r.box))
+            self.tiles[index] = (face_crop(original, r.box, size=self.tile), face_crop(merged, r.box, size=self.tile))
 
 
 def _write_sheet(request: EvalRequest, source_face: np.ndarray | None, pixels: _Pixels,

@@ -1,5 +1,6 @@
 """The before/after contact sheet: face crops of the original (top row) over the merged clip
-(bottom row) at a few frames, with the source identity's own face at the left for comparison."""
+(bottom row) at a few frames, with the source identity's own face at the left for comparison.
+Tiles show the face at about its size in the clip (:func:`sheet_tile`), so the sheet shows its detail."""
 
 from __future__ import annotations
 
@@ -23,6 +24,16 @@ def face_crop(frame: np.ndarray, box: tuple[float, float, float, float], *, marg
     m = np.array([[scale, 0, size / 2 - cx * scale], [0, scale, size / 2 - cy * scale]], dtype=np.float64)
     return cv2.warpAffine(frame, m, (size, size), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+
+
+def sheet_tile(boxes: list[tuple[float, float, float, float]], *, margin: float = 1.8) -> int:
+    """The tile side that shows these faces (``(x0, y0, x1, y1)`` boxes) at about 100 %: their median side
+    times ``margin``, at least ``TILE`` and at most twice that (so a blur in the face is not hidden by
+    shrinking it)."""
+    if not boxes:
+        return TILE
+    side = float(np.median([max(x1 - x0, y1 - y0) for x0, y0, x1, y1 in boxes])) * margin
+    return int(min(2 * TILE, max(TILE, round(side / 8) * 8)))
 
 
 def _label(tile: np.ndarray, text: str) -> np.ndarray:
