@@ -227,6 +227,7 @@ def held_model(scene: dict[str, Path], tmp_path_factory: pytest.TempPathFactory)
 def test_self_swap_re_renders_only_the_held_out_frames(held_model: Path, scene: dict[str, Path],
                                                        tmp_path: Path) -> None:
     from doppel.eval.selfswap import compare
+    from doppel.merge.settings import MergeSettings
     from doppel.workflow.evaluate import held_out_faces, self_swap
 
     with Workspace.open(held_model) as ws:
@@ -234,6 +235,7 @@ def test_self_swap_re_renders_only_the_held_out_frames(held_model: Path, scene: 
         assert model is not None
         faces = held_out_faces(ws, model)
         rep = self_swap(ws, "held", tmp_path / "self.mp4", sheet=tmp_path / "self.png")
+        sharpened = self_swap(ws, "held", tmp_path / "sharp.mp4", settings=MergeSettings(sharpen=2.0))
         others = {f.frame_index: f.landmarks_smooth for f in ws.faces.of("astronaut")
                   if f.id not in {h.id for h in faces}}
     held = sorted(f.frame_index for f in faces)
@@ -246,6 +248,8 @@ def test_self_swap_re_renders_only_the_held_out_frames(held_model: Path, scene: 
     assert rep.psnr is not None and kept.psnr is not None and rep.psnr < kept.psnr - 3
     assert rep.gmsd is not None and kept.gmsd is not None and rep.gmsd > kept.gmsd + 0.02
     assert rep.ssim is not None and rep.ssim < kept.ssim - 0.03
+    # the merge's sharpen setting reaches the self-swap: more apparent detail, not closer to the truth
+    assert sharpened.sharpness_ratio > rep.sharpness_ratio and sharpened.gmsd > rep.gmsd  # type: ignore[operator]
 
 
 def test_self_swap_of_the_truth_passes_and_of_a_blur_fails(scene: dict[str, Path]) -> None:

@@ -19,7 +19,7 @@ from doppel.eval.selfswap import SelfSwapReport, compare
 from doppel.extract.config import content_hash
 from doppel.io.image import read_image
 from doppel.io.video import probe
-from doppel.merge.settings import validate_settings
+from doppel.merge.settings import MergeSettings, validate_settings
 from doppel.store import Workspace
 from doppel.store.records import FaceRecord, ModelRecord
 from doppel.workflow.models import find_model
@@ -145,14 +145,14 @@ def held_out_faces(ws: Workspace, model: ModelRecord) -> list[FaceRecord]:
 
 
 def self_swap(ws: Workspace, model_name: str, output: Path, *, sheet: Path | None = None,
-              progress: ProgressFn = no_progress) -> SelfSwapReport:
+              settings: MergeSettings | None = None, progress: ProgressFn = no_progress) -> SelfSwapReport:
     """Re-render the held-out source frames of ``model_name`` (:func:`held_out_faces`) and compare them with
     the truth (:func:`doppel.eval.selfswap.compare`).
 
     The source's clip with the most held-out frames is merged into ``output`` with the model, its source
-    as the destination person and default settings; every other frame keeps its original face (the merge
-    writes them but runs no model there). The render is an ordinary one: recorded, watermarked, signed."""
-    from doppel.merge.settings import MergeSettings
+    as the destination person and ``settings`` (default: the defaults); every other frame keeps its
+    original face (the merge writes them but runs no model there). The render is an ordinary one:
+    recorded, watermarked, signed."""
     from doppel.workflow.merge import MergeRequest, merge
 
     model = find_model(ws, model_name)
@@ -165,7 +165,8 @@ def self_swap(ws: Workspace, model_name: str, output: Path, *, sheet: Path | Non
     held = {f.frame_index: f.landmarks_smooth for f in by_clip[clip_id]}
     keep = [(a, b, {"keep_original": True}) for a, b in _gaps(sorted(held), clip.frame_count)]
     done = merge(ws, MergeRequest(input=ws.clips.path_of(clip_id), output=output, model=model.name,
-                                  identity=model.src_identity, settings=MergeSettings(), overrides=tuple(keep)),
+                                  identity=model.src_identity, settings=settings or MergeSettings(),
+                                  overrides=tuple(keep)),
                  progress=_half(progress, 0, clip.frame_count))
     return compare(ws.clips.path_of(clip_id), output, held, model=model.name, render=done.render_uid, sheet=sheet,
                    progress=_half(progress, 1, clip.frame_count))
