@@ -7,7 +7,11 @@ for testing), train the ``cpu`` preset exactly as ``doppel train --preset cpu`` 
 learning rate and EMA) for ``MINUTES`` of wall clock with 10 % of the faces held out, in
 contiguous runs of frames, for the held-out reconstruction SSIM logged every minute; then merge the
 model into the destination clip with the default settings and ``doppel eval`` the render, every
-frame's identity embedded.
+frame's identity embedded (with the detail, temporal and gaze metrics of issue 12: sharpness ratio,
+warp error ratio, gaze correlation); then the self-swap (``doppel eval --self-swap``): the held-out
+source frames re-rendered with the source as the destination and compared with the truth inside the
+face at native resolution (SSIM, PSNR, GMSD, sharpness ratio), once with the default merge and once
+with ``sharpen`` 1.0, the control that shows a sharpen filter does not buy fidelity.
 
 Runs:
 
@@ -17,7 +21,8 @@ Runs:
 
 Targets: issue 3 and 7, ``id_sim_src > id_sim_dst`` on >= 90 % of frames on every pair
 (``id_src_wins``); issue 3 also asks for held-out SSIM against time with and without the base model,
-reported with the minutes each needs to reach the SSIM the from-scratch run ends with.
+reported with the minutes each needs to reach the SSIM the from-scratch run ends with. Issue 12's
+bars are reported per pair (``BARS``: pass or fail each), not yet part of ``passed``.
 
 Runs go ``DOPPEL_QUALITY_JOBS`` at a time (default 2 on a 2-core machine), each child limited to
 ``cores // jobs`` threads: with two side by side, every model gets one core for its 30 minutes,
@@ -54,7 +59,24 @@ BAR = 0.9
 METRICS = ("id_src_wins", "id_match_src", "id_match_src_input",
            "id_sim_src", "id_sim_dst", "id_retrieval", "id_sim_src_input", "id_sim_dst_input",
            "expression_nme", "pose_error_deg", "mouth_corr", "eye_corr", "jitter_px", "jitter_px_input",
-           "flicker_ratio", "seam_score", "frames", "frames_compared", "frames_face_lost", "frames_embedded")
+           "flicker_ratio", "seam_score", "frames", "frames_compared", "frames_face_lost", "frames_embedded",
+           "sharpness_ratio", "sharpness_p10", "sharpness_p90", "warp_error_ratio", "warp_error_p95",
+           "warp_error_normalised", "gaze_corr", "gaze_err")
+SELF_SWAP = ("frames", "ssim", "psnr", "gmsd", "sharpness_ratio", "sharpness_p10", "sharpness_p90", "passes")
+# Issue 12's bars, each (label, where, key, test): "where" is "metrics" (the swap's eval) or "self_swap".
+BARS: list[tuple[str, str, str, Any]] = [
+    ("sharpness >= 0.8", "metrics", "sharpness_ratio", lambda v: v >= 0.8),
+    ("self-swap SSIM >= 0.85", "self_swap", "ssim", lambda v: v >= 0.85),
+    ("self-swap sharpness in [0.8, 1.25]", "self_swap", "sharpness_ratio", lambda v: 0.8 <= v <= 1.25),
+    ("mouth corr >= 0.85", "metrics", "mouth_corr", lambda v: v >= 0.85),
+    ("eye corr >= 0.7", "metrics", "eye_corr", lambda v: v >= 0.7),
+    ("NME <= 0.045", "metrics", "expression_nme", lambda v: v <= 0.045),
+    ("pose <= 8 deg", "metrics", "pose_error_deg", lambda v: v <= 8),
+    ("nearest identity 100%", "metrics", "id_retrieval", lambda v: v >= 1.0),
+    ("source wins >= 95%", "metrics", "id_src_wins", lambda v: v >= 0.95),
+    ("warp error <= 1.15", "metrics", "warp_error_ratio", lambda v: v <= 1.15),
+    ("warp error p95 <= 1.3", "metrics", "warp_error_p95", lambda v: v <= 1.3),
+]
 
 
 # --- child process -------------------------------------------------------------------------------
@@ -90,8 +112,9 @@ def _train(ws: Any, name: str, src: tuple[str, ...], dst: tuple[str, ...], minut
 
 
 def child_pair(src: str, dst: str, minutes: float, work: Path, base: Path | None) -> dict[str, Any]:
+    from doppel.merge.settings import MergeSettings
     from doppel.provenance.consent import add_consent
-    from doppel.workflow.evaluate import evaluate, request_for_render
+    from doppel.workflow.evaluate import evaluate, request_for_render, self_swap
     from doppel.workflow.extract import extract as extract_clip
     from doppel.workflow.merge import MergeRequest, merge
     from doppel.workflow.workspace import create_workspace
@@ -115,8 +138,14 @@ def child_pair(src: str, dst: str, minutes: float, work: Path, base: Path | None
         request = dataclasses.replace(request, sheet=work / "sheet.png", embed_every=1)
         report = evaluate(ws, request).to_dict()
         times["eval"] = time.perf_counter() - t
+        t = time.perf_counter()
+        own = self_swap(ws, "m", work / "self.mp4", sheet=work / "self.png").to_dict()
+        sharpened = self_swap(ws, "m", work / "self-sharpen.mp4", settings=MergeSettings(sharpen=1.0)).to_dict()
+        times["self_swap"] = time.perf_counter() - t
     return {"metrics": {k: report[k] for k in METRICS}, "train": trained, "merge_fps": round(merged.fps, 2),
-            "seconds": {k: round(v, 1) for k, v in times.items()}, "sheet": str(work / "sheet.png")}
+            "self_swap": {k: own[k] for k in SELF_SWAP}, "self_swap_sharpen1": {k: sharpened[k] for k in SELF_SWAP},
+            "default_sharpen": MergeSettings().sharpen, "seconds": {k: round(v, 1) for k, v in times.items()},
+            "sheet": str(work / "sheet.png"), "self_sheet": str(work / "self.png")}
 
 
 def child_pretrain(names: list[str], minutes: float, work: Path, keep: Path) -> dict[str, Any]:
@@ -144,11 +173,13 @@ def _spawn(args: list[str], threads: int) -> dict[str, Any]:
             lines = proc.stderr.strip().splitlines()
             return {"error": lines[-1] if lines else "child failed", "stderr": proc.stderr[-3000:]}
         data = json.loads(proc.stdout.strip().splitlines()[-1])
-        if args[0] == "pair" and Path(data["sheet"]).is_file():
-            sheet = BENCH / "results" / f"quality-{args[1]}-{args[2]}{'-from-base' if len(args) > 4 else ''}.png"
-            sheet.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(data["sheet"], sheet)
-            data["sheet"] = str(sheet.relative_to(BENCH.parent))
+        for key, suffix in (("sheet", ""), ("self_sheet", "-self")):
+            if args[0] == "pair" and Path(data[key]).is_file():
+                name = f"quality-{args[1]}-{args[2]}{'-from-base' if len(args) > 4 else ''}{suffix}.png"
+                sheet = BENCH / "results" / name
+                sheet.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(data[key], sheet)
+                data[key] = str(sheet.relative_to(BENCH.parent))
     return {**data, "threads": threads, "load_before": load, "load_after": [round(x, 2) for x in os.getloadavg()]}
 
 
@@ -206,12 +237,12 @@ def _f(x: Any, fmt: str = ".3f") -> str:
 
 def _table(results: dict[str, Any]) -> list[str]:
     table = ["| run | src wins | dlib match src (input) | id_sim src / dst (input) |"
-             " retrieval | NME | pose deg | mouth / eye corr | "
-             "jitter px (input) | flicker | seam | final SSIM | steps | img/s | threads |", "|---|" + "---|" * 14]
+             " retrieval | NME | pose deg | mouth / eye / gaze corr | sharpness (p10-p90) | warp (p95) norm | "
+             "jitter px (input) | flicker | seam | final SSIM | steps | img/s | threads |", "|---|" + "---|" * 16]
     for k, r in results.items():
         m, tr = r.get("metrics", {}), r.get("train", {})
         if not m:
-            table.append(f"| {k} | error: {r.get('error')} |" + " |" * 13)
+            table.append(f"| {k} | error: {r.get('error')} |" + " |" * 15)
             continue
         curve = tr.get("curve") or [{}]
         table.append(
@@ -219,10 +250,37 @@ def _table(results: dict[str, Any]) -> list[str]:
             f"({_f(m['id_match_src_input'], '.0%')}) | {_f(m['id_sim_src'])} / {_f(m['id_sim_dst'])} "
             f"({_f(m['id_sim_src_input'])} / {_f(m['id_sim_dst_input'])}) | {_f(m['id_retrieval'], '.0%')} | "
             f"{_f(m['expression_nme'], '.4f')} | {_f(m['pose_error_deg'], '.2f')} | {_f(m['mouth_corr'], '.2f')} / "
-            f"{_f(m['eye_corr'], '.2f')} | {_f(m['jitter_px'], '.2f')} ({_f(m['jitter_px_input'], '.2f')}) | "
+            f"{_f(m['eye_corr'], '.2f')} / {_f(m['gaze_corr'], '.2f')} | {_f(m['sharpness_ratio'], '.2f')} "
+            f"({_f(m['sharpness_p10'], '.2f')}-{_f(m['sharpness_p90'], '.2f')}) | {_f(m['warp_error_ratio'], '.2f')} "
+            f"({_f(m['warp_error_p95'], '.2f')}) {_f(m['warp_error_normalised'], '.2f')} | "
+            f"{_f(m['jitter_px'], '.2f')} ({_f(m['jitter_px_input'], '.2f')}) | "
             f"{_f(m['flicker_ratio'], '.2f')} | {_f(m['seam_score'], '.2f')} | {_f(curve[-1].get('eval_ssim'))} | "
             f"{tr.get('steps')} | {tr.get('images_per_s')} | {r.get('threads')} |")
+    table += ["", "Self-swap (held-out source frames re-rendered, face only, native resolution) and issue 12's bars:",
+              "",
+              "| run | frames | SSIM | PSNR | GMSD | sharpness (p10-p90) | with sharpen 1.0: SSIM / GMSD / sharpness | "
+              "bars passed |", "|---|" + "---|" * 7]
+    for k, r in results.items():
+        ss, sh = r.get("self_swap"), r.get("self_swap_sharpen1") or {}
+        if not ss:
+            continue
+        passed = [label for label, ok in bars(r).items() if ok]
+        failed = [label for label, ok in bars(r).items() if ok is False]
+        table.append(
+            f"| {k} | {ss['frames']} | {_f(ss['ssim'])} | {_f(ss['psnr'], '.1f')} | {_f(ss['gmsd'], '.4f')} | "
+            f"{_f(ss['sharpness_ratio'], '.2f')} ({_f(ss['sharpness_p10'], '.2f')}-{_f(ss['sharpness_p90'], '.2f')}) | "
+            f"{_f(sh.get('ssim'))} / {_f(sh.get('gmsd'), '.4f')} / {_f(sh.get('sharpness_ratio'), '.2f')} | "
+            f"{len(passed)} of {len(passed) + len(failed)}; fails: {', '.join(failed) or 'none'} |")
     return table
+
+
+def bars(run: dict[str, Any]) -> dict[str, bool | None]:
+    """Issue 12's bars for one pair's run: True/False per bar, None where the figure is missing."""
+    out: dict[str, bool | None] = {}
+    for label, where, key, test in BARS:
+        value = (run.get(where) or {}).get(key)
+        out[label] = None if not isinstance(value, (int, float)) else bool(test(value))
+    return out
 
 
 def run(quick: bool) -> dict[str, Any]:
@@ -293,7 +351,11 @@ def run(quick: bool) -> dict[str, Any]:
     return {
         "target": f"id_sim_src > id_sim_dst on >= {BAR:.0%} of frames, every pair, cpu preset {minutes:g} min",
         "passed": bool(passed),
+        "bars": {k: bars(results.get(k, {})) for k in pair_keys},
         "headline": "src wins " + ", ".join(f"{k} {_f(w, '.0%')}" for k, w in wins.items())
+                    + "; sharpness " + ", ".join(
+                        f"{k} {_f(results.get(k, {}).get('metrics', {}).get('sharpness_ratio'), '.2f')}"
+                        for k in pair_keys)
                     + f"; from base reaches scratch's {minutes:g}-min SSIM {_f(level)} in "
                       f"{b['from_base_minutes_to_target']} min",
         "minutes": minutes, "jobs": jobs, "threads": threads, "runs": results, "base": base_summary,

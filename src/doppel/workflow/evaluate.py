@@ -12,6 +12,7 @@ import numpy as np
 
 from doppel.core.errors import ConfigError, InputError, WorkspaceError
 from doppel.core.progress import ProgressFn, no_progress
+from doppel.core.swap import Swapper
 from doppel.eval.pipeline import EvalRequest, References
 from doppel.eval.pipeline import evaluate as run_eval
 from doppel.eval.report import EvalReport
@@ -145,9 +146,11 @@ def held_out_faces(ws: Workspace, model: ModelRecord) -> list[FaceRecord]:
 
 
 def self_swap(ws: Workspace, model_name: str, output: Path, *, sheet: Path | None = None,
-              settings: MergeSettings | None = None, progress: ProgressFn = no_progress) -> SelfSwapReport:
-    """Re-render the held-out source frames of ``model_name`` (:func:`held_out_faces`) and compare them with
-    the truth (:func:`doppel.eval.selfswap.compare`).
+              settings: MergeSettings | None = None, faces: list[FaceRecord] | None = None,
+              swapper: Swapper | None = None, progress: ProgressFn = no_progress) -> SelfSwapReport:
+    """Re-render the held-out source frames of ``model_name`` (:func:`held_out_faces`, or ``faces``: source
+    faces kept out of its training some other way) and compare them with the truth
+    (:func:`doppel.eval.selfswap.compare`). ``swapper`` stands in for the model's network (benchmarks).
 
     The source's clip with the most held-out frames is merged into ``output`` with the model, its source
     as the destination person and ``settings`` (default: the defaults); every other frame keeps its
@@ -156,7 +159,10 @@ def self_swap(ws: Workspace, model_name: str, output: Path, *, sheet: Path | Non
     from doppel.workflow.merge import MergeRequest, merge
 
     model = find_model(ws, model_name)
-    faces = held_out_faces(ws, model)
+    if faces is None:
+        faces = held_out_faces(ws, model)
+    if not faces:
+        raise WorkspaceError(f"no held-out faces to re-render for model {model.name!r}", path=model.path)
     by_clip: dict[int, list[FaceRecord]] = {}
     for f in faces:
         by_clip.setdefault(f.clip_id, []).append(f)
@@ -167,7 +173,7 @@ def self_swap(ws: Workspace, model_name: str, output: Path, *, sheet: Path | Non
     done = merge(ws, MergeRequest(input=ws.clips.path_of(clip_id), output=output, model=model.name,
                                   identity=model.src_identity, settings=settings or MergeSettings(),
                                   overrides=tuple(keep)),
-                 progress=_half(progress, 0, clip.frame_count))
+                 swapper=swapper, progress=_half(progress, 0, clip.frame_count))
     return compare(ws.clips.path_of(clip_id), output, held, model=model.name, render=done.render_uid, sheet=sheet,
                    progress=_half(progress, 1, clip.frame_count))
 
