@@ -6,10 +6,10 @@ every sub-pixel move of the alignment, so the model sees shimmering input that t
 showed it (training crops are area-downsampled from the extracted crops). :func:`cut_face` cuts at
 about the face's own scale and then area-averages down. Putting a face back (:func:`place_face`)
 uses bicubic interpolation: bilinear resampling near 1:1 averages neighbouring pixels and costs
-about a fifth of the face's gradient energy. Measured through the whole merge (``research/ablation.md``):
-a perfect 96 px model on the shared d18 -> d19 pair goes from a warp error ratio of 1.33 to 1.05 and
-from an eye correlation of 0.76 to 0.84 (its no-reference sharpness drops from 0.36 to 0.32: the
-aliasing had counted as detail).
+about a fifth of the face's gradient energy. Measured through the whole merge (``research/ablation.md``,
+``q2-d18-d19-oracle96*``): a perfect 96 px model on the shared d18 -> d19 pair goes from a warp error
+ratio of 1.34 to 1.05 and from a gaze correlation of 0.75 to 0.88, its self-swap PSNR from 33.9 to
+34.3 dB; its no-reference sharpness drops from 0.35 to 0.32 (the aliasing had counted as detail).
 
 Images are ``(H, W, C)`` or ``(H, W)``; a transform is a ``float64`` ``(2, 3)`` frame -> crop matrix.
 """
