@@ -226,9 +226,11 @@ def measure_mask(landmarks: np.ndarray, frame_shape: tuple[int, ...], *, erode: 
     out = np.zeros((h, w), bool)
     if x1 <= x0 or y1 <= y0:
         return out
-    local = fill_hulls([pts - (x0, y0)], (y1 - y0, x1 - x0), antialias=False)
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    out[y0:y1, x0:x1] = cv2.erode(local, k, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0.5
+    local = np.zeros((y1 - y0 + 2, x1 - x0 + 2), np.uint8)  # a 1 px margin of 0: the frame edge is an edge too
+    local[1:-1, 1:-1] = fill_hulls([pts - (x0, y0)], (y1 - y0, x1 - x0), antialias=False) > 0.5
+    # eroded by a disc of ``radius``: what is farther than that from the outside (a distance transform is
+    # the same shape as an elliptic erosion at a fraction of its cost for a 20-px radius)
+    out[y0:y1, x0:x1] = cv2.distanceTransform(local, cv2.DIST_L2, 5)[1:-1, 1:-1] > radius
     return out
 
 

@@ -69,7 +69,7 @@ class EvalReport:
     sharpness_p90: float | None = None
     warp_error_ratio: float | None = None      # the temporal bar (<= 1.15): 1 = as steady as the plate
     warp_error_p95: float | None = None        # of the per-pair ratios (bar: <= 1.3)
-    warp_error_normalised: float | None = None  # per unit of detail: blur does not lower it
+    warp_error_normalised: float | None = None  # per unit of detail: blur lowers it much less
     warp_pairs: int = 0
     gaze_corr: float | None = None             # horizontal iris position, merged vs original
     gaze_err: float | None = None              # mean absolute difference, in eye widths
@@ -129,7 +129,7 @@ def table_rows(r: EvalReport) -> list[tuple[str, str, str, str]]:
         ("warp_error_ratio", f"{_f(r.warp_error_ratio, '.2f')} (p95 {_f(r.warp_error_p95, '.2f')})", "1",
          "temporal bar: error along the original's optical flow, output / input (bar: <= 1.15, p95 <= 1.3)"),
         ("warp_error_norm", _f(r.warp_error_normalised, ".2f"), "1",
-         "warp error per unit of detail (blur does not lower it; a frozen face raises it)"),
+         "warp error per unit of detail (blur lowers it much less; a frozen face raises it)"),
         ("jitter_px", _f(r.jitter_px), _f(r.jitter_px_input), "landmark RMS 2nd difference, frame px"),
         ("flicker_ratio", _f(r.flicker_ratio), "1",
          "info: frame-to-frame change in the face, output / input (blur and frozen faces score low)"),
