@@ -28,6 +28,7 @@ class Spec:
     detail_config: dict[str, Any] = field(default_factory=dict)
     detail_fraction: float = 0.0  # of the budget, after the face model
     legacy_merge: bool = False  # bilinear crop cut and placement (the merge before the resampling change)
+    linear_place: bool = False  # bilinear placement only
 
 
 PARTS: dict[str, Callable[[Spec], None]] = {}
@@ -122,6 +123,12 @@ def _legacy(s: Spec) -> None:
     s.legacy_merge = True
 
 
+@part("linearplace")
+def _linearplace(s: Spec) -> None:
+    """The area-averaged cut with the face placed back bilinear (the placement half of ``legacy``)."""
+    s.linear_place = True
+
+
 class IdentitySwapper:
     """The oracle: returns the destination crop itself, with a full mask."""
 
@@ -210,6 +217,8 @@ class Recipe:
     def swapper(self, ws: Any, name: str) -> Any:
         if self.spec.legacy_merge:
             _legacy_merge()
+        elif self.spec.linear_place:
+            _legacy_merge(cut=False)
         if self.spec.oracle is not None:
             oracle = IdentitySwapper(self.spec.oracle)
             if self.spec.detail is None:
@@ -227,21 +236,23 @@ class Recipe:
         return MergeSettings().with_changes(self.spec.merge)
 
 
-def _legacy_merge() -> None:
-    """Put back the merge's bilinear crop cut and face placement (for A/B runs; this process only)."""
+def _legacy_merge(cut: bool = True) -> None:
+    """Put back the merge's bilinear crop cut (unless ``cut`` is False) and face placement (for A/B runs; this
+    process only)."""
     import cv2
 
     from doppel.merge import composite, stages
     from doppel.ops.align import warp_to_face, warp_to_frame
 
-    def cut(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    def plain_cut(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
         return warp_to_face(image, matrix, size)
 
     def place(face: np.ndarray, matrix: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         return warp_to_frame(face, matrix, shape, interpolation=cv2.INTER_LINEAR)
 
-    stages.cut_face = cut  # type: ignore[assignment]
-    composite.cut_face = cut  # type: ignore[assignment]
+    if cut:
+        stages.cut_face = plain_cut  # type: ignore[assignment]
+        composite.cut_face = plain_cut  # type: ignore[assignment]
     composite.place_face = place  # type: ignore[assignment]
 
 
