@@ -123,18 +123,21 @@ def _apply(image: np.ndarray, d: np.ndarray) -> np.ndarray:
 class Watermarker:
     """Embeds one payload (an int in ``[0, 2**32)``, see :func:`render_payload`) in frames."""
 
-    def __init__(self, payload: int, *, strength: float | None = None) -> None:
+    def __init__(self, payload: int, *, strength: float | None = None, layout: int | None = None) -> None:
+        if layout not in (None, 1, 2):
+            raise ValueError(f"watermark layout must be 1 or 2 (or None: by frame size), got {layout}")
         self.payload = int(payload)
         self.strength = float(STRENGTH if strength is None else strength)
+        self.layout = layout
         self._target = np.concatenate([[1.0], encode(self.payload)]).astype(np.float32)  # mark, then code bits
 
     def delta(self, image: np.ndarray) -> np.ndarray:
         """The luma change (float32 (H, W)) that marks this frame: layout 2 (tiles) when its shorter side
-        is at least ``TILE_MIN`` pixels, layout 1 otherwise."""
+        is at least ``TILE_MIN`` pixels, layout 1 otherwise (unless the marker was made for one layout)."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 (H, W, 3) image, got {image.shape} {image.dtype}")
         h, w = image.shape[:2]
-        if min(h, w) >= TILE_MIN:
+        if self.layout == 2 or (self.layout is None and min(h, w) >= TILE_MIN):
             d = wm_tiles.upsample(wm_tiles.chip_amplitudes(image, self._target, self.strength), h, w)
         else:
             d = wm_grid.delta(image, self._target, self.strength)
