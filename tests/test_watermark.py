@@ -145,11 +145,11 @@ def test_tiles_survive_reframing_mirror_rotation_and_zoom() -> None:
     marked = [wm.embed(f) for f in frames]
     h, w = marked[0].shape[:2]
     cut = round(h * 9 / 16)
+    ch, cw = round(0.6 * h), round(0.35 * w)
     z = round(h / 1.2), round(w / 1.2)
     attacks = {
         "9:16 cut at the right": [np.ascontiguousarray(m[:, w - cut - 7: w - 7]) for m in marked],
-        "35% x 60% crop, rescaled": [cv2.resize(np.ascontiguousarray(m[50:50 + round(0.6 * h),
-                                                                       200:200 + round(0.35 * w)]), None, fx=1.5, fy=1.5)
+        "35% x 60% crop, rescaled": [cv2.resize(np.ascontiguousarray(m[50:50 + ch, 200:200 + cw]), None, fx=1.5, fy=1.5)
                                      for m in marked],
         "mirror": [np.ascontiguousarray(m[:, ::-1]) for m in marked],
         "rotate 5": [_rotate(m, 5.0) for m in marked],
