@@ -5,9 +5,10 @@ training or calibration. Their clips are cut into 48-frame clips (every second f
 each). Fakes are the same clips with the face replaced, built from merge's internals without the watermark
 (``detect_fakes.py``), then written as merge writes (H.264 CRF 18) unless the kind says otherwise:
 
-- ``doppel-cpu``: a ``cpu``-preset model (``detect_models.py``, 600 steps) swapping d18 into d19's clip and
-  d3 into s18's, default merge settings (rct, alpha, learned x hull matte, temporal smoothing); ``-crf28``
-  and ``-half`` re-encoded at CRF 28 / downscaled 50% (then CRF 18);
+- ``doppel-cpu``: a ``cpu``-preset model (``detect_models.py``, 600 steps, or ``DOPPEL_DETECT_ITERS``) swapping
+  d18 into d19's clip and d3 into s18's (and back, where those models exist), default merge settings (rct,
+  alpha, learned x hull matte, temporal smoothing); ``-crf28`` and ``-half`` re-encoded at CRF 28 /
+  downscaled 50% (then CRF 18);
 - ``standin-<colour>``: the stand-in swapper (another held-out person's face warped onto the landmarks at
   128 px, i.e. a classical face swap, not a trained model) merged with each colour transfer and alpha blend;
   ``standin-poisson``: rct with the Poisson blend; ``standin-crf28``, ``standin-half``: rct/alpha, degraded;
@@ -47,6 +48,8 @@ from doppel.merge.settings import MergeSettings  # noqa: E402
 
 DONOR = {"d19": "d18", "d18": "d19", "s18": "d3", "d3": "s18"}
 STRIDE = 2
+ITERS = int(os.environ.get("DOPPEL_DETECT_ITERS", models.CPU_ITERS))
+"""Steps of the swap models used (``detect_models.py --iters``): fewer make softer swaps, easier to catch."""
 CLIP = footage.SEGMENT // STRIDE
 
 
@@ -125,7 +128,7 @@ def run(quick: bool) -> dict[str, Any]:
         for c in _clips(clip.frames):
             sbi_frames += fakes.sbi(fakes.Tracked(c, clip.landmarks), draw_params(rng))
         add("sbi", "crf18", sbi_frames)
-        folder_m = models.model_dir(DONOR[p], p)
+        folder_m = models.model_dir(DONOR[p], p, ITERS)
         if (folder_m / "model.safetensors").is_file():
             from doppel.train.swapper import load_swapper
 
@@ -151,7 +154,9 @@ def run(quick: bool) -> dict[str, Any]:
         "real_scores": {k: sorted(round(v, 4) for v in vals) for k, vals in reals.items()},
         "seconds_building_and_scoring": round(time.perf_counter() - t0, 1),
         "fpr_at_threshold_max": round(fpr, 4),
-        "doppel_models": "cpu preset, 600 steps" if doppel_rows else "none trained (run detect_models.py)",
+        "doppel_models": (f"cpu preset, {ITERS} steps: " + ", ".join(f"{DONOR[p]}->{p}" for p in people if (
+            models.model_dir(DONOR[p], p, ITERS) / "model.safetensors").is_file())) if doppel_rows
+        else "none trained (run detect_models.py)",
     }
     result["passed"] = bool(doppel_rows and all(r["auc"] >= 0.95 for r in rows if r["kind"].startswith("doppel"))
                             and fpr <= 0.05)
