@@ -128,6 +128,8 @@ def run(quick: bool) -> dict[str, Any]:
         for c in _clips(clip.frames):
             sbi_frames += fakes.sbi(fakes.Tracked(c, clip.landmarks), draw_params(rng))
         add("sbi", "crf18", sbi_frames)
+    for p in people:  # last, so swap models still training when the run starts can join it
+        clip = tracked[p]
         folder_m = models.model_dir(DONOR[p], p, ITERS)
         if (folder_m / "model.safetensors").is_file():
             from doppel.train.swapper import load_swapper
