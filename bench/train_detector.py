@@ -54,6 +54,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sbi-share", type=float, default=TrainSettings().sbi_share,
+                        help="share of the fakes made by self-blending (the rest from another person's face)")
     args = parser.parse_args()
     if not footage.available():
         print(f"train_detector: the shared footage is not at {footage.MEDIA}", file=sys.stderr)
@@ -67,7 +69,7 @@ def main() -> int:
     train_set = FaceSet.concat(seen.values())
     print(f"faces: {len(train_set)} training crops of {len(footage.TRAIN)} people "
           f"({time.perf_counter() - t0:.0f} s)", flush=True)
-    settings = TrainSettings(steps=args.steps, threads=args.threads, seed=args.seed)
+    settings = TrainSettings(steps=args.steps, threads=args.threads, seed=args.seed, sbi_share=args.sbi_share)
 
     def report(info: object) -> None:
         print(f"step {info.step}/{info.total}: loss {info.loss:.3f}, accuracy {info.accuracy:.2f}, "  # type: ignore[attr-defined]
