@@ -1,25 +1,30 @@
 """Watermark robustness: detection and bit accuracy per attack, false positives, PSNR, embed cost.
 
-Clips: 24-frame segments of the six shared real clips (``../shared/media``), the same segments
-mirrored (new content as far as the watermark key is concerned), and generated studio scenes
-(a lit backdrop with grain and textured objects moving across it; 480p to 720p): together the
-*footage* set. A few *stress* clips of dense texture filling the whole frame are reported apart.
-Each clip is marked with its own random payload and written like merge writes (H.264 CRF 18),
-then read back and attacked; every attack ends with an H.264 re-encode at CRF 28 (x264 preset
-veryfast, which loses a little more than medium at the same CRF, and keeps the run within
-minutes), because any real distribution re-encodes:
+Clips: 24-frame segments of the eleven shared real clips of eleven people (``../shared/media`` and its
+``base/``; ``SEGMENTS`` per clip, its first and its last; the one portrait clip, s29, cut to a centred
+square first: marks on portrait originals are weaker, see ``watermark.py``), and generated studio scenes
+(a lit backdrop with grain and textured objects moving across it; 480p to 720p): together the *footage*
+set. A few *stress* clips of dense texture filling the whole frame are reported apart. Each clip is marked
+with its own random payload and written like merge writes (H.264 CRF 18), then read back and attacked;
+every attack ends with an H.264 re-encode at CRF 28 (x264 preset veryfast, which loses a little more than
+medium at the same CRF), because any real distribution re-encodes:
 
 - ``crf28``: re-encode only;
 - ``half``: downscale to 50% (area), re-encode;
 - ``crop_{left,right,top,bottom}``: cut 10% of the width/height from that side, re-encode;
-- ``brighter`` (+30 levels), ``contrast`` (x1.3 about mid-grey), re-encode.
+- ``brighter`` (+30 levels), ``contrast`` (x1.3 about mid-grey), re-encode;
+- reframing (issue 17), at the left edge, the centre and the right edge in turn over the clips (``POSITIONS``;
+  a random height): ``reframe_9x16`` (a 9:16 cut at full height,
+  then scaled to 1.5x: a vertical re-upload), ``crop_w35`` (35% of the width, full height), ``crop_35x60``
+  (35% of the width and 60% of the height); ``mirror``; ``rotate_5`` (5 degrees either way about the centre,
+  zoomed to fill the frame); ``zoom_1.2`` (the centre 1/1.2 scaled back up).
 
-The same clips unmarked (written the same way) give the false-positive trials, under no attack,
-``half`` and ``crop_left``; their mark statistics and decoded bits are the measured null
-statistics behind the detection threshold.
+The same clips unmarked (written the same way) give the false-positive trials, under no attack, ``half``,
+``crop_left``, ``mirror`` and ``crop_35x60``; their mark statistics (both layouts) and decoded bits are the
+measured null statistics behind the detection thresholds.
 
-Targets: detection >= 99% of footage clips for every attack, 0 false positives, PSNR >= 40 dB,
-embedding well under 50 ms per 1080p frame.
+Targets: detection >= 99% of footage clips for every attack, 0 false positives, PSNR >= 40 dB, embedding
+<= 30 ms per 1080p frame (issue 17; the median under the machine's load).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,6 +51,11 @@ from doppel.provenance import watermark as W  # noqa: E402
 
 MEDIA = ROOT.parent / "shared" / "media"
 SEGMENT = 24
+SEGMENTS = 2
+"""Segments per real clip (the longest clip holds 42): the first and the last."""
+STUDIO = 6
+"""Generated studio scenes."""
+EMBED_MS = 30.0
 
 Frames = list[np.ndarray]
 
@@ -91,14 +102,64 @@ def _levels(gain: float, offset: float) -> Callable[[Frames], Frames]:
     return attack
 
 
-ATTACKS: dict[str, Callable[[Frames], Frames]] = {
-    "crf28": lambda f: f,
-    "half": _half,
-    "crop_left": _crop("left"), "crop_right": _crop("right"), "crop_top": _crop("top"), "crop_bottom": _crop("bottom"),
-    "brighter": _levels(1.0, 30.0),
-    "contrast": _levels(1.3, 0.0),
+def _window(frames: Frames, keep_w: float, keep_h: float, at: float, rng: np.random.Generator,
+            scale: float = 1.0) -> Frames:
+    """Keep ``keep_w`` x ``keep_h`` of the frame, ``at`` (0 left .. 1 right) across the frame and at a random
+    height; optionally rescale."""
+    h, w = frames[0].shape[:2]
+    cw, ch = max(16, round(w * keep_w)), max(16, round(h * keep_h))
+    x0, y0 = round(at * (w - cw)), int(rng.integers(0, h - ch + 1))
+    out = [np.ascontiguousarray(f[y0:y0 + ch, x0:x0 + cw]) for f in frames]
+    if scale != 1.0:
+        out = [cv2.resize(f, (round(cw * scale), round(ch * scale)), interpolation=cv2.INTER_LINEAR) for f in out]
+    return out
+
+
+def _reframe_9x16(frames: Frames, at: float, rng: np.random.Generator) -> Frames:
+    h, w = frames[0].shape[:2]
+    return _window(frames, min(1.0, h * 9 / 16 / w), 1.0, at, rng, scale=1.5)
+
+
+def _rotate(frames: Frames, at: float, rng: np.random.Generator) -> Frames:
+    h, w = frames[0].shape[:2]
+    angle = 5.0 * (1 if rng.random() < 0.5 else -1)
+    t = np.radians(5.0)
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, float(np.cos(t) + max(w / h, h / w) * np.sin(t)))
+    return [cv2.warpAffine(f, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT) for f in frames]
+
+
+def _zoom(frames: Frames, at: float, rng: np.random.Generator) -> Frames:
+    h, w = frames[0].shape[:2]
+    zh, zw = round(h / 1.2), round(w / 1.2)
+    y0, x0 = (h - zh) // 2, (w - zw) // 2
+    return [cv2.resize(f[y0:y0 + zh, x0:x0 + zw], (w, h), interpolation=cv2.INTER_LINEAR) for f in frames]
+
+
+Attack = Callable[[Frames, float, np.random.Generator], Frames]
+"""(frames, horizontal position of a reframing crop: 0 left, 0.5 centre, 1 right, rng) -> attacked frames."""
+POSITIONS = (0.0, 0.5, 1.0)
+"""Horizontal positions of the reframing crops, in turn over the clips."""
+
+
+def _fixed(fn: Callable[[Frames], Frames]) -> Attack:
+    return lambda frames, at, rng: fn(frames)
+
+
+ATTACKS: dict[str, Attack] = {
+    "crf28": _fixed(lambda f: f),
+    "half": _fixed(_half),
+    "crop_left": _fixed(_crop("left")), "crop_right": _fixed(_crop("right")), "crop_top": _fixed(_crop("top")),
+    "crop_bottom": _fixed(_crop("bottom")),
+    "brighter": _fixed(_levels(1.0, 30.0)),
+    "contrast": _fixed(_levels(1.3, 0.0)),
+    "reframe_9x16": _reframe_9x16,
+    "crop_w35": lambda f, at, rng: _window(f, 0.35, 1.0, at, rng),
+    "crop_35x60": lambda f, at, rng: _window(f, 0.35, 0.6, at, rng),
+    "mirror": _fixed(lambda f: [np.ascontiguousarray(x[:, ::-1]) for x in f]),
+    "rotate_5": _rotate,
+    "zoom_1.2": _zoom,
 }
-NULL_ATTACKS = ("none", "half", "crop_left")
+NULL_ATTACKS = ("none", "half", "crop_left", "mirror", "crop_35x60")
 
 
 def generated_clip(seed: int, h: int, w: int, kind: str) -> Frames:
@@ -136,23 +197,25 @@ def generated_clip(seed: int, h: int, w: int, kind: str) -> Frames:
 
 
 def clips(quick: bool) -> tuple[list[tuple[str, Frames]], list[tuple[str, Frames]]]:
-    """(footage clips: real segments, mirrored, generated studio scenes; stress clips: dense texture)."""
+    """(footage clips: real segments and generated studio scenes; stress clips: dense texture)."""
     out: list[tuple[str, Frames]] = []
-    real = sorted(MEDIA.glob("*.mp4")) if MEDIA.is_dir() else []
-    for path in real:
+    real = sorted([*MEDIA.glob("*.mp4"), *MEDIA.glob("base/*.mp4")]) if MEDIA.is_dir() else []
+    for path in real[: 4 if quick else None]:
         frames = [f.image for f in read_frames(path)]
-        starts = range(0, len(frames) - SEGMENT + 1, SEGMENT)
-        for k, s in enumerate(list(starts)[: 1 if quick else None]):
+        h, w = frames[0].shape[:2]
+        if h > w:  # a portrait clip: its centred square (see the module docstring)
+            frames = [np.ascontiguousarray(f[(h - w) // 2:(h - w) // 2 + w]) for f in frames]
+        starts = list(range(0, len(frames) - SEGMENT + 1, SEGMENT))
+        starts = [starts[i] for i in np.linspace(0, len(starts) - 1, min(SEGMENTS, len(starts))).astype(int)]
+        for k, s in enumerate(starts[: 1 if quick else None]):
             seg = frames[s:s + SEGMENT]
             out.append((f"{path.stem[:12]}#{k}", seg))
-            if not quick:
-                out.append((f"{path.stem[:12]}#{k}m", [np.ascontiguousarray(f[:, ::-1]) for f in seg]))
     sizes = [(480, 854), (540, 960), (720, 1280)]  # merge outputs; see the size limit in watermark.py
-    for i in range(2 if quick else 22):
+    for i in range(2 if quick else STUDIO):
         h, w = sizes[i % len(sizes)]
         out.append((f"studio{i}-{h}p", generated_clip(1000 + i, h, w, "studio")))
     stress = [(f"texture{i}-{sizes[i % 3][0]}p", generated_clip(2000 + i, *sizes[i % 3], "texture"))
-              for i in range(1 if quick else 3)]
+              for i in range(1 if quick else 2)]
     return out, stress
 
 
@@ -190,20 +253,22 @@ def run(quick: bool) -> dict[str, Any]:
     footage, stress = clips(quick)
     groups = {g: {a: {"correct": [], "bit_acc": [], "z": []} for a in ATTACKS} for g in ("footage", "stress")}
     null_z: list[float] = []
+    null_grid_z: list[float] = []
     null_bits: list[np.ndarray] = []
     null_detected = null_crc = 0
     psnrs: list[float] = []
     detect_s: list[float] = []
     failures: list[str] = []
     for group, data in (("footage", footage), ("stress", stress)):
-        for name, frames in data:
+        for k, (name, frames) in enumerate(data):
+            at = POSITIONS[k % len(POSITIONS)]
             payload = int(rng.integers(0, 2**32))
             wm = W.Watermarker(payload)
             marked = [wm.embed(f) for f in frames]
             psnrs.append(statistics.mean(psnr(m, f) for m, f in zip(marked, frames, strict=True)))
             written = encode_decode(marked, 18)       # the file merge would write
             for attack, fn in ATTACKS.items():
-                attacked = encode_decode(fn(written), 28)
+                attacked = encode_decode(fn(written, at, rng), 28)
                 t = time.perf_counter()
                 rep = wm.detect(attacked)
                 detect_s.append(time.perf_counter() - t)
@@ -213,15 +278,17 @@ def run(quick: bool) -> dict[str, Any]:
                 stats["bit_acc"].append(rep.bit_accuracy or 0.0)
                 stats["z"].append(rep.mark_z)
                 if not ok:
-                    failures.append(f"{name}/{attack}: z {rep.mark_z:.2f} raw bits {rep.bit_accuracy:.2f}")
+                    failures.append(f"{name}/{attack}: z {rep.mark_z:.2f} raw bits {rep.bit_accuracy:.2f} "
+                                    f"layout {rep.layout} geometry {rep.geometry}")
             print(f"bench_watermark: {group} {name}: {sum(groups[group][a]['correct'][-1] for a in ATTACKS):.0f}/"
                   f"{len(ATTACKS)} attacks read, z min {min(groups[group][a]['z'][-1] for a in ATTACKS):.1f}",
                   file=sys.stderr, flush=True)
             plain = encode_decode(frames, 18)
             for attack in NULL_ATTACKS:
-                attacked = plain if attack == "none" else encode_decode(ATTACKS[attack](plain), 28)
+                attacked = plain if attack == "none" else encode_decode(ATTACKS[attack](plain, at, rng), 28)
                 rep = W.detect(attacked)
-                null_z.append(rep.mark_z)
+                null_z.append(rep.mark_z if rep.layout == 2 else float("nan"))
+                null_grid_z.append(rep.grid_z if rep.grid_z is not None else float("nan"))
                 null_bits.append(np.sign(np.array(rep.soft_bits or [0.0] * W.CODE_BITS)) > 0)
                 null_detected += int(rep.detected)
                 null_crc += int(rep.crc_ok)
@@ -233,11 +300,16 @@ def run(quick: bool) -> dict[str, Any]:
         "footage_clips": len(footage), "stress_clips": len(stress), "frames_per_clip": SEGMENT,
         "table_rows": rows, "stress_rows": stress_rows,
         "false_positives": null_detected, "null_trials": len(null_z), "null_crc_passes": null_crc,
-        "null_mark_z": {"max": float(np.max(null_z)), "p99": float(np.percentile(null_z, 99)),
-                        "mean": float(np.mean(null_z)), "std": float(np.std(null_z))},
+        "null_mark_z": {"max": float(np.nanmax(null_z)), "p99": float(np.nanpercentile(null_z, 99)),
+                        "mean": float(np.nanmean(null_z)), "std": float(np.nanstd(null_z))},
+        "null_grid_z": {"max": float(np.nanmax(null_grid_z)), "p99": float(np.nanpercentile(null_grid_z, 99)),
+                        "mean": float(np.nanmean(null_grid_z)), "std": float(np.nanstd(null_grid_z))},
+        "people": len({n.split("#")[0] for n, _ in footage if not n.startswith("studio")}),
+        "misses_by_source": dict(Counter(f.split("/")[0].split("#")[0].split("-")[0] for f in failures)),
         "null_bit_ones_fraction": {"mean": float(bits.mean()), "min_over_bits": float(bits.mean(axis=0).min()),
                                    "max_over_bits": float(bits.mean(axis=0).max())},
-        "z_threshold": z_thr, "false_positive_bound_per_clip": W.false_positive_bound(z_thr),
+        "z_threshold": z_thr, "grid_z_threshold": W.GRID_Z_THRESHOLD,
+        "false_positive_bound_per_clip": W.false_positive_bound(z_thr),
         "psnr_db": {"min": float(np.min(psnrs)), "median": float(np.median(psnrs))},
         "embed_ms_1080p_median": embed_ms,
         "detect_s_per_clip_median": float(np.median(detect_s)),
@@ -245,9 +317,11 @@ def run(quick: bool) -> dict[str, Any]:
     }
     worst = min(r["detection_rate"] for r in rows)
     result["passed"] = bool(worst >= 0.99 and null_detected == 0 and result["psnr_db"]["min"] >= 40.0
-                            and embed_ms < 50.0)
+                            and embed_ms <= EMBED_MS)
     result["target"] = ("detection >= 99% of footage clips per attack (CRF 28, 50% downscale, 10% crop any side, "
-                        "brightness/contrast), 0 false positives, PSNR >= 40 dB, embed < 50 ms per 1080p frame")
+                        "brightness/contrast, 9:16 reframe, 35% width and 35% x 60% crops, mirror, 5 degree "
+                        f"rotation, 1.2x zoom), 0 false positives, PSNR >= 40 dB, embed <= {EMBED_MS:.0f} ms per "
+                        "1080p frame")
     result["headline"] = (f"worst attack detection {worst:.1%} over {len(footage)} footage clips; false positives "
                           f"{null_detected}/{len(null_z)}; PSNR min {result['psnr_db']['min']:.1f} dB; "
                           f"embed {embed_ms:.1f} ms/1080p frame")
@@ -258,9 +332,10 @@ def run(quick: bool) -> dict[str, Any]:
         lines.append(f"| {r['attack']} | {r['clips']} | {r['detection_rate']:.1%} | {r['raw_bit_accuracy_mean']:.3f} "
                      f"({r['raw_bit_accuracy_min']:.3f}) | {r['mark_z_median']:.1f} ({r['mark_z_min']:.1f}) | "
                      f"{st['detection_rate']:.0%} of {st['clips']} (z median {st['mark_z_median']:.1f}) |")
-    lines.append(f"| unmarked (none, half, crop_left) | {len(null_z)} trials | false positives {null_detected}, "
-                 f"CRC passes {null_crc} | ones fraction {bits.mean():.3f} | null z max "
-                 f"{result['null_mark_z']['max']:.2f}, p99 {result['null_mark_z']['p99']:.2f} | |")
+    lines.append(f"| unmarked ({', '.join(NULL_ATTACKS)}) | {len(null_z)} trials | false positives {null_detected}, "
+                 f"CRC passes {null_crc} | ones fraction {bits.mean():.3f} | null z max (tiles) "
+                 f"{result['null_mark_z']['max']:.2f}, p99 {result['null_mark_z']['p99']:.2f}; grid "
+                 f"{result['null_grid_z']['max']:.2f} | |")
     result["table"] = "\n".join(lines)
     return result
 

@@ -87,30 +87,37 @@ def main(argv: list[str] | None = None) -> int:
     host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname())
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{date}-{host}.json"
-    results: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {"benchmarks": {}}
-    results.update(date=date, machine=machine())
     ok = True
     for name, module in modules.items():
         print(f"== {name}{' (quick)' if args.quick else ''}", flush=True)
         before = [round(x, 2) for x in os.getloadavg()]
+        measured = commit()  # the code this run loaded (HEAD may move while it runs)
         start = time.perf_counter()
         try:
             result = module.run(args.quick)
         except Exception as exc:  # one broken benchmark must not lose the others' results
             result = {"passed": False, "target": "", "headline": f"error: {type(exc).__name__}: {exc}"[:300]}
         result.update(quick=args.quick, seconds=round(time.perf_counter() - start, 1), loadavg_before=before,
-                      commit=commit(),
+                      commit=measured,
                       loadavg_after=[round(x, 2) for x in os.getloadavg()],
                       finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
-        results["benchmarks"][name] = result
         ok &= bool(result.get("passed"))
         print(f"   {'PASSED' if result.get('passed') else 'FAILED'}: {result.get('headline', '')}", flush=True)
-        tmp = out.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(results, indent=2, sort_keys=True, default=str) + "\n")
-        tmp.replace(out)
-        out.with_suffix(".md").write_text(_summary(results))
+        save(out, name, result, date)
     print(f"results: {out} and {out.with_suffix('.md')}")
     return 0 if ok else 1
+
+
+def save(out: Path, name: str, result: dict[str, Any], date: str) -> None:
+    """Merge one benchmark's result into ``out`` as it is on disk now (another run may have added its own
+    since this one started), then rewrite the summary beside it."""
+    results: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {"benchmarks": {}}
+    results.update(date=date, machine=machine())
+    results.setdefault("benchmarks", {})[name] = result
+    tmp = out.with_suffix(f".json.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(results, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.replace(out)
+    out.with_suffix(".md").write_text(_summary(results))
 
 
 if __name__ == "__main__":

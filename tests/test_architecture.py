@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "doppel"
-STAGES = ("extract", "train", "segment", "merge", "eval")
+STAGES = ("extract", "train", "segment", "merge", "eval", "detect")
 ABOVE_STAGES = ("workflow", "batch", "review", "cli", "demo")
 MAX_LINES = 400
 FOUNDATIONS = ("ops", "io")  # pure maths and media I/O: they import core and nothing else of doppel

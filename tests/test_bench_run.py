@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -40,3 +41,20 @@ def test_every_benchmark_module_imports(module: str, monkeypatch: pytest.MonkeyP
     module_object = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, module_object)  # dataclasses look their module up there
     spec.loader.exec_module(module_object)
+
+
+def test_runs_at_the_same_time_keep_each_others_results(tmp_path: Path) -> None:
+    """Two runs started before either finished: the second to finish must not drop the first's result."""
+    run = _run_module()
+    out = tmp_path / "2026-01-01-host.json"
+    first = {"passed": True, "headline": "first", "commit": "abc1234"}
+    second = {"passed": False, "headline": "second", "commit": "abc1234"}
+    run.save(out, "watermark", first, "2026-01-01")
+    run.save(out, "detect", second, "2026-01-01")
+    saved = json.loads(out.read_text())
+    assert saved["benchmarks"] == {"watermark": first, "detect": second}
+    summary = out.with_suffix(".md").read_text()
+    assert "| first |" in summary and "| second |" in summary
+    run.save(out, "watermark", second, "2026-01-01")   # a rerun replaces only its own entry
+    assert json.loads(out.read_text())["benchmarks"]["watermark"] == second
+    assert not list(tmp_path.glob("*.tmp"))

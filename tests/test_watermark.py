@@ -101,3 +101,64 @@ def test_false_positive_bound_is_tiny_at_threshold() -> None:
 
     assert false_positive_bound(Z_THRESHOLD) < 1e-9
     assert false_positive_bound(0.0, crc_checked=False) == 1.0
+
+
+V1_SHA256 = "60507184ad7f07f53c8d2e80d33d84bb3aea0cfc86e2dd31373e454a975114e1"
+"""SHA-256 of two frames marked by doppel's first watermark (commit 18df48a, before layout 2) with payload
+0x5EED1234: ``scene(2, h=360, w=640, seed=11)``, computed with that commit's code."""
+
+
+def test_layout1_is_the_previous_scheme_and_its_outputs_still_read() -> None:
+    import hashlib
+
+    frames = scene(2, h=360, w=640, seed=11)
+    marked = [Watermarker(0x5EED1234, layout=1).embed(f) for f in frames]
+    assert hashlib.sha256(b"".join(m.tobytes() for m in marked)).hexdigest() == V1_SHA256
+    clip = [Watermarker(0x5EED1234, layout=1).embed(f) for f in scene(6, seed=12)]
+    h, w = clip[0].shape[:2]
+    for attacked in (clip, [cv2.resize(m, (w // 2, h // 2), interpolation=cv2.INTER_AREA) for m in clip],
+                     [np.ascontiguousarray(m[:, w // 10:]) for m in clip]):
+        report = detect(attacked)
+        assert report.detected and report.payload == 0x5EED1234 and report.layout == 1, report
+
+
+def test_frames_get_tiles_and_small_images_the_grid() -> None:
+    big = scene(1, h=360, w=640, seed=13)[0]
+    small = scene(1, h=128, w=160, seed=13)[0]
+    assert detect([Watermarker(9).embed(big)]).layout == 2
+    report = detect([Watermarker(9).embed(small)])
+    assert report.detected and report.payload == 9 and report.layout == 1
+    with pytest.raises(ValueError, match="layout"):
+        Watermarker(9, layout=3)
+
+
+def _rotate(img: np.ndarray, angle: float) -> np.ndarray:
+    h, w = img.shape[:2]
+    zoom = np.cos(np.radians(abs(angle))) + max(w / h, h / w) * np.sin(np.radians(abs(angle)))
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, zoom)
+    return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def test_tiles_survive_reframing_mirror_rotation_and_zoom() -> None:
+    frames = scene(6, seed=14)
+    wm = Watermarker(0x0BADCAFE)
+    marked = [wm.embed(f) for f in frames]
+    h, w = marked[0].shape[:2]
+    cut = round(h * 9 / 16)
+    ch, cw = round(0.6 * h), round(0.35 * w)
+    z = round(h / 1.2), round(w / 1.2)
+    attacks = {
+        "9:16 cut at the right": [np.ascontiguousarray(m[:, w - cut - 7: w - 7]) for m in marked],
+        "35% x 60% crop, rescaled": [cv2.resize(np.ascontiguousarray(m[50:50 + ch, 200:200 + cw]), None, fx=1.5, fy=1.5)
+                                     for m in marked],
+        "mirror": [np.ascontiguousarray(m[:, ::-1]) for m in marked],
+        "rotate 5": [_rotate(m, 5.0) for m in marked],
+        "mirror, rotate -4": [_rotate(np.ascontiguousarray(m[:, ::-1]), -4.0) for m in marked],
+        "zoom 1.2": [cv2.resize(m[(h - z[0]) // 2:(h - z[0]) // 2 + z[0], (w - z[1]) // 2:(w - z[1]) // 2 + z[1]],
+                                (w, h)) for m in marked],
+    }
+    for name, attacked in attacks.items():
+        report = wm.detect(attacked)
+        assert report.detected and report.payload == 0x0BADCAFE and report.layout == 2, (name, report)
+    assert report.geometry is not None and report.geometry["scale"] == pytest.approx(1.2, abs=0.02)
+    assert not detect([_rotate(f, 5.0) for f in frames]).detected

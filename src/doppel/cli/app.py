@@ -12,6 +12,7 @@ from doppel import __version__
 from doppel.cli import batch as batch_cmd
 from doppel.cli import consent as consent_cmd
 from doppel.cli import demo as demo_cmd
+from doppel.cli import detect as detect_cmd
 from doppel.cli import eval as eval_cmd
 from doppel.cli import extract as extract_cmd
 from doppel.cli import faceset as faceset_cmd
@@ -93,6 +94,9 @@ command("glitches", glitches_cmd.glitches, panel=CHECK)
 command("review", review_cmd.review, panel=CHECK)
 command("eval", eval_cmd.eval_, panel=CHECK)
 command("verify", verify_cmd.verify, panel=CHECK)
+app.add_typer(detect_cmd.app, name="detect", rich_help_panel=CHECK)
+command(detect_cmd.CHECK, detect_cmd.check, detect_cmd.app)
+command("train", detect_cmd.train, detect_cmd.app)
 command("demo", demo_cmd.demo, panel=DEMO)
 
 
