@@ -12,27 +12,11 @@ import av
 import numpy as np
 
 from doppel.batch.jobfile import JobFile
-from doppel.extract.config import content_hash
-from doppel.io.video import probe, read_frames
-from doppel.ops.align import estimate_transform
+from doppel.io.video import read_frames
 from doppel.store import Workspace
-from doppel.store.records import ModelRecord, NewClip, NewFace
+from doppel.store.records import ModelRecord
 from doppel.workflow.merge import MergeRequest, merge
-from test_merge_helpers import ShiftSwapper, face_clip, setup_workspace
-
-
-def add_clip(ws: Workspace, clip: Path, marks: dict[int, np.ndarray], identity: str = "bob") -> None:
-    """Register ``clip`` with ``identity``'s faces at ``marks`` (as extraction would have)."""
-    info = probe(clip)
-    clip_id = ws.clips.add(NewClip(path=str(clip), content_hash=content_hash(clip), kind="video", width=info.width,
-                                   height=info.height, fps=info.fps, frame_count=info.frame_count,
-                                   duration=info.duration, has_audio=info.has_audio))
-    faces = [NewFace(track_key=None, frame_index=i, time=i / 25, bbox=(*lm.min(0), *lm.max(0)), det_score=1.0,
-                     landmarks=lm, landmarks_smooth=lm, landmark_score=0.9, yaw=0.0, pitch=0.0, roll=0.0, blur=100.0,
-                     embedding=None, transform=estimate_transform(lm, 256, "full"), face_type="full", size=256,
-                     aligned_rel=f"facesets/{identity}/{clip_id}_{i:06d}.png") for i, lm in marks.items()]
-    frames = [(i, i / 25, "face" if i in marks else "no_face") for i in range(info.frame_count)]
-    ws.faces.replace_clip(identity, clip_id, [], faces, frames)
+from test_merge_helpers import ShiftSwapper, add_clip, face_clip, setup_workspace
 
 
 def shots_workspace(root: Path, lengths: list[int], *, absent: dict[int, tuple[int, ...]] | None = None,

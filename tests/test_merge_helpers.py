@@ -84,29 +84,38 @@ class ShiftSwapper:
         return out, np.ones((*faces.shape[:3], 1), np.float32)
 
 
-def setup_workspace(root: Path, clip: Path, marks: dict[int, np.ndarray], *, frame_count: int,
-                    consent: bool = True, model_name: str = "m1", resolution: int = 64) -> Workspace:
-    """A workspace with the clip, faces of 'bob' on it, a model 'm1' alice->bob, and alice's consent."""
+def add_clip(ws: Workspace, clip: Path, marks: dict[int, np.ndarray], identity: str = "bob", *,
+             frame_count: int | None = None) -> None:
+    """Register ``clip`` with ``identity``'s faces at ``marks`` (as extraction would have); ``frame_count``
+    frames are recorded (default: the clip's)."""
     from doppel.io.video import probe
-    from doppel.provenance.consent import add_consent
 
-    ws = create_workspace(root)
     info = probe(clip)
-    ws.identities.ensure("alice")
-    ws.identities.ensure("bob")
-    if consent:
-        add_consent(ws, "alice", "Alice Example", "tests", "public-domain-demo")
-    (ws.models_dir() / model_name).mkdir()
-    (ws.models_dir() / model_name / "config.json").write_text("{}")
+    frame_count = info.frame_count if frame_count is None else frame_count
     clip_id = ws.clips.add(NewClip(path=str(clip), content_hash=content_hash(clip), kind="video", width=info.width,
                                    height=info.height, fps=info.fps, frame_count=info.frame_count,
                                    duration=info.duration, has_audio=info.has_audio))
     faces = [NewFace(track_key=None, frame_index=i, time=i / 25, bbox=(*lm.min(0), *lm.max(0)), det_score=1.0,
                      landmarks=lm, landmarks_smooth=lm, landmark_score=0.9, yaw=0.0, pitch=0.0, roll=0.0, blur=100.0,
                      embedding=None, transform=estimate_transform(lm, 256, "full"), face_type="full", size=256,
-                     aligned_rel=f"facesets/bob/{i:06d}.png") for i, lm in marks.items()]
+                     aligned_rel=f"facesets/{identity}/{clip_id}_{i:06d}.png") for i, lm in marks.items()]
     frames = [(i, i / 25, "face" if i in marks else "no_face") for i in range(frame_count)]
-    ws.faces.replace_clip("bob", clip_id, [], faces, frames)
+    ws.faces.replace_clip(identity, clip_id, [], faces, frames)
+
+
+def setup_workspace(root: Path, clip: Path, marks: dict[int, np.ndarray], *, frame_count: int,
+                    consent: bool = True, model_name: str = "m1", resolution: int = 64) -> Workspace:
+    """A workspace with the clip, faces of 'bob' on it, a model 'm1' alice->bob, and alice's consent."""
+    from doppel.provenance.consent import add_consent
+
+    ws = create_workspace(root)
+    ws.identities.ensure("alice")
+    ws.identities.ensure("bob")
+    if consent:
+        add_consent(ws, "alice", "Alice Example", "tests", "public-domain-demo")
+    (ws.models_dir() / model_name).mkdir()
+    (ws.models_dir() / model_name / "config.json").write_text("{}")
+    add_clip(ws, clip, marks, frame_count=frame_count)
     ws.models.register(model_name, folder_rel=f"models/{model_name}", arch="test", preset="cpu",
                        resolution=resolution, face_type="full", src="alice", dst="bob", base=None, step=100)
     return ws
