@@ -15,9 +15,12 @@ with ``sharpen`` 1.0, the control that shows a sharpen filter does not buy fidel
 
 Runs:
 
-- the four suggested pairs, source -> destination: d18 -> d19, d19 -> d18, d3 -> s18, d0 -> d12;
-- ``base``: a base model pretrained for ``MINUTES`` on the four clips outside the first pair
-  (d0, d3, d12, s18), then the first pair trained from it for ``MINUTES`` (``d18->d19 from base``).
+- the four suggested pairs, source -> destination: d18 -> d19, d19 -> d18, d3 -> s18, d0 -> d12, each
+  trained as ``doppel train`` trains a new model: from the shipped ``cpu`` base model
+  (``src/doppel/train/bases/cpu``, see its data card: d18 and d19 are held out of it, the other four
+  people are in it, so only the first two pairs measure people the base never saw);
+- ``from scratch``: the first pair again from random weights (``doppel train --no-base``), for what the
+  base buys.
 
 Targets: issue 3 and 7, ``id_sim_src > id_sim_dst`` on >= 90 % of frames on every pair
 (``id_src_wins``); issue 3 also asks for held-out SSIM against time with and without the base model,
@@ -27,8 +30,8 @@ bars are reported per pair (``BARS``: pass or fail each), not yet part of ``pass
 Runs go ``DOPPEL_QUALITY_JOBS`` at a time (default 2 on a 2-core machine), each child limited to
 ``cores // jobs`` threads: with two side by side, every model gets one core for its 30 minutes,
 half of what the bar allows, so a pass here is a pass with room. ``DOPPEL_QUALITY_MINUTES`` and
-``DOPPEL_QUALITY_PAIRS`` (e.g. ``d18-d19,d3-s18``; ``none`` for the base comparison alone) narrow it;
-``--quick``: the first pair and the base comparison, 3 minutes each. Contact sheets are copied to
+``DOPPEL_QUALITY_PAIRS`` (e.g. ``d18-d19,d3-s18``) narrow it (the first one named is also trained from
+scratch); ``--quick``: the first pair, from the base and from scratch, 3 minutes each. Contact sheets are copied to
 ``bench/results/quality-<src>-<dst>.png`` and the SSIM curves drawn in ``quality-ssim.png``.
 """
 
@@ -111,14 +114,19 @@ def _train(ws: Any, name: str, src: tuple[str, ...], dst: tuple[str, ...], minut
             "curve": _curve(result.model_dir)}
 
 
-def child_pair(src: str, dst: str, minutes: float, work: Path, base: Path | None) -> dict[str, Any]:
+def child_pair(src: str, dst: str, minutes: float, work: Path, start: str) -> dict[str, Any]:
+    """One pair's run; ``start`` is ``shipped`` (the base ``doppel train`` would start from) or ``scratch``."""
     from doppel.merge.settings import MergeSettings
     from doppel.provenance.consent import add_consent
+    from doppel.train import bases
+    from doppel.train.config import PRESETS
     from doppel.workflow.evaluate import evaluate, request_for_render, self_swap
     from doppel.workflow.extract import extract as extract_clip
     from doppel.workflow.merge import MergeRequest, merge
     from doppel.workflow.workspace import create_workspace
 
+    shipped = bases.for_config(PRESETS["cpu"].model)
+    base = shipped[1] if shipped is not None and start == "shipped" else None
     times: dict[str, float] = {}
     with create_workspace(work / "ws") as ws:
         t = time.perf_counter()
@@ -145,19 +153,8 @@ def child_pair(src: str, dst: str, minutes: float, work: Path, base: Path | None
     return {"metrics": {k: report[k] for k in METRICS}, "train": trained, "merge_fps": round(merged.fps, 2),
             "self_swap": {k: own[k] for k in SELF_SWAP}, "self_swap_sharpen1": {k: sharpened[k] for k in SELF_SWAP},
             "default_sharpen": MergeSettings().sharpen, "seconds": {k: round(v, 1) for k, v in times.items()},
+            "base": bases.label(base) if base is not None else None,
             "sheet": str(work / "sheet.png"), "self_sheet": str(work / "self.png")}
-
-
-def child_pretrain(names: list[str], minutes: float, work: Path, keep: Path) -> dict[str, Any]:
-    from doppel.workflow.extract import extract as extract_clip
-    from doppel.workflow.workspace import create_workspace
-
-    with create_workspace(work / "ws") as ws:
-        for name in names:
-            extract_clip(ws, name, MEDIA / CLIPS[name])
-        trained = _train(ws, "base", tuple(names), tuple(names), minutes, pretrain=True)
-        shutil.copytree(ws.models_dir() / "base", keep)
-    return {"train": trained, "model": str(keep)}
 
 
 # --- parent: schedule the runs ---------------------------------------------------------------------
@@ -175,7 +172,7 @@ def _spawn(args: list[str], threads: int) -> dict[str, Any]:
         data = json.loads(proc.stdout.strip().splitlines()[-1])
         for key, suffix in (("sheet", ""), ("self_sheet", "-self")):
             if args[0] == "pair" and Path(data[key]).is_file():
-                name = f"quality-{args[1]}-{args[2]}{'-from-base' if len(args) > 4 else ''}{suffix}.png"
+                name = f"quality-{args[1]}-{args[2]}{'-scratch' if args[4] == 'scratch' else ''}{suffix}.png"
                 sheet = BENCH / "results" / name
                 sheet.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(data[key], sheet)
@@ -292,52 +289,41 @@ def run(quick: bool) -> dict[str, Any]:
     threads = max(1, (os.cpu_count() or 1) // jobs)
     pairs = _pairs(quick)
     first = pairs[0] if pairs else PAIRS[0]
-    others = [n for n in CLIPS if n not in first]
-    keep = Path(tempfile.mkdtemp(prefix="doppel-bench-base-"))
-    base_dir = keep / "base"
-    chains = [[("base", ["pretrain", ",".join(others), str(minutes), str(base_dir)]),
-               (f"{first[0]}->{first[1]} from base", ["pair", *first, str(minutes), str(base_dir)])]]
-    chains += [[(f"{s}->{d}", ["pair", s, d, str(minutes)])] for s, d in pairs]
+    chains = [[(f"{s}->{d}", ["pair", s, d, str(minutes), "shipped"])] for s, d in pairs]
+    chains += [[(f"{first[0]}->{first[1]} from scratch", ["pair", *first, str(minutes), "scratch"])]]
     results: dict[str, Any] = {}
 
     def work(runs: list[tuple[str, list[str]]]) -> None:
         for key, args in runs:
-            if args[0] == "pair" and len(args) > 4 and "error" in results.get("base", {"error": 1}):
-                results[key] = {"error": "base model failed"}
-                continue
             results[key] = _spawn(args, threads)
 
-    try:
-        workers = [threading.Thread(target=work, args=(w,)) for w in _schedule(chains, jobs)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-    finally:
-        shutil.rmtree(keep, ignore_errors=True)
+    workers = [threading.Thread(target=work, args=(w,)) for w in _schedule(chains, jobs)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
 
     pair_keys = [f"{s}->{d}" for s, d in pairs]
     wins = {k: results.get(k, {}).get("metrics", {}).get("id_src_wins") for k in pair_keys}
     passed = all(w is not None and w >= BAR for w in wins.values()) and len(pairs) == len(PAIRS) and not quick
-    scratch_key, base_key = f"{first[0]}->{first[1]}", f"{first[0]}->{first[1]} from base"
+    base_key, scratch_key = f"{first[0]}->{first[1]}", f"{first[0]}->{first[1]} from scratch"
     scratch = results.get(scratch_key, {}).get("train", {}).get("curve", [])
     from_base = results.get(base_key, {}).get("train", {}).get("curve", [])
     level = scratch[-1]["eval_ssim"] if scratch else None
     base_summary = {
-        "target_ssim": level, "pretrain_on": others,
+        "target_ssim": level, "base": results.get(base_key, {}).get("base"),
         "scratch_minutes_to_target": _time_to(scratch, level) if level else None,
         "from_base_minutes_to_target": _time_to(from_base, level) if level else None,
         "ssim_at": {str(t): {"scratch": _ssim_at(scratch, t), "from_base": _ssim_at(from_base, t)}
                     for t in (1, 2, 5, 10, 15, 20, 30) if t <= minutes},
     }
-    curves = {f"{scratch_key} from scratch": scratch, f"{scratch_key} from base": from_base,
-              "base pretraining (4 other clips)": results.get("base", {}).get("train", {}).get("curve", [])}
-    curves.update({f"{k} from scratch": results.get(k, {}).get("train", {}).get("curve", [])
+    curves = {scratch_key: scratch, f"{base_key} from the shipped base": from_base}
+    curves.update({f"{k} from the shipped base": results.get(k, {}).get("train", {}).get("curve", [])
                    for k in pair_keys[1:]})
     plot = BENCH / "results" / "quality-ssim.png"
     _plot(curves, plot)
     b = base_summary
-    table = _table({k: v for k, v in results.items() if k != "base"})
+    table = _table(results)
     table += ["", f"Training budget {minutes:g} min per run, cpu preset as `doppel train --preset cpu` "
                   f"(lr and EMA from the preset), {jobs} run(s) at a time, {threads} thread(s) each; "
                   f"{len(pairs)} of {len(PAIRS)} pairs run. Identity embedded on every compared frame.", "",
@@ -345,9 +331,8 @@ def run(quick: bool) -> dict[str, Any]:
               "| minutes | " + " | ".join(b["ssim_at"]) + " |", "|---|" + "---|" * len(b["ssim_at"]),
               "| from scratch | " + " | ".join(_f(v["scratch"]) for v in b["ssim_at"].values()) + " |",
               "| from base | " + " | ".join(_f(v["from_base"]) for v in b["ssim_at"].values()) + " |", "",
-              f"From scratch ends at SSIM {_f(level)}; the base model's run reaches it at "
-              f"{b['from_base_minutes_to_target']} min (pretraining on {', '.join(others)} took "
-              f"{minutes:g} min, once)."]
+              f"From scratch ends at SSIM {_f(level)}; the run from the shipped base ({b['base']}) reaches it at "
+              f"{b['from_base_minutes_to_target']} min."]
     return {
         "target": f"id_sim_src > id_sim_dst on >= {BAR:.0%} of frames, every pair, cpu preset {minutes:g} min",
         "passed": bool(passed),
@@ -367,13 +352,10 @@ if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "--child":
         _limit_threads(int(os.environ.get("DOPPEL_BENCH_THREADS", "0")) or (os.cpu_count() or 1))
         kind, rest = sys.argv[2], sys.argv[3:]
-        if kind == "pair":
-            src, dst, mins, *more = rest
-            base = Path(more[0]) if len(more) == 2 else None
-            out = child_pair(src, dst, float(mins), Path(more[-1]), base)
-        else:
-            names, mins, keep, work = rest
-            out = child_pretrain(names.split(","), float(mins), Path(work), Path(keep))
+        if kind != "pair":
+            raise SystemExit(f"bench_quality: unknown child kind {kind!r}")
+        src, dst, mins, start, work = rest
+        out = child_pair(src, dst, float(mins), Path(work), start)
         sys.stdout.write(json.dumps(out, default=float) + "\n")
     else:
         print(json.dumps(run("--quick" in sys.argv), indent=2, default=float))

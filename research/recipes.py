@@ -29,6 +29,7 @@ class Spec:
     detail_fraction: float = 0.0  # of the budget, after the face model
     legacy_merge: bool = False  # bilinear crop cut and placement (the merge before the resampling change)
     linear_place: bool = False  # bilinear placement only
+    base: bool = False  # start the face model from the base model (the shipped one, else research/cache's)
 
 
 PARTS: dict[str, Callable[[Spec], None]] = {}
@@ -118,6 +119,28 @@ def _detailwide(s: Spec) -> None:
     s.detail_config.update(channels=48, blocks=4, hr_channels=16)
 
 
+@part("base")
+def _base(s: Spec) -> None:
+    """Start from the pretrained base model (none of the bench pairs' people are in it: see its data card)."""
+    s.base = True
+
+
+def base_dir() -> Any:
+    """The base model a ``base`` recipe starts from: ``DOPPEL_LAB_BASE`` if set, else the shipped cpu base,
+    else the one being pretrained in ``research/cache/ws-base``."""
+    import os
+    from pathlib import Path
+
+    from doppel.train import bases
+
+    if os.environ.get("DOPPEL_LAB_BASE"):
+        return Path(os.environ["DOPPEL_LAB_BASE"])
+    shipped = bases.shipped().get("cpu")
+    # the lab's child runs a snapshot of the code without research/cache: DOPPEL_LAB_ROOT is the checkout
+    root = Path(os.environ.get("DOPPEL_LAB_ROOT") or Path(__file__).resolve().parents[1])
+    return shipped or root / "research" / "cache" / "ws-base" / "models" / "base-cpu"
+
+
 @part("legacy")
 def _legacy(s: Spec) -> None:
     s.legacy_merge = True
@@ -184,7 +207,8 @@ class Recipe:
         out = []
         for i, b in enumerate(budgets):
             model, train = self._configs(s.late if i == 1 else {})
-            out.append({"model": model, "train": train, **b})
+            start = {"base": base_dir()} if s.base and i == 0 else {}
+            out.append({"model": model, "train": train, **start, **b})
         return out
 
     def after_training(self, ws: Any, name: str, src: str, minutes: float | None, steps: int | None,

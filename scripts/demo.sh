@@ -4,7 +4,7 @@
 # training for a fixed budget, merge, verify, eval). Everything lands in ./demo-out (or
 # $DOPPEL_DEMO_OUT): output.mp4, contact_sheet.png, eval.json, verify.json, summary.json.
 # About 12 minutes on 2 CPU cores after installation: training takes --minutes (default 10), the
-# rest about a minute; it leaves ~280 MB behind (see the README).
+# rest about a minute; it leaves ~440 MB behind (see the README).
 # Extra arguments go to `doppel demo` (e.g. `scripts/demo.sh --minutes 3` for a quick look).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

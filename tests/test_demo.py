@@ -52,14 +52,16 @@ def test_cli_refuses_a_foreign_folder_in_one_line(tmp_path: Path) -> None:
 def test_summary_names_every_artefact() -> None:
     report = DemoReport(out="d", output="d/output.mp4", contact_sheet="d/contact_sheet.png", eval_report="d/eval.json",
                         verify_report="d/verify.json", seconds=600.0,
-                        train={"steps": 10, "seconds": 60.0, "images_per_s": 2.0, "arch": "df", "resolution": 64},
+                        train={"steps": 10, "seconds": 60.0, "images_per_s": 2.0, "arch": "liae", "resolution": 96,
+                               "base": "doppel:cpu"},
                         merge={"swapped": 100, "frames": 100},
                         verify={"watermark": {"detected": True, "payload": 7}, "credentials": {"valid": True}},
                         eval={"id_sim_src": 0.95, "id_sim_dst": 0.8, "id_src_wins": 1.0, "sharpness_ratio": 0.61,
                               "warp_error_ratio": 1.07})
     text = "\n".join(summary(report))
     for needle in ("10.0 min", "d/output.mp4", "d/contact_sheet.png", "d/eval.json", "d/verify.json",
-                   "100 of 100", "watermark found", "intact", "100%", "sharpness ratio 0.61", "warp error ratio 1.07"):
+                   "100 of 100", "watermark found", "intact", "100%", "sharpness ratio 0.61", "warp error ratio 1.07",
+                   "liae 96 px, from the base model doppel:cpu"):
         assert needle in text
 
 
@@ -77,13 +79,12 @@ def test_what_the_readme_says_about_the_demo_is_what_it_does(tmp_path: Path) -> 
     budget = re.search(r"a fixed (\d+)-minute training budget", readme)
     assert budget and float(budget[1]) == DemoConfig(out=tmp_path).minutes
     cfg = DemoConfig(out=tmp_path)
-    trains = re.search(r"trains the `(\w+)` architecture at (\d+) px", readme)
+    trains = re.search(r"trains the `cpu` preset's network \(`(\w+)` at (\d+) px, ([\d.]+) M parameters\) "
+                       r"from the base model doppel ships", readme)
     assert trains and (trains[1], int(trains[2])) == (cfg.arch, cfg.resolution)
-    params = re.search(r"`(\w+)` has ([\d.]+) M parameters against LIAE's ([\d.]+) M", readme)
-    assert params and params[1] == cfg.arch
-    for arch, stated in ((cfg.arch, params[2]), ("liae", params[3])):
-        model = build_model(model_config(PRESETS["cpu"].model, arch=arch, resolution=cfg.resolution))
-        assert f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}" == stated, arch
+    mcfg = model_config(PRESETS["cpu"].model, arch=cfg.arch, resolution=cfg.resolution)
+    assert f"{sum(p.numel() for p in build_model(mcfg).parameters()) / 1e6:.1f}" == trains[3]
+    assert cfg.base and mcfg == PRESETS["cpu"].model  # the shipped base fits it (tests/test_train_bases.py)
     resume = re.search(r"`doppel train demo-out/workspace --src (\w+) --dst (\w+) --model (\w+)", readme)
     assert resume and resume.groups() == (SOURCE.identity, DESTINATION.identity, MODEL)
     with create_workspace(tmp_path / "ws"):

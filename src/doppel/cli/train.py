@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -15,8 +16,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from doppel.cli.common import JsonOpt, clock, console, emit_json
 from doppel.core.errors import ConfigError
 from doppel.store import Workspace
+from doppel.train import checkpoint
 from doppel.train.loop import RunSpec, StepInfo, TrainResult
-from doppel.workflow.train import DetailPlan, resolve_base, resolve_configs
+from doppel.workflow.train import DetailPlan, default_base, resolve_base, resolve_configs
 from doppel.workflow.train import train as run_training
 
 
@@ -46,7 +48,11 @@ def train(
     gan_power: float | None = typer.Option(None, "--gan-power", help="Patch-GAN weight (0 = off)."),
     iters: int | None = typer.Option(None, "--iters", help="Train until this step count."),
     minutes: float | None = typer.Option(None, "--minutes", help="Train for this many minutes."),
-    base: str | None = typer.Option(None, "--base", help="Start from this base model (name or folder)."),
+    base: str | None = typer.Option(None, "--base", help="Start from this base model (doppel:NAME for a shipped "
+                                                         "one, a model name or a folder). Default: the shipped "
+                                                         "base of the same architecture, if any."),
+    no_base: bool = typer.Option(False, "--no-base", help="Start a new model from random weights, not from the "
+                                                          "shipped base model."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     precision: str | None = typer.Option(None, "--precision", help="auto, fp32, bf16 or fp16."),
     workers: int | None = typer.Option(None, "--workers", help="Data loading processes (0 = in-process)."),
@@ -65,6 +71,8 @@ def train(
 
     Trains until --iters or --minutes (or Ctrl-C). Ctrl-C or SIGTERM saves a checkpoint; rerunning the
     same command resumes it exactly."""
+    if base and no_base:
+        raise ConfigError("--base and --no-base contradict each other; give one")
     if pretrain and detail:
         raise ConfigError("--detail follows a pair model; a base model (--pretrain) has none")
     if pretrain:
@@ -88,6 +96,8 @@ def train(
                   "preview_minutes": preview_minutes}
         base_dir = resolve_base(ws, base) if base else None
         mcfg, tcfg, pname = resolve_configs(ws, model, preset_name, mflags, tflags, base_dir)
+        if base_dir is None and not no_base:
+            base_dir = default_base(ws, model, mcfg, pretrain=pretrain)
         spec = RunSpec(name=model, model=mcfg, train=tcfg, src=src_ids, dst=dst_ids, pretrain=pretrain,
                        preset=pname, iters=iters, minutes=minutes, base=base_dir, device=device, holdout=holdout)
         secondary = int(os.environ.get("RANK", "0")) != 0  # under torchrun only rank 0 reports
@@ -102,14 +112,26 @@ def train(
         console.print(f"{result.status}: model {model} at step {result.step} "
                       f"({result.images_per_s:.2f} images/s over {result.steps_run} steps on {result.device}, "
                       f"{result.precision}); preview {result.preview}")
+        if report["base"]:
+            console.print(f"started from base model {report['base']}")
         if result.detail is not None:
             console.print(f"detail network: {result.detail.steps} steps in {result.detail.seconds:.0f} s")
     if signum is not None:
         raise typer.Exit(128 + signum)
 
 
+def _started_from(model_dir: Path) -> str | None:
+    """The base model the run's weights started from, as train.json records it."""
+    try:
+        base = json.loads((model_dir / checkpoint.TRAIN).read_text()).get("base")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return base if isinstance(base, str) else None
+
+
 def _report(r: TrainResult) -> dict[str, Any]:
-    return {"model_dir": str(r.model_dir), "step": r.step, "status": r.status, "resumed_from": r.resumed_from,
+    return {"model_dir": str(r.model_dir), "base": _started_from(r.model_dir), "step": r.step, "status": r.status,
+            "resumed_from": r.resumed_from,
             "steps_run": r.steps_run, "seconds": round(r.seconds, 2), "images_per_s": round(r.images_per_s, 3),
             "losses": {k: round(v, 5) for k, v in r.losses.items()}, "device": r.device,
             "precision": r.precision, "preview": str(r.preview) if r.preview else None, "world": r.world,

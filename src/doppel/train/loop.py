@@ -40,7 +40,7 @@ from doppel.io.image import encode_image
 from doppel.provenance.consent import check_consent
 from doppel.provenance.watermark import Watermarker, render_payload
 from doppel.store.records import ConsentRecord, FaceRecord
-from doppel.train import augment, checkpoint, losses
+from doppel.train import augment, bases, checkpoint, losses
 from doppel.train.config import ModelConfig, TrainConfig
 from doppel.train.data import FaceSet, PairDataset, face_hull_mask, load_faceset, make_loader, to_model
 from doppel.train.models import as_face_model, build_model
@@ -346,7 +346,7 @@ class _Run:
     def _write_meta(self, *, resumed: bool) -> None:
         meta = {"train": self.tc.model_dump(), "src": list(self.spec.src), "dst": list(self.spec.dst),
                 "pretrain": self.spec.pretrain, "preset": self.spec.preset,
-                "base": str(self.spec.base) if self.spec.base else None, "doppel_version": __version__,
+                "base": bases.label(self.spec.base) if self.spec.base else None, "doppel_version": __version__,
                 "device": str(self.device), "precision": str(self.amp or "fp32"), "world": self.dd.world}
         old: dict[str, Any] = {}
         if (self.dir / checkpoint.TRAIN).is_file():

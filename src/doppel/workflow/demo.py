@@ -7,7 +7,7 @@
    whose face is put in; each moves and is lit differently.
 2. ``consent``: one consent record per identity, basis ``public-domain-demo``.
 3. ``extract``: both people's faces into a fresh workspace.
-4. ``train``: a small model (the ``cpu`` preset, made smaller) for a fixed time budget.
+4. ``train``: the ``cpu`` preset's model, started from the base model doppel ships, for a fixed time budget.
 5. ``merge``: the source face into every frame of the destination clip, watermarked.
 6. ``verify``: read the output's provenance back (watermark, content credentials).
 7. ``eval``: identity, expression, pose, detail, steadiness, gaze and seam metrics, and the contact sheet.
@@ -36,6 +36,7 @@ from doppel.merge.settings import MergeSettings
 from doppel.provenance.consent import add_consent
 from doppel.provenance.verify import verify_file
 from doppel.store import Workspace
+from doppel.train import bases
 from doppel.train.config import PRESETS, model_config, train_config
 from doppel.train.loop import RunSpec, StepInfo
 from doppel.workflow.evaluate import evaluate, request_for_render
@@ -65,22 +66,22 @@ SCOPE = "doppel's built-in demonstration: a synthetic clip made from this portra
 @dataclass(frozen=True)
 class DemoConfig:
     """The demo's settings. ``minutes`` is the training budget; the rest takes about 1-2 minutes
-    more on two CPU cores. The model is the ``cpu`` preset network at ``resolution`` px with a
-    higher learning rate and a much shorter EMA, which suit a budget of minutes rather than hours
-    (the EMA is not bias-corrected: at decay 0.99 a third of it is still the random initialisation
-    after ~100 steps, and the swapped face comes out a grey blur)."""
+    more on two CPU cores. The model is the ``cpu`` preset's network, started from the base model
+    doppel ships (``base``; :mod:`doppel.train.bases`), as ``doppel train`` starts a new model; with a
+    much shorter EMA than the preset's, since minutes of fine-tuning are a few hundred steps."""
 
     out: Path
     minutes: float = 10.0
     seconds: float = 4.0
     width: int = 640
     height: int = 360
-    resolution: int = 64
-    arch: str = "df"
-    lr: float = 5e-4
+    resolution: int = 96
+    arch: str = "liae"
+    lr: float = 2e-4
     ema_decay: float = 0.9
     random_warp: bool = False
     batch: int = 8
+    base: bool = True
 
     def __post_init__(self) -> None:
         if not 0 < self.minutes <= 600:
@@ -197,8 +198,9 @@ class _Demo:
         mcfg = model_config(PRESETS["cpu"].model, resolution=cfg.resolution, arch=cfg.arch)
         tcfg = train_config(batch=cfg.batch, lr=cfg.lr, ema_decay=cfg.ema_decay, random_warp=cfg.random_warp,
                             preview_minutes=max(1.0, cfg.minutes / 4), checkpoint_minutes=max(1.0, cfg.minutes))
+        shipped = bases.for_config(mcfg) if cfg.base else None
         spec = RunSpec(name=MODEL, model=mcfg, train=tcfg, src=(SOURCE.identity,), dst=(DESTINATION.identity,),
-                       preset="cpu", minutes=cfg.minutes)
+                       preset="cpu", minutes=cfg.minutes, base=shipped[1] if shipped else None)
         minutes = cfg.minutes
 
         def timed(done: int, total: int | None, /) -> None:  # the budget is time, so report seconds
@@ -218,7 +220,7 @@ class _Demo:
         return {"model": MODEL, "steps": result.step, "seconds": round(result.seconds, 1),
                 "images_per_s": round(result.images_per_s, 2), "losses": result.losses,
                 "preview": str(result.preview) if result.preview else None, "precision": result.precision,
-                "resolution": cfg.resolution, "arch": cfg.arch}
+                "resolution": cfg.resolution, "arch": cfg.arch, "base": bases.label(spec.base) if spec.base else None}
 
     # 5 ------------------------------------------------------------------------------------------
     def merge(self, ws: Workspace, dst_clip: Path, progress: ProgressFn) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from doppel.core.progress import ProgressFn, no_progress
 from doppel.io.atomic import write_text_atomic
 from doppel.provenance.consent import require_consent
 from doppel.store import Workspace
-from doppel.train import checkpoint
+from doppel.train import bases, checkpoint
 from doppel.train.config import PRESETS, DetailConfig, ModelConfig, TrainConfig, model_config, preset, train_config
 from doppel.train.detail import WEIGHTS as DETAIL_WEIGHTS
 from doppel.train.detail import DetailResult, DetailSpec, train_detail
@@ -42,12 +42,32 @@ def model_dir(ws: Workspace, name: str) -> Path:
 
 
 def resolve_base(ws: Workspace, base: str | Path) -> Path:
-    """``--base``: a model name in this workspace or a path to a model folder."""
+    """``--base``: a shipped base (``doppel:NAME``), a model name in this workspace or a path to a model folder."""
+    shipped = bases.resolve(str(base))
+    if shipped is not None:
+        return shipped
+    if str(base).startswith(bases.PREFIX):
+        raise ConfigError(f"no shipped base model {base!r}; doppel ships: "
+                          + (", ".join(bases.PREFIX + n for n in bases.shipped()) or "none"))
     p = Path(base)
     for cand in (ws.models_dir() / str(base), p):
         if (cand / checkpoint.CONFIG).is_file():
             return cand
     raise InputError("no such base model (neither a model of this workspace nor a model folder)", path=p)
+
+
+def default_base(ws: Workspace, name: str, cfg: ModelConfig, *, pretrain: bool) -> Path | None:
+    """The shipped base a *new* pair model starts from: the one whose architecture and capacity are
+    ``cfg``'s (the ``cpu`` preset's, as shipped), if any. None for a base-model run and for a model that
+    already has checkpoints (a resume continues its own weights)."""
+    ckpts = checkpoint.checkpoints_dir(model_dir(ws, name))
+    if pretrain or (ckpts.is_dir() and any(ckpts.glob("step-*"))):
+        return None
+    hit = bases.for_config(cfg)
+    if hit is None:
+        log.info("no shipped base model has this architecture and capacity: training from scratch")
+        return None
+    return hit[1]
 
 
 def resolve_configs(ws: Workspace, name: str, preset_name: str | None, model_flags: dict[str, Any],
@@ -181,7 +201,7 @@ def train(ws: Workspace, spec: RunSpec, *, detail: DetailPlan | None = None, pro
         ws.models.register(spec.name, folder_rel=ws.rel(folder), arch=cfg.arch, preset=spec.preset,
                            resolution=cfg.resolution, face_type=cfg.face_type,
                            src=None if spec.pretrain else spec.src[0], dst=None if spec.pretrain else spec.dst[0],
-                           base=str(spec.base) if spec.base else None, step=result.step)
+                           base=bases.label(spec.base) if spec.base else None, step=result.step)
         if plan is not None:
             result.detail = _train_detail(spec, data, result, plan, should_stop)
         elif result.steps_run and (folder / DETAIL_WEIGHTS).is_file():
