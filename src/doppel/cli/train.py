@@ -51,8 +51,8 @@ def train(
     base: str | None = typer.Option(None, "--base", help="Start from this base model (doppel:NAME for a shipped "
                                                          "one, a model name or a folder). Default: the shipped "
                                                          "base of the same architecture, if any."),
-    no_base: bool = typer.Option(False, "--no-base", help="Start a new model from random weights, not from the "
-                                                          "shipped base model."),
+    no_base: bool = typer.Option(False, "--no-base", metavar="",
+                                 help="Start a new model from random weights, not from the shipped base model."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     precision: str | None = typer.Option(None, "--precision", help="auto, fp32, bf16 or fp16."),
     workers: int | None = typer.Option(None, "--workers", help="Data loading processes (0 = in-process)."),
