@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from doppel.io.atomic import write_text_atomic
 from doppel.train import checkpoint
@@ -66,9 +66,7 @@ def export(model_dir: Path, out: Path, extra: dict[str, object]) -> Path:
                for k, v in load_file(str(model_dir / checkpoint.WEIGHTS)).items()}
     meta = json.loads((model_dir / checkpoint.TRAIN).read_text())
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{checkpoint.WEIGHTS}.tmp"
-    save_file(tensors, str(tmp), metadata={"arch": cfg.arch, "tensors_sha256": checkpoint.tensors_sha256(tensors)})
-    tmp.replace(out / checkpoint.WEIGHTS)
+    checkpoint.write_weights(out, tensors, {"arch": cfg.arch})
     checkpoint.write_config(out, cfg)
     info = {k: v for k, v in {**meta, **extra}.items() if k in SHIPPED_TRAIN_KEYS}
     write_text_atomic(out / checkpoint.TRAIN, json.dumps({**info, "pretrain": True}, indent=2, sort_keys=True) + "\n")

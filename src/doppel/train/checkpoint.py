@@ -238,9 +238,14 @@ def load_latest(model_dir: Path) -> State | None:
 
 def save_weights(model_dir: Path, ema: nn.Module, meta: dict[str, str]) -> None:
     """The inference weights (EMA), atomically, with string metadata in the safetensors header."""
+    write_weights(model_dir, {k: v.detach().cpu().contiguous() for k, v in ema.state_dict().items()}, meta)
+
+
+def write_weights(model_dir: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
+    """``model_dir``'s inference weights from ``tensors``, atomically, with their checksum (what
+    :func:`load_weights` checks) and string ``meta`` in the header."""
     path = model_dir / WEIGHTS
     tmp = path.with_name(f".{WEIGHTS}.tmp")
-    tensors = {k: v.detach().cpu().contiguous() for k, v in ema.state_dict().items()}
     save_file(tensors, str(tmp), metadata={**meta, "tensors_sha256": tensors_sha256(tensors)})
     os.replace(tmp, path)
 

@@ -42,7 +42,7 @@ from doppel.train.loop import RunSpec, StepInfo
 from doppel.workflow.evaluate import evaluate, request_for_render
 from doppel.workflow.extract import extract
 from doppel.workflow.merge import MergeRequest, merge
-from doppel.workflow.train import train
+from doppel.workflow.train import default_base, train
 from doppel.workflow.workspace import create_workspace
 
 log = logging.getLogger(__name__)
@@ -198,9 +198,9 @@ class _Demo:
         mcfg = model_config(PRESETS["cpu"].model, resolution=cfg.resolution, arch=cfg.arch)
         tcfg = train_config(batch=cfg.batch, lr=cfg.lr, ema_decay=cfg.ema_decay, random_warp=cfg.random_warp,
                             preview_minutes=max(1.0, cfg.minutes / 4), checkpoint_minutes=max(1.0, cfg.minutes))
-        shipped = bases.for_config(mcfg) if cfg.base else None
         spec = RunSpec(name=MODEL, model=mcfg, train=tcfg, src=(SOURCE.identity,), dst=(DESTINATION.identity,),
-                       preset="cpu", minutes=cfg.minutes, base=shipped[1] if shipped else None)
+                       preset="cpu", minutes=cfg.minutes,
+                       base=default_base(ws, MODEL, mcfg, pretrain=False) if cfg.base else None)
         minutes = cfg.minutes
 
         def timed(done: int, total: int | None, /) -> None:  # the budget is time, so report seconds
