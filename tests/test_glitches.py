@@ -112,6 +112,36 @@ def test_mask_instability_and_dropout() -> None:
     assert not g[9].flagged and not any(x.flagged for x in g[10:19])
 
 
+def test_faint_matte_still_scored() -> None:
+    """A barely trained model's matte never reaches one half; an occluder cut out of it still shows as a
+    mask change, and the colour offset is weighted by how much of the swap each pixel shows."""
+    measures = _measures(30)
+    masks = np.zeros((30, ft.MASK_SIZE, ft.MASK_SIZE), np.uint8)
+    masks[:, 10:40, 12:36] = 110  # the matte at 0.43 everywhere on the face
+    masks[9, 25:40, 12:36] = 0  # the lower half kept off the swap on one frame
+    g = score(measures, masks)
+    assert g[9].flagged and g[9].reasons[0]["reason"] == "mask"
+    assert sum(x.flagged for x in g) == 1
+    # colour: the swap is 20 levels brighter where it shows; a half-strength matte reads half the offset's worth
+    plate = np.full((64, 64, 3), 100, np.uint8)
+    out = plate.copy()
+    out[16:48, 16:48] = 120
+    matte = np.zeros((64, 64), np.uint8)
+    matte[16:48, 16:48] = 255
+    full = ft.colour_offset(plate, out, matte)
+    assert full is not None and full[0] > 5.0
+    matte[16:48, 16:32] = 0
+    matte[:16] = 255  # the swap shows here too, and looks like the plate
+    part = ft.colour_offset(plate, out, matte)
+    assert part is not None and 0.2 * full[0] < part[0] < 0.6 * full[0]
+    assert ft.colour_offset(plate, out, np.full((64, 64), 0, np.uint8)) is None
+    # the frame's matte carried into crop space as it is, not cut at one half
+    faint = np.zeros((128, 128), np.uint8)
+    faint[32:96, 32:96] = 110
+    crop = ft.crop_mask(faint, np.array([[0.5, 0.0, 0.0], [0.0, 0.5, 0.0]]), 64)
+    assert abs(int(crop[ft.MASK_SIZE // 2, ft.MASK_SIZE // 2]) - 110) <= 1 and crop[2, 2] == 0
+
+
 def test_mouth_eyes_gaze_from_landmarks() -> None:
     lm = mean_shape() * 200 + 50
     open_mouth = lm.copy()

@@ -20,10 +20,11 @@ from doppel.io.video import probe
 from doppel.review.app import create_app
 from doppel.review.guard import new_token
 
-# A 20-step model at the cpu preset's own rate (far from converged). Before the segmenter's signals, the
-# occluded frames were outranked in 5 runs of 5 at this rate (the test pinned 5e-5). Now merge keeps the
-# bar on top of the swap, so the swapped face's identity reads off on those frames whatever the model's
-# state: 4 runs of 4 put at least two of the three in the top five.
+# A 20-step model at the cpu preset's own rate (far from converged): its learned mask sits near one half
+# everywhere, so the matte never passes one half. Review once thresholded the matte there, found no mask on
+# any frame, and ranked the occluded frames on identity alone (failing about one run in three). Review now
+# compares soft mattes: the bar merge keeps on top of the swap shows as a mask change (z ~5.5-6 against
+# <= 4.7 for any other frame in 3 runs of 3).
 TINY = ["--resolution", "64", "--e-dims", "8", "--ae-dims", "16", "--d-dims", "8", "--d-mask-dims", "4",
         "--batch", "2", "--workers", "0"]
 OCCLUDED = (12, 13, 14)

@@ -292,8 +292,8 @@ class Compositor:
 
     def process(self, item: WorkItem, *, warmup: bool = False) -> np.ndarray | None:
         """Fill ``item.output`` (watermarked), its occlusion and cut flags and ``item.face_region`` (the
-        landmark hull in the frame, where flicker is measured). Returns where the matte is on
-        (bool ``(H, W)``, matte > 0.5) for a swapped frame, else None. A ``warmup`` frame only brings the
+        landmark hull in the frame, where flicker is measured). Returns the frame's matte (uint8 ``(H, W)``,
+        255 = all swap) for a swapped frame, else None. A ``warmup`` frame only brings the
         shot-cut and temporal state up to date (a chunk's run-up): no layers, no watermark."""
         ctx, t0 = self.ctx, time.perf_counter()
         frame, s = item.frame, item.settings
@@ -311,8 +311,8 @@ class Compositor:
             item.occlusion, item.uncertainty, item.leak = res.occlusion, res.uncertainty, res.leak
             x0, y0, x1, y1 = res.roi
             if x1 > x0 and y1 > y0:
-                region = np.zeros(frame.image.shape[:2], bool)
-                region[y0:y1, x0:x1] = res.frame_matte > 0.5
+                region = np.zeros(frame.image.shape[:2], np.uint8)
+                region[y0:y1, x0:x1] = np.clip(res.frame_matte * 255.0 + 0.5, 0, 255).astype(np.uint8)
             if ctx.layers is not None and not ctx.layers_video and not warmup:
                 t1 = time.perf_counter()
                 ctx.layer_files += write_layers(

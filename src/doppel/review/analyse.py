@@ -81,10 +81,10 @@ class _Meter:
         g_plate, g_swap = ft.gaze(fr.original, lm_plate), ft.gaze(fr.output, lm_swap)
         if g_plate is not None and g_swap is not None:
             m.gaze = float(np.linalg.norm(g_swap - g_plate, axis=1).mean())
-        if fr.region is not None:
-            offset = ft.colour_offset(fr.original, fr.output, fr.region)
+        if fr.matte is not None:
+            offset = ft.colour_offset(fr.original, fr.output, fr.matte)
             m.colour = None if offset is None else [round(float(v), 4) for v in offset]
-            mask = ft.crop_mask(fr.region, face.transform, face.size)
+            mask = ft.crop_mask(fr.matte, face.transform, face.size)
         vec = self.embedder.embed(fr.output, lm_swap) if with_identity else None
         return m, mask, vec
 
@@ -192,7 +192,7 @@ def analyse(ws: Workspace, render_id: int, *, swapper: Swapper | None = None, pr
             vectors[fr.index] = vec
         if fr.face is not None:
             dest[fr.index] = fr.face
-        cache.write_frame(fr.index, fr.original, fr.output, fr.region)
+        cache.write_frame(fr.index, fr.original, fr.output, fr.matte)
         thumbs[fr.index] = cache.thumbnail(fr.output)
     if not measures:
         raise WorkspaceError(f"render {render.uid}: no frames to analyse", path=ws.root)
@@ -257,7 +257,7 @@ def refresh(ws: Workspace, render_id: int, frames: Sequence[int] | None = None, 
         measures[fr.index], masks[fr.index] = m, mask
         if vec is not None:
             vectors[fr.index] = vec
-        cache.write_frame(fr.index, None, fr.output, fr.region)
+        cache.write_frame(fr.index, None, fr.output, fr.matte)
         thumbs[fr.index] = cache.thumbnail(fr.output)
     reference = np.asarray(data["reference"], np.float32) if data.get("reference") else None
     for i, vec in vectors.items():

@@ -251,10 +251,11 @@ def create_app(root: str | Path, token: str, *, host: str = "127.0.0.1",
         else:
             mask = None if mask_path is None else decode_image(mask_path, "gray")
             image = merged.copy()
-            if mask is not None:
-                on = mask > 127
+            if mask is not None:  # tinted as strongly as the swap shows; outlined where it is at least half
+                alpha = 0.45 * mask.astype(np.float32)[..., None] / 255.0
                 tint = np.array([255, 40, 60], np.float32)
-                image[on] = (0.55 * image[on] + 0.45 * tint).astype(np.uint8)
+                image = (image.astype(np.float32) * (1.0 - alpha) + tint * alpha).astype(np.uint8)
+                on = mask > 127
                 contours, _ = cv2.findContours(on.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
                 cv2.drawContours(image, contours, -1, (255, 255, 0), 1)
         return Response(encode_jpeg(image), media_type="image/jpeg")

@@ -1,10 +1,10 @@
 """What review precomputes per render, under ``WS/renders/<uid>/review/``.
 
 - ``frames/orig_NNNNNN.jpg``, ``frames/out_NNNNNN.jpg``: the plate and the merged frame;
-- ``frames/mask_NNNNNN.png``: where the matte is on (8-bit, 0 or 255), swapped frames only;
+- ``frames/mask_NNNNNN.png``: the frame's matte (8-bit, 255 = all swap), swapped frames only;
 - ``thumbs_KKK.jpg``: sprite sheets of :data:`PER_SHEET` thumbnails of the merged frames;
 - ``measures.json`` and ``masks.npy``: per-frame measurements (:class:`~doppel.review.glitches.Measure`)
-  and face-space masks (uint8 ``(N, 48, 48)``; plain ``.npy``, loaded without pickle);
+  and face-space mattes (uint8 ``(N, 48, 48)``, soft; plain ``.npy``, loaded without pickle);
 - ``scores.json``: the compact per-frame summary the web page loads in one request.
 
 Every file is written atomically. The page never triggers a recomputation by reading.
@@ -26,7 +26,7 @@ from doppel.io.atomic import write_bytes_atomic, write_text_atomic
 from doppel.io.image import ReadMode, encode_image, read_image
 from doppel.store import Workspace
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: soft mattes (were thresholded at one half)
 THUMB_WIDTH = 96
 SHEET_COLUMNS = 20
 PER_SHEET = 400  # 20 x 20 thumbnails per sprite sheet
@@ -83,15 +83,16 @@ class ReviewCache:
 
     # -- frames ------------------------------------------------------------------------------------
     def write_frame(self, index: int, original: np.ndarray | None, output: np.ndarray,
-                    region: np.ndarray | None) -> None:
+                    matte: np.ndarray | None) -> None:
         if original is not None:
             write_bytes_atomic(self.frame("orig", index), encode_jpeg(original))
         write_bytes_atomic(self.frame("out", index), encode_jpeg(output))
         mask_path = self.frame("mask", index)
-        if region is None:
+        if matte is None:
             mask_path.unlink(missing_ok=True)
         else:
-            write_bytes_atomic(mask_path, encode_image(region.astype(np.uint8) * 255, ".png", png_compression=1))
+            png = encode_image(np.ascontiguousarray(matte, np.uint8), ".png", png_compression=1)
+            write_bytes_atomic(mask_path, png)
 
     # -- thumbnails --------------------------------------------------------------------------------
     @staticmethod

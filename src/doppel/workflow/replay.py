@@ -2,7 +2,7 @@
 
 A saved render is recomputed with its settings and overrides as they are *now* in the workspace:
 the same pieces as a full merge (align, cached inference, :class:`~doppel.merge.stages.Compositor`
-with its watermark), each frame handed over whole (plate, output, matte region, status) for
+with its watermark), each frame handed over whole (plate, output, matte, status) for
 review's views and glitch scoring. It holds no compositing logic of its own.
 """
 
@@ -35,7 +35,7 @@ class ReplayedFrame:
     index: int
     original: np.ndarray  # uint8 (H, W, 3) RGB, the plate
     output: np.ndarray  # uint8 (H, W, 3) RGB, what merge writes (watermarked)
-    region: np.ndarray | None  # bool (H, W): matte > 0.5, None when no face was swapped
+    matte: np.ndarray | None  # uint8 (H, W): how much of the swap each pixel shows (255 = all), None when none
     status: str  # swapped | passthrough | kept
     occlusion: float | None
     shot_cut: bool
@@ -98,14 +98,14 @@ def replay(ws: Workspace, render_id: int, frames: Sequence[int] | None = None, *
             infer_items(ctx, items)
             for it in items:
                 original = it.frame.image
-                region = compositor.process(it)
+                matte = compositor.process(it)
                 if wanted is not None and it.frame.index not in wanted:
                     continue
                 assert it.output is not None
                 rows.append(FrameRow(it.frame.index, it.status, it.occlusion, it.shot_cut))
                 done += 1
                 progress(done, total)
-                yield ReplayedFrame(it.frame.index, original, it.output, region, it.status, it.occlusion,
+                yield ReplayedFrame(it.frame.index, original, it.output, matte, it.status, it.occlusion,
                                     it.shot_cut, it.face, it.settings, it.uncertainty, it.leak)
             if len(rows) >= FLUSH:
                 ws.renders.record_frames(render.id, rows)
