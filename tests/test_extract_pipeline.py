@@ -146,7 +146,7 @@ def test_person_chooses_whom_to_keep(ws: Workspace, pair: Path, tmp_path: Path) 
 def test_person_not_in_clip_is_a_clear_error(ws: Workspace, astro: tuple[Path, object]) -> None:
     ref = reference_embedding_of("grace_hopper")
     before = _snapshot(ws)
-    with pytest.raises(NoFaceError, match="--person face is not in this clip"):
+    with pytest.raises(NoFaceError, match="person's face is not in this clip"):
         extract_clip(ws, "x", astro[0], person=ref, screen=FakeScreen())
     assert _snapshot(ws) == before
 

@@ -27,6 +27,6 @@ def choose_tracks(means: dict[int, np.ndarray | None], lengths: dict[int, int], 
     chosen = {tid: d for tid, d in dist.items() if d < match_distance}
     if not chosen:
         closest = f"{min(dist.values()):.2f}" if dist else "none"
-        raise LookupError(f"the --person face is not in this clip (closest face at identity distance {closest}, "
+        raise LookupError(f"the person's face is not in this clip (closest face at identity distance {closest}, "
                           f"same person is < {match_distance})")
     return chosen, ref

@@ -27,6 +27,7 @@ from doppel.review.cache import CACHE_VERSION, PER_SHEET, SHEET_COLUMNS, ReviewC
 from doppel.review.glitches import FLAG_SCORE, Glitch, Measure, ranked, score, store_scores
 from doppel.store import Workspace
 from doppel.store.records import FaceRecord, RenderRecord
+from doppel.workflow.extract import identity_embedding
 from doppel.workflow.merge import frame_settings
 from doppel.workflow.models import model_of
 from doppel.workflow.replay import ReplayedFrame, replay
@@ -109,14 +110,6 @@ def _jumps(dest: dict[int, FaceRecord], measures: list[Measure]) -> None:
             m.landmark_jump = ft.landmark_shift(face.landmarks_smooth, np.median(np.stack(nb), axis=0))
 
 
-def _reference(ws: Workspace, identity: str | None) -> np.ndarray | None:
-    """Mean identity embedding of the model's source faces (None when none were embedded)."""
-    if identity is None or ws.identities.id_of(identity) is None:
-        return None
-    vecs = [f.embedding for f in ws.faces.of(identity) if f.embedding is not None and f.embedding.size == 128]
-    return np.mean(vecs, axis=0).astype(np.float32) if vecs else None
-
-
 def _identity_distances(measures: list[Measure], vectors: dict[int, np.ndarray],
                         reference: np.ndarray | None) -> tuple[str, np.ndarray | None]:
     """Fill ``identity`` (distance to ``reference``, or to the median swap when there is none); returns
@@ -166,7 +159,7 @@ def analyse(ws: Workspace, render_id: int, *, swapper: Swapper | None = None, pr
     cache = ReviewCache(ws, render.uid)
     video = probe(ws.clips.path_of(render.clip_id, what=f"render {render.uid}"))
     model = model_of(ws, render)
-    reference = _reference(ws, model.src_identity)
+    reference = identity_embedding(ws, model.src_identity) if model.src_identity else None
     n_faces = ws.faces.count(model.dst_identity, render.clip_id) if model.dst_identity else 0
     stride = max(1, math.ceil(n_faces / max(1, identity_budget)))
     meter = _Meter()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from doppel.core.errors import InputError
+from doppel.core.errors import InputError, NoFaceError
 from doppel.core.names import check_identity_name, check_path_name
 from doppel.core.progress import ProgressFn, no_progress
 from doppel.extract.config import ClipReport, ExtractConfig, content_hash
@@ -90,17 +90,36 @@ def _tidy(ws: Workspace, found: Extraction, replaced: list[str]) -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
+def identity_embedding(ws: Workspace, identity: str) -> np.ndarray | None:
+    """Mean identity vector of the person's faces already in the workspace (None when none were embedded)."""
+    if ws.identities.id_of(identity) is None:
+        return None
+    vecs = [f.embedding for f in ws.faces.of(identity) if f.embedding is not None and f.embedding.size == 128]
+    return np.mean(vecs, axis=0).astype(np.float32) if vecs else None
+
+
 def destination_faces(ws: Workspace, path: Path, identity: str, *, size: int = 256, face_type: str = "full",
                       progress: ProgressFn = no_progress) -> Destination:
     """Faces of ``identity`` in the clip at ``path``, by frame index, extracting them first if the
     workspace has not examined this clip for this person (excluded faces included: pruning a face from a
-    training set does not mean leaving it unswapped)."""
+    training set does not mean leaving it unswapped). A new clip's faces are matched to the person's faces
+    already in the workspace, so that in a shot with several people each model swaps its own performer
+    (with none yet, the longest track is the person)."""
     digest = content_hash(path)
     clip = ws.clips.by_hash(digest)
     if clip is None or not ws.faces.extracted(clip.id, identity):
+        reference = identity_embedding(ws, identity)
         log.info("extracting %s from %s before merging", identity, path)
         config = ExtractConfig.validated({"size": size, "face_type": face_type})
-        extract(ws, identity, path, config=config, progress=progress)
+        try:
+            extract(ws, identity, path, config=config, person=reference, progress=progress)
+        except NoFaceError as exc:
+            if reference is None:
+                raise
+            detail = exc.message.removeprefix(f"{path}: ")
+            raise NoFaceError(f"{identity!r} is not in this video ({detail}, matched against their faces in the "
+                              f"workspace); if they are, run `doppel extract` on it with --person PHOTO first",
+                              path=path) from None
         clip = ws.clips.by_hash(digest)
         if clip is None:
             raise InputError("extraction did not register this clip in the workspace", path=path)
