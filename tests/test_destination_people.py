@@ -9,8 +9,8 @@ import pytest
 
 from conftest import make_clip
 from doppel.core.errors import NoFaceError
-from doppel.workflow.workspace import create_workspace
 from doppel.workflow.extract import destination_faces, extract
+from doppel.workflow.workspace import create_workspace
 
 
 def test_destination_faces_follow_the_person(tmp_path: Path) -> None:

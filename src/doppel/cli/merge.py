@@ -39,7 +39,9 @@ CodecChoice = Enum("CodecChoice", {n: n for n in CODECS}, type=str)  # type: ign
 def merge(
     workspace: Path = typer.Argument(..., help="The workspace holding the model and the destination faces."),
     input: Path = typer.Argument(..., help="Destination video (extracted on the fly if the workspace lacks it)."),
-    model: str = typer.Option(..., "--model", "-m", help="Name of a model trained in this workspace."),
+    model: list[str] = typer.Option(..., "--model", "-m", help="Name of a model trained in this workspace. Repeat "
+                                    "it for a shot with several people: each model swaps its own destination "
+                                    "person, all in one pass (one decode, one encode; review scores the first)."),
     output: Path = typer.Option(..., "--output", "-o", help="Video to write (shot.mov, shot.mkv, ...) or an image "
                                                             "sequence (out/shot.%06d.exr, out/shot.####.dpx)."),
     codec: CodecChoice | None = typer.Option(None, "--codec", help="Video codec (default: from the file name: "
@@ -65,13 +67,16 @@ def merge(
 ) -> None:
     """Merge MODEL into every frame of INPUT where the destination person is, writing OUTPUT.
 
+    With several --model, each swaps its own destination person, all in one pass.
+
     Frames without the person pass through; output keeps the input's frame count, timing,
     resolution and audio, and carries doppel's watermark and content credentials. Rerunning with
     the same settings resumes and reuses finished frames.
     """
     settings = load_settings(settings_file, set_)
     overrides = tuple(parse_override(text) for text in override)
-    request = MergeRequest(input=input, output=output, model=model, settings=settings, overrides=overrides,
+    request = MergeRequest(input=input, output=output, model=model[0], others=tuple(model[1:]), settings=settings,
+                           overrides=overrides,
                            identity=identity, layers=layers, crf=crf, preset=preset, batch=batch,
                            codec=codec.value if codec is not None else None, fps=fps, start_number=start_number)
     with Workspace.open(workspace) as ws, progress_bar("merging", enabled=not json_out) as progress, \

@@ -110,6 +110,7 @@ def run_chunk(ctx: RunContext, info: VideoInfo, source: Path, frames: FrameRange
             t.join(timeout=10)
     report.input_change, report.output_change = flicker.input_change, flicker.output_change
     report.stages = {k: round(v, 3) for k, v in sorted(ctx.stages.seconds.items())}
-    report.cache_hits, report.cache_misses = ctx.cache.hits, ctx.cache.misses
+    report.cache_hits = sum(p.cache.hits for p in ctx.people())
+    report.cache_misses = sum(p.cache.misses for p in ctx.people())
     report.seconds = time.perf_counter() - started
     return report

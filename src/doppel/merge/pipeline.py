@@ -102,7 +102,7 @@ def run(ctx: RunContext, info: VideoInfo, encode: Encode, report: MergeReport, *
     finally:
         ctx.stop.set()
     report.stages = {k: round(v, 3) for k, v in sorted(ctx.stages.seconds.items())}
-    report.inference_reused = ctx.cache.hits
+    report.inference_reused = sum(p.cache.hits for p in ctx.people())
 
 
 def _run(ctx: RunContext, info: VideoInfo, encode: Encode, report: MergeReport,
@@ -163,7 +163,7 @@ def _run(ctx: RunContext, info: VideoInfo, encode: Encode, report: MergeReport,
         if rows:
             on_frames(rows)
     report.flicker_ratio = flicker.ratio
-    report.inference_run = ctx.cache.misses
+    report.inference_run = sum(p.cache.misses for p in ctx.people())
 
 
 def seal_layers(ctx: RunContext) -> Path:

@@ -30,9 +30,17 @@ class Provenance:
         self.keys_dir = keys_dir
         self.consent_hash = check_consent(consent, identity).record_hash
         self.identity = identity
+        self.consent_hashes = [self.consent_hash]  # one per source identity of the render's models
         self._mark: Watermarker | None = None
         self.payload: int | None = None
         self.uid: str | None = None
+
+    def add_source(self, consent: ConsentRecord | None, identity: str) -> None:
+        """One more source identity in the same render (a shot with several people): its consent is checked
+        and listed in the credentials with the first's."""
+        record = check_consent(consent, identity).record_hash
+        if record not in self.consent_hashes:
+            self.consent_hashes.append(record)
 
     def set_render(self, uid: str, payload: int | None) -> None:
         if payload is None:
@@ -56,7 +64,7 @@ class Provenance:
         return np.clip(face + delta / 255.0, 0.0, 1.0).astype(np.float32)
 
     def render_info(self, *, model_name: str, model_id: int | None) -> dict[str, Any]:
-        return {"render_uid": self.uid, "watermark_payload": self.payload, "consent_hashes": [self.consent_hash],
+        return {"render_uid": self.uid, "watermark_payload": self.payload, "consent_hashes": list(self.consent_hashes),
                 "model_name": model_name, "model_id": model_id}
 
     def sign_image(self, path: Path, *, model_name: str, model_id: int | None, what: str) -> None:
@@ -64,7 +72,7 @@ class Provenance:
         if self.uid is None:
             raise RuntimeError("set_render() must come before sign_image()")
         info = RenderCredentials(render_uid=self.uid, model_name=model_name, model_id=model_id,
-                                 consent_hashes=[self.consent_hash], watermark_payload=self.payload,
+                                 consent_hashes=list(self.consent_hashes), watermark_payload=self.payload,
                                  title=path.name, actions=[("c2pa.edited", what)])
         embed_credentials(self.keys_dir, path, info, sidecar=False)
 
@@ -82,7 +90,7 @@ class Provenance:
         if self.uid is None:
             raise RuntimeError("set_render() must come before credentials()")
         info = RenderCredentials(
-            render_uid=self.uid, model_name=model_name, model_id=model_id, consent_hashes=[self.consent_hash],
+            render_uid=self.uid, model_name=model_name, model_id=model_id, consent_hashes=list(self.consent_hashes),
             watermark_payload=self.payload, title=final.name,
             actions=[("c2pa.edited", f"face replaced with model {model_name} in {swapped} of {frames} frames")])
         return Path(embed_credentials(self.keys_dir, video, info))

@@ -2,7 +2,8 @@
 
 Each stage is a function run in its own thread (see :mod:`doppel.merge.pipeline`), joined to the
 next by a bounded :class:`Pipe`; :class:`Compositor` is the sequential, stateful part (shot cuts,
-temporal smoothing) that the review app's re-rendering reuses.
+temporal smoothing) that the review app's re-rendering reuses. Long because the stages, the work
+items and the run context they share (one person or several per frame) are read together.
 """
 
 from __future__ import annotations
@@ -79,6 +80,12 @@ class WorkItem:
     leak: float | None = None
     shot_cut: bool = False
     face_region: Region | None = None  # the face's landmark hull in the frame
+    person: int = 0  # whose face: 0 = the run's own model and destination, k = ``RunContext.others[k - 1]``
+    others: list[WorkItem] = field(default_factory=list)  # the other people's items on this frame (person 0's)
+
+    def everyone(self) -> list[WorkItem]:
+        """This item and the other people's on the same frame, in compositing order."""
+        return [self, *self.others]
 
 
 END = object()
@@ -127,9 +134,20 @@ def crop_transform(face: FaceRecord, resolution: int, face_type: str) -> np.ndar
     return estimate_transform(face.landmarks_smooth, resolution, face_type)  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class Person:
+    """Who a run swaps: a model, the destination person's faces it replaces, its inference cache."""
+
+    swapper: Swapper
+    model: ModelRecord
+    dest: Destination
+    cache: InferenceCache
+
+
 @dataclass
 class RunContext:
-    """Everything the stages share for one run (read-only once the run starts)."""
+    """Everything the stages share for one run (read-only once the run starts). The run's own model and
+    destination are its first person; ``others`` are composited after it, in order, in the same pass."""
 
     swapper: Swapper
     model: ModelRecord
@@ -146,6 +164,13 @@ class RunContext:
     layer_files: list[Path] = field(default_factory=list)  # written by the compositor, sealed at the end
     deep: bool = False  # decode 16-bit and composite a 16-bit output (a 10/16-bit plate into a 10/16-bit output)
     fps: Fraction | None = None  # an image-sequence input's frame rate
+    others: list[Person] = field(default_factory=list)  # more people swapped in the same pass
+
+    def person(self, k: int) -> Person:
+        return Person(self.swapper, self.model, self.dest, self.cache) if k == 0 else self.others[k - 1]
+
+    def people(self) -> list[Person]:
+        return [self.person(k) for k in range(1 + len(self.others))]
 
     @property
     def layers_video(self) -> bool:
@@ -179,15 +204,23 @@ def decode_stage(ctx: RunContext, path: Path, out: Pipe, start: int = 0, stop: i
 
 # -- stage 2: align and batched inference -----------------------------------------------------------
 def prepare_item(ctx: RunContext, frame: Frame) -> WorkItem:
+    """The frame's work item (the first person's), with one item per other person in ``others``."""
+    item = _prepare(ctx, frame, 0)
+    item.others = [_prepare(ctx, frame, k) for k in range(1, 1 + len(ctx.others))]
+    return item
+
+
+def _prepare(ctx: RunContext, frame: Frame, k: int) -> WorkItem:
+    who = ctx.person(k)
     s = ctx.frame_settings.at(frame.index)
-    item = WorkItem(frame, s, face=ctx.dest.faces.get(frame.index))
+    item = WorkItem(frame, s, face=who.dest.faces.get(frame.index), person=k)
     if item.face is None:
         return item
     if s.keep_original:
         item.status = "kept"
         return item
-    res, out_res = ctx.swapper.resolution, output_resolution(ctx.swapper)
-    item.transform = crop_transform(item.face, out_res, ctx.swapper.face_type)  # at the returned face's size
+    res, out_res = who.swapper.resolution, output_resolution(who.swapper)
+    item.transform = crop_transform(item.face, out_res, who.swapper.face_type)  # at the returned face's size
     item.landmarks = transform_points(item.face.landmarks_smooth, item.transform)
     item.status = "swapped"
     if ctx.segmenter is not None and s.occlusion == "segment":
@@ -195,7 +228,7 @@ def prepare_item(ctx: RunContext, frame: Frame) -> WorkItem:
         item.seg_crop, item.seg_matrix = ctx.segmenter.crop_of(frame.image, item.face.landmarks_smooth)
         ctx.stages.add("align", time.perf_counter() - t0)
     t0 = time.perf_counter()
-    hit = ctx.cache.get(frame.index, item.transform)
+    hit = who.cache.get(frame.index, item.transform)
     ctx.stages.add("cache", time.perf_counter() - t0)
     if hit is not None:
         item.swapped, item.learned = hit
@@ -209,20 +242,22 @@ def prepare_item(ctx: RunContext, frame: Frame) -> WorkItem:
 
 
 def run_batch(ctx: RunContext, batch: list[WorkItem]) -> None:
+    """Inference for one person's items (``batch[0].person``)."""
+    who = ctx.person(batch[0].person)
     faces = np.stack([it.crop for it in batch])  # type: ignore[misc]
     t0 = time.perf_counter()
-    swapped, masks = ctx.swapper.swap(faces)
+    swapped, masks = who.swapper.swap(faces)
     ctx.stages.add("infer", time.perf_counter() - t0)
-    n, s = len(batch), output_resolution(ctx.swapper)
+    n, s = len(batch), output_resolution(who.swapper)
     if swapped.shape != (n, s, s, 3) or masks.shape[:3] != (n, s, s):
         raise InputError(f"model returned faces {swapped.shape} and masks {masks.shape}, expected "
-                         f"({n}, {s}, {s}, 3) and ({n}, {s}, {s}, 1)", path=ctx.model.path)
+                         f"({n}, {s}, {s}, 3) and ({n}, {s}, {s}, 1)", path=who.model.path)
     t0 = time.perf_counter()
     for i, it in enumerate(batch):
         it.swapped = np.clip(swapped[i].astype(np.float32), 0.0, 1.0)
         it.learned = np.clip(masks[i].reshape(s, s).astype(np.float32), 0.0, 1.0)
         it.crop = None
-        ctx.cache.put(it.frame.index, it.transform, it.swapped, it.learned)  # type: ignore[arg-type]
+        who.cache.put(it.frame.index, it.transform, it.swapped, it.learned)  # type: ignore[arg-type]
     ctx.stages.add("cache", time.perf_counter() - t0)
 
 
@@ -232,8 +267,8 @@ def run_segmenter(ctx: RunContext, batch: list[WorkItem]) -> None:
     t0 = time.perf_counter()
     masks = ctx.segmenter.predict(np.stack([it.seg_crop for it in batch]))  # type: ignore[misc]
     ctx.stages.add("segment", time.perf_counter() - t0)
-    res = output_resolution(ctx.swapper)  # the size of the face the masks go with
     for i, it in enumerate(batch):
+        res = output_resolution(ctx.person(it.person).swapper)  # the size of the face the masks go with
         assert it.seg_matrix is not None and it.transform is not None
         it.visible = Visible(to_crop(masks.face[i], it.seg_matrix, it.transform, res, outside=1.0),
                              to_crop(masks.glasses[i], it.seg_matrix, it.transform, res, outside=0.0))
@@ -241,11 +276,13 @@ def run_segmenter(ctx: RunContext, batch: list[WorkItem]) -> None:
 
 
 def infer_items(ctx: RunContext, items: list[WorkItem]) -> None:
-    """Batched inference for the items that need it: the swap model, then the segmenter."""
-    todo = [it for it in items if it.crop is not None]
-    for start in range(0, len(todo), ctx.batch):
-        run_batch(ctx, todo[start:start + ctx.batch])
-    seg = [it for it in items if it.seg_crop is not None]
+    """Batched inference for the items that need it: each person's swap model, then the segmenter."""
+    every = [one for it in items for one in it.everyone()]
+    for k in range(1 + len(ctx.others)):
+        todo = [it for it in every if it.crop is not None and it.person == k]
+        for start in range(0, len(todo), ctx.batch):
+            run_batch(ctx, todo[start:start + ctx.batch])
+    seg = [it for it in every if it.seg_crop is not None]
     for start in range(0, len(seg), max(ctx.batch, 16)):
         run_segmenter(ctx, seg[start:start + max(ctx.batch, 16)])
 
@@ -265,7 +302,7 @@ def infer_stage(ctx: RunContext, inp: Pipe, out: Pipe) -> None:
             break
         item = prepare_item(ctx, frame)
         pending.append(item)
-        waiting = sum(1 for it in pending if it.crop is not None or it.seg_crop is not None)
+        waiting = sum(1 for it in pending for one in it.everyone() if one.crop is not None or one.seg_crop is not None)
         if waiting == 0 or waiting >= ctx.batch or len(pending) >= QUEUE_FRAMES * 2:
             flush()
     flush()
@@ -286,29 +323,41 @@ class Compositor:
 
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
-        self.state = TemporalState()
+        n = 1 + len(ctx.others)
+        self.states = [TemporalState() for _ in range(n)]  # each person's smoothing runs on its own
         self.cuts = ShotCutDetector()
-        self.previous_swapped = False
+        self.previous_swapped = [False] * n
 
     def process(self, item: WorkItem, *, warmup: bool = False) -> np.ndarray | None:
         """Fill ``item.output`` (watermarked), its occlusion and cut flags and ``item.face_region`` (the
         landmark hull in the frame, where flicker is measured). Returns the frame's matte (uint8 ``(H, W)``,
         255 = all swap) for a swapped frame, else None. A ``warmup`` frame only brings the
-        shot-cut and temporal state up to date (a chunk's run-up): no layers, no watermark."""
+        shot-cut and temporal state up to date (a chunk's run-up): no layers, no watermark. The other
+        people's faces (``item.others``) are composited after the first, each over what came before;
+        the matte, flicker region, occlusion and layers are the first person's."""
         ctx, t0 = self.ctx, time.perf_counter()
         frame, s = item.frame, item.settings
         item.shot_cut = self.cuts.update(frame.image, s.shot_cut_threshold)
         region = None
         res: FaceResult | None = None
-        if item.status == "swapped":
-            if item.shot_cut or not self.previous_swapped:
-                self.state.reset()
-            assert item.transform is not None and item.swapped is not None and item.learned is not None
-            assert item.landmarks is not None
-            res = prepare_face(frame.image, item.transform, item.swapped, item.learned, item.landmarks,
-                               item.face.landmark_score if item.face else None, s, self.state, item.visible)
-            item.output = blend_into(frame.image, res, s)
-            item.occlusion, item.uncertainty, item.leak = res.occlusion, res.uncertainty, res.leak
+        output = frame.image
+        for one in item.everyone():
+            k = one.person
+            one.shot_cut = item.shot_cut
+            if one.status == "swapped":
+                if item.shot_cut or not self.previous_swapped[k]:
+                    self.states[k].reset()
+                assert one.transform is not None and one.swapped is not None and one.learned is not None
+                assert one.landmarks is not None
+                got = prepare_face(frame.image, one.transform, one.swapped, one.learned, one.landmarks,
+                                   one.face.landmark_score if one.face else None, s, self.states[k], one.visible)
+                output = blend_into(output, got, s)
+                one.occlusion, one.uncertainty, one.leak = got.occlusion, got.uncertainty, got.leak
+                if k == 0:
+                    res = got
+            self.previous_swapped[k] = one.status == "swapped"
+        item.output = output
+        if res is not None:
             x0, y0, x1, y1 = res.roi
             if x1 > x0 and y1 > y0:
                 region = np.zeros(frame.image.shape[:2], np.uint8)
@@ -321,16 +370,14 @@ class Compositor:
                     {"render_uid": ctx.provenance.uid, "watermark_payload": ctx.provenance.payload})
                 ctx.stages.add("layers", time.perf_counter() - t1)
                 t0 += time.perf_counter() - t1
-        else:
-            item.output = frame.image
         if item.face is not None:
             item.face_region = face_region(item.face.landmarks_smooth, frame.image.shape)
-        self.previous_swapped = item.status == "swapped"
         t1 = time.perf_counter()
         ctx.stages.add("composite", t1 - t0)
+        for one in item.everyone():
+            one.swapped = one.learned = None
+            one.visible = None
         if warmup:  # a run-up frame: only the state it leaves counts (nothing of it is written)
-            item.swapped = item.learned = None
-            item.visible = None
             return region
         blended = item.output
         item.output = ctx.provenance.watermark(blended)
@@ -341,8 +388,6 @@ class Compositor:
         if ctx.layers_video:
             item.layer = layer_frame(item.output16 if item.output16 is not None else item.output, res)
             ctx.stages.add("composite", time.perf_counter() - t1)
-        item.swapped = item.learned = None
-        item.visible = None
         return region
 
 

@@ -1,8 +1,8 @@
-"""The ``renders``, ``render_frames`` and ``overrides`` tables.
+"""The ``renders``, ``render_people``, ``render_frames`` and ``overrides`` tables.
 
-A render is one merge of one model into one clip with one set of base settings (and the
-overrides given with it). Its ``uid`` is random and goes into the watermark payload. Review edits
-add overrides to a render.
+A render is one merge of one model (or several, one per destination person: ``render_people``)
+into one clip with one set of base settings (and the overrides given with it). Its ``uid`` is
+random and goes into the watermark payload. Review edits add overrides to a render.
 """
 
 from __future__ import annotations
@@ -63,8 +63,10 @@ class Renders:
 
     def create(self, *, uid: str, model_id: int | None, clip_id: int, output_path: str, settings: dict[str, Any],
                settings_hash: str, watermark_payload: int | None, consent_hash: str | None,
-               overrides: Sequence[tuple[int, int, dict[str, Any]]]) -> RenderRecord:
-        """A new running render, with the overrides it starts with, in one transaction."""
+               overrides: Sequence[tuple[int, int, dict[str, Any]]],
+               others: Sequence[tuple[int | None, str]] = ()) -> RenderRecord:
+        """A new running render, with the overrides it starts with and the ``(model id, destination identity)``
+        of each person it swaps after the first, in one transaction."""
         with self._db.transaction() as c:
             cur = c.execute(
                 "INSERT INTO renders (uid, model_id, clip_id, output_path, settings, settings_hash, watermark_payload,"
@@ -74,7 +76,14 @@ class Renders:
             render_id = int(cur.lastrowid or 0)
             for first, last, changes in overrides:
                 self.add_override(render_id, first, last, changes)
+            c.executemany("INSERT INTO render_people (render_id, position, model_id, identity) VALUES (?, ?, ?, ?)",
+                          [(render_id, i + 1, m, ident) for i, (m, ident) in enumerate(others)])
         return self.get(render_id)
+
+    def others(self, render_id: int) -> list[tuple[int | None, str]]:
+        """``(model id, destination identity)`` of each person the render swaps after its own model's, in order."""
+        return [(r["model_id"], r["identity"]) for r in self._db.all(
+            "SELECT model_id, identity FROM render_people WHERE render_id = ? ORDER BY position", (render_id,))]
 
     def restart(self, render_id: int, consent_hash: str | None) -> RenderRecord:
         with self._db.transaction() as c:

@@ -161,6 +161,17 @@ MIGRATIONS: list[str] = [
     ALTER TABLE render_frames DROP COLUMN glitch_score;
     ALTER TABLE render_frames DROP COLUMN glitch_reasons;
     """,
+    # 3: a render may swap several people: renders.model_id is the first; the others, in the order they
+    # are composited, with the destination person each replaces.
+    """
+    CREATE TABLE render_people (
+        render_id  INTEGER NOT NULL REFERENCES renders(id) ON DELETE CASCADE,
+        position   INTEGER NOT NULL CHECK (position >= 1),
+        model_id   INTEGER REFERENCES models(id) ON DELETE SET NULL,
+        identity   TEXT NOT NULL,                    -- the destination person this model replaces
+        PRIMARY KEY (render_id, position)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from doppel import __version__
 from doppel.core.errors import ConfigError, InputError, NoFaceError, RefusedError
 from doppel.core.names import check_path_name
@@ -34,14 +36,14 @@ from doppel.merge.settings import (
     validate_partial,
     validate_settings,
 )
-from doppel.merge.stages import Destination, RunContext, StageTimer
+from doppel.merge.stages import Destination, Person, RunContext, StageTimer
 from doppel.provenance.consent import require_consent
 from doppel.provenance.keys import cache_key
 from doppel.provenance.watermark import render_payload
 from doppel.store import Workspace
 from doppel.store.records import ModelRecord, RenderRecord
 from doppel.workflow.extract import destination_faces
-from doppel.workflow.models import find_model, load_model, model_of
+from doppel.workflow.models import find_model, load_model, model_of, others_of
 from doppel.workflow.segment import segmenter_for
 
 if TYPE_CHECKING:
@@ -53,11 +55,13 @@ SETTINGS_FILE = "merge.json"  # a render's resolved settings, in its folder unde
 @dataclass(frozen=True)
 class MergeRequest:
     """What to merge. ``overrides`` are ``(first, last, partial settings)``; ``identity`` is the
-    destination person (default: the model's destination identity)."""
+    destination person (default: the model's destination identity). ``others``: more models, each
+    swapping its own destination person in the same pass (composited after ``model``'s, in order)."""
 
     input: Path
     output: Path
     model: str
+    others: tuple[str, ...] = ()
     settings: MergeSettings = field(default_factory=MergeSettings)
     overrides: tuple[tuple[int, int, dict[str, Any]], ...] = ()
     identity: str | None = None
@@ -70,9 +74,13 @@ class MergeRequest:
     start_number: int | None = None    # an image-sequence output's first frame number (default: the input's)
 
 
-def render_key(settings: MergeSettings, overrides: Sequence[tuple[int, int, dict[str, Any]]]) -> str:
-    """The ``settings_hash`` of a render: its base settings and the overrides it was started with."""
-    data = {"settings": settings.model_dump(), "overrides": [list(o) for o in overrides]}
+def render_key(settings: MergeSettings, overrides: Sequence[tuple[int, int, dict[str, Any]]],
+               others: Sequence[str] = ()) -> str:
+    """The ``settings_hash`` of a render: its base settings, the overrides it was started with and the
+    models of the people it swaps after the first."""
+    data: dict[str, Any] = {"settings": settings.model_dump(), "overrides": [list(o) for o in overrides]}
+    if others:
+        data["others"] = list(others)
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -97,6 +105,33 @@ def provenance_for(ws: Workspace, model: ModelRecord) -> Provenance:
     return Provenance(ws.keys_dir(), require_consent(ws, model.src_identity), model.src_identity)
 
 
+def add_sources(ws: Workspace, prov: Provenance, models: Sequence[ModelRecord]) -> None:
+    """The consent of each further model's source identity (refuses without it), listed in the credentials."""
+    for model in models:
+        if model.src_identity is None:
+            raise RefusedError(f"refused: model {model.name!r} records no source identity, so its consent cannot "
+                               "be checked; retrain it from a face set of a consenting identity")
+        prov.add_source(require_consent(ws, model.src_identity), model.src_identity)
+
+
+def check_people(people: Sequence[tuple[ModelRecord, Destination]], path: Path) -> None:
+    """Several people in one render: each model swaps a different destination person, and no face in the clip
+    was taken for two of them."""
+    for i, (m, d) in enumerate(people):
+        for n, e in people[:i]:
+            if d.identity == e.identity:
+                raise ConfigError(f"models {n.name!r} and {m.name!r} both replace {d.identity!r}; give each "
+                                  "destination person one model")
+            for index in sorted(set(d.faces) & set(e.faces)):
+                a, b = np.asarray(d.faces[index].bbox, float), np.asarray(e.faces[index].bbox, float)
+                w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+                h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+                small = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+                if small > 0 and w * h / small > 0.5:
+                    raise InputError(f"{d.identity!r} and {e.identity!r} are the same face in frame {index}: extract "
+                                     "each person with `doppel extract --person PHOTO` before merging", path=path)
+
+
 def wants_segmenter(settings: FrameSettings) -> bool:
     """Whether any frame is set to ``occlusion=segment`` (the default or an override)."""
     return settings.base.occlusion == "segment" or any(o.changes.get("occlusion") == "segment"
@@ -108,22 +143,28 @@ def segmenter_if_needed(ws: Workspace, settings: FrameSettings) -> Segmenter | N
     return segmenter_for(ws) if wants_segmenter(settings) else None
 
 
-def run_context(ws: Workspace, render: RenderRecord, model: ModelRecord, dest: Destination, swapper: Swapper,
-                provenance: Provenance, *, layers: Path | None = None, batch: int = 8,
-                segmenter: Segmenter | None = None) -> RunContext:
-    """Everything the merge stages share for one run of ``render`` (``segmenter``: for frames set to
-    ``occlusion=segment``; see :func:`segmenter_if_needed`)."""
-    provenance.set_render(render.uid, render.watermark_payload)
+def _cache(ws: Workspace, model: ModelRecord, dest: Destination, swapper: Swapper) -> InferenceCache:
     folder = cache_dir(ws.renders_dir(), model_fingerprint(model), dest.clip_hash, output_resolution(swapper),
                        swapper.face_type)
-    cache = InferenceCache(folder, cache_key(ws.keys_dir()))
-    return RunContext(swapper=swapper, model=model, dest=dest, frame_settings=frame_settings(ws, render), cache=cache,
-                      provenance=provenance, layers=layers, batch=max(1, batch), stages=StageTimer(),
-                      stop=threading.Event(), segmenter=segmenter)
+    return InferenceCache(folder, cache_key(ws.keys_dir()))
+
+
+def run_context(ws: Workspace, render: RenderRecord, model: ModelRecord, dest: Destination, swapper: Swapper,
+                provenance: Provenance, *, layers: Path | None = None, batch: int = 8,
+                segmenter: Segmenter | None = None,
+                others: Sequence[tuple[ModelRecord, Destination, Swapper]] = ()) -> RunContext:
+    """Everything the merge stages share for one run of ``render`` (``segmenter``: for frames set to
+    ``occlusion=segment``; see :func:`segmenter_if_needed`; ``others``: more people swapped in the same pass)."""
+    provenance.set_render(render.uid, render.watermark_payload)
+    people = [Person(net, m, d, _cache(ws, m, d, net)) for m, d, net in others]
+    return RunContext(swapper=swapper, model=model, dest=dest, frame_settings=frame_settings(ws, render),
+                      cache=_cache(ws, model, dest, swapper), provenance=provenance, layers=layers,
+                      batch=max(1, batch), stages=StageTimer(), stop=threading.Event(), segmenter=segmenter,
+                      others=people)
 
 
 def render_for(ws: Workspace, request: MergeRequest, model: ModelRecord, dest: Destination, consent_hash: str,
-               render_id: int | None) -> tuple[RenderRecord, bool]:
+               render_id: int | None, others: Sequence[tuple[ModelRecord, str]] = ()) -> tuple[RenderRecord, bool]:
     """The render to (re)run: ``render_id``'s; else the earlier one with the same model, clip, output and
     settings; else a new one (with the given overrides stored). Returns it and whether it is resumed."""
     if render_id is not None:
@@ -131,7 +172,7 @@ def render_for(ws: Workspace, request: MergeRequest, model: ModelRecord, dest: D
         if render.clip_id != dest.clip_id or render.model_id != model.id:
             raise ConfigError(f"render {render.uid} was made from another clip or model; start a new merge instead")
         return ws.renders.restart(render_id, consent_hash), True
-    key = render_key(request.settings, request.overrides)
+    key = render_key(request.settings, request.overrides, [m.name for m, _ in others])
     out = str(Path(request.output).resolve())
     found = ws.renders.latest_like(model_id=model.id, clip_id=dest.clip_id, output_path=out, settings_hash=key)
     if found is not None:
@@ -140,7 +181,7 @@ def render_for(ws: Workspace, request: MergeRequest, model: ModelRecord, dest: D
     return ws.renders.create(uid=uid, model_id=model.id, clip_id=dest.clip_id, output_path=out,
                              settings=request.settings.model_dump(mode="json"), settings_hash=key,
                              watermark_payload=render_payload(uid), consent_hash=consent_hash,
-                             overrides=request.overrides), False
+                             overrides=request.overrides, others=[(m.id, ident) for m, ident in others]), False
 
 
 def merge(ws: Workspace, request: MergeRequest, *, progress: ProgressFn = no_progress,
@@ -163,27 +204,47 @@ def merge(ws: Workspace, request: MergeRequest, *, progress: ProgressFn = no_pro
     info = probe(request.input, fps=request.fps)
     if spec.codec is not None:
         check_size(spec.codec, info.width, info.height)
-    # 2. the model's record, its identities and the consent for its source identity
+    deep = spec.bits > 8 and info.bits > 8
+    if request.others:  # what several people in one pass does not do yet, refused before any work
+        what = ("--identity" if request.identity else "--layers" if request.layers
+                else "a 10/16-bit output from a 10/16-bit plate" if deep else None)
+        if what:
+            raise ConfigError(f"{what} works with one --model only (several models: each swaps its model's own "
+                              "destination person into an 8-bit output)")
+    # 2. the models' records, their identities and the consent for each source identity
     model = find_model(ws, request.model)
     prov = provenance_for(ws, model)
-    # 3. the destination person's faces in this clip (extracted now if the clip is new)
+    more = [find_model(ws, name) for name in request.others]
+    if len({m.id for m in [model, *more]}) < 1 + len(more):
+        raise ConfigError("the same --model is given twice")
+    add_sources(ws, prov, more)
+    # 3. each destination person's faces in this clip (extracted now if the clip is new to them)
     identity = request.identity or model.dst_identity
     if identity is None:
         raise InputError(f"model {model.name!r} has no destination identity; pass --identity", path=model.path)
-    dest = destination_faces(ws, request.input, identity, size=max(256, model.resolution),
-                             face_type=model.face_type, progress=progress)
-    if not dest.faces:
-        raise NoFaceError(f"no face of {identity!r} in this video; nothing to merge", path=request.input)
-    # 4. the network (the slow part of starting up, so it comes after every cheap check)
+    people: list[tuple[ModelRecord, Destination]] = []
+    for m, ident in [(model, identity), *((m, m.dst_identity) for m in more)]:
+        if ident is None:
+            raise InputError(f"model {m.name!r} has no destination identity", path=m.path)
+        d = destination_faces(ws, request.input, ident, size=max(256, m.resolution), face_type=m.face_type,
+                              progress=progress)
+        if not d.faces:
+            raise NoFaceError(f"no face of {ident!r} in this video; nothing to merge", path=request.input)
+        people.append((m, d))
+    check_people(people, request.input)
+    dest = people[0][1]
+    # 4. the networks (the slow part of starting up, so it comes after every cheap check)
     net = swapper if swapper is not None else load_model(model)
-    # 5. the render record (resumed when one with the same model, clip, output and settings exists)
-    render, resumed = render_for(ws, request, model, dest, prov.consent_hash, render_id)
+    others = [(m, d, load_model(m)) for m, d in people[1:]]
+    # 5. the render record (resumed when one with the same models, clip, output and settings exists)
+    render, resumed = render_for(ws, request, model, dest, prov.consent_hash, render_id,
+                                 [(m, d.identity) for m, d in people[1:]])
     report = MergeReport(render.id, render.uid, str(request.output), resumed, settings_hash=render.settings_hash,
                          settings=render.settings)
     segmenter = segmenter_if_needed(ws, frame_settings(ws, render))
     ctx = run_context(ws, render, model, dest, net, prov, layers=request.layers, batch=request.batch,
-                      segmenter=segmenter)
-    ctx.deep, ctx.fps = spec.bits > 8 and info.bits > 8, info.rate if info.kind == "images" else None
+                      segmenter=segmenter, others=others)
+    ctx.deep, ctx.fps = deep, info.rate if info.kind == "images" else None
     start = request.start_number if request.start_number is not None else info.start_number
     status = "failed"
     try:
@@ -204,6 +265,7 @@ def merge(ws: Workspace, request: MergeRequest, *, progress: ProgressFn = no_pro
 
 def write_settings(ws: Workspace, request: MergeRequest, render: RenderRecord, model: ModelRecord) -> None:
     data = {"doppel_version": __version__, "render": render.uid, "model": model.name, "model_step": model.step,
+            "others": list(request.others),
             "input": str(request.input), "output": str(request.output), "settings": render.settings,
             "overrides": [list(o) for o in request.overrides], "crf": request.crf, "preset": request.preset,
             "codec": request.codec, "fps": request.fps, "start_number": request.start_number}
@@ -220,6 +282,7 @@ def rerender(ws: Workspace, render_id: int, *, progress: ProgressFn = no_progres
     encode = json.loads(saved.read_text()) if saved.is_file() else {}
     request = MergeRequest(input=ws.clips.path_of(render.clip_id, what=f"render {render.uid}"),
                            output=Path(render.output_path), model=model.name,
+                           others=tuple(m.name for m, _ in others_of(ws, render)),
                            settings=validate_settings(render.settings), layers=layers,
                            crf=int(encode.get("crf", 18)), preset=str(encode.get("preset", "veryfast")),
                            codec=encode.get("codec"), fps=encode.get("fps"), start_number=encode.get("start_number"))

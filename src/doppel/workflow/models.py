@@ -49,6 +49,17 @@ def model_of(ws: Workspace, render: RenderRecord) -> ModelRecord:
     return find_model(ws, model.name)
 
 
+def others_of(ws: Workspace, render: RenderRecord) -> list[tuple[ModelRecord, str]]:
+    """The models (and destination people) a render swaps after its own model's, in order."""
+    out = []
+    for model_id, identity in ws.renders.others(render.id):
+        model = ws.models.by_id(model_id) if model_id is not None else None
+        if model is None:
+            raise WorkspaceError(f"render {render.uid}: the model for {identity!r} was deleted", path=ws.root)
+        out.append((find_model(ws, model.name), identity))
+    return out
+
+
 def load_model(model: ModelRecord, runtime: Runtime = "auto") -> Swapper:
     """Load the trained network of ``model`` as a :class:`Swapper` (PyTorch or ONNX Runtime)."""
     from doppel.train.swapper import load_swapper  # torch loads only when a model is needed

@@ -22,8 +22,8 @@ from doppel.merge.stages import Compositor, RunContext, infer_items, prepare_ite
 from doppel.store import Workspace
 from doppel.store.records import FaceRecord, FrameRow, RenderRecord
 from doppel.workflow.extract import destination_faces
-from doppel.workflow.merge import frame_settings, provenance_for, run_context, segmenter_if_needed
-from doppel.workflow.models import load_model, model_of
+from doppel.workflow.merge import add_sources, frame_settings, provenance_for, run_context, segmenter_if_needed
+from doppel.workflow.models import load_model, model_of, others_of
 
 CHUNK = 32  # frames decoded and inferred together in a full replay
 WARMUP = 20  # frames replayed before a requested frame so its temporal smoothing matches a full run
@@ -51,8 +51,13 @@ def _context(ws: Workspace, render: RenderRecord, swapper: Swapper | None, ident
     prov = provenance_for(ws, model)
     net = swapper if swapper is not None else load_model(model)
     dest = destination_faces(ws, path, identity or model.dst_identity or "", face_type=net.face_type)
+    others = []
+    for m, ident in others_of(ws, render):  # the other people the render swaps, as merge composited them
+        other = load_model(m)
+        others.append((m, destination_faces(ws, path, ident, face_type=other.face_type), other))
+    add_sources(ws, prov, [m for m, _, _ in others])
     segmenter = segmenter_if_needed(ws, frame_settings(ws, render))
-    return run_context(ws, render, model, dest, net, prov, segmenter=segmenter)
+    return run_context(ws, render, model, dest, net, prov, segmenter=segmenter, others=others)
 
 
 def _windows(frames: Sequence[int]) -> list[tuple[int, int]]:
