@@ -139,7 +139,7 @@ def frame_leaks(frames: Any, scene: Scene, landmarks: dict[int, np.ndarray]) -> 
         on = cover & core_region(lm, cover.shape)
         if on.sum() < 20:
             continue
-        painted = fr.region if fr.region is not None else np.zeros_like(on)
+        painted = fr.matte > 127 if fr.matte is not None else np.zeros_like(on)
         out[fr.index] = float((painted & on).sum()) / float(on.sum())
     return out
 
