@@ -21,10 +21,10 @@ from doppel.review.app import create_app
 from doppel.review.guard import new_token
 
 # A 20-step model at the cpu preset's own rate (far from converged): its learned mask sits near one half
-# everywhere, so the matte never passes one half. Review once thresholded the matte there, found no mask on
-# any frame, and ranked the occluded frames on identity alone (failing about one run in three). Review now
-# compares soft mattes: the bar merge keeps on top of the swap shows as a mask change (z ~5.5-6 against
-# <= 4.7 for any other frame in 3 runs of 3).
+# everywhere, so the matte never passes one half. Review once took the face region at one half, found no
+# region on any frame, and ranked the occluded frames on identity alone (failing about one run in three).
+# Review now takes it at half the frame's own peak: the bar merge keeps on top of the swap shows as a mask
+# change (scores 5.3-6.1 against <= 4.5 for any other frame in 3 runs of 3).
 TINY = ["--resolution", "64", "--e-dims", "8", "--ae-dims", "16", "--d-dims", "8", "--d-mask-dims", "4",
         "--batch", "2", "--workers", "0"]
 OCCLUDED = (12, 13, 14)

@@ -83,9 +83,10 @@ class _Meter:
         if g_plate is not None and g_swap is not None:
             m.gaze = float(np.linalg.norm(g_swap - g_plate, axis=1).mean())
         if fr.matte is not None:
-            offset = ft.colour_offset(fr.original, fr.output, fr.matte)
+            region = ft.matte_region(fr.matte)
+            offset = ft.colour_offset(fr.original, fr.output, region)
             m.colour = None if offset is None else [round(float(v), 4) for v in offset]
-            mask = ft.crop_mask(fr.matte, face.transform, face.size)
+            mask = ft.crop_mask(region, face.transform, face.size)
         vec = self.embedder.embed(fr.output, lm_swap) if with_identity else None
         return m, mask, vec
 

@@ -4,7 +4,7 @@
 - ``frames/mask_NNNNNN.png``: the frame's matte (8-bit, 255 = all swap), swapped frames only;
 - ``thumbs_KKK.jpg``: sprite sheets of :data:`PER_SHEET` thumbnails of the merged frames;
 - ``measures.json`` and ``masks.npy``: per-frame measurements (:class:`~doppel.review.glitches.Measure`)
-  and face-space mattes (uint8 ``(N, 48, 48)``, soft; plain ``.npy``, loaded without pickle);
+  and face-space masks (uint8 ``(N, 48, 48)``; plain ``.npy``, loaded without pickle);
 - ``scores.json``: the compact per-frame summary the web page loads in one request.
 
 Every file is written atomically. The page never triggers a recomputation by reading.
@@ -26,7 +26,7 @@ from doppel.io.atomic import write_bytes_atomic, write_text_atomic
 from doppel.io.image import ReadMode, encode_image, read_image
 from doppel.store import Workspace
 
-CACHE_VERSION = 2  # 2: soft mattes (were thresholded at one half)
+CACHE_VERSION = 2  # 2: soft mattes in frames/; face regions at half the matte's peak (was: at one half)
 THUMB_WIDTH = 96
 SHEET_COLUMNS = 20
 PER_SHEET = 400  # 20 x 20 thumbnails per sprite sheet

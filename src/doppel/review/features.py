@@ -67,40 +67,43 @@ def landmark_shift(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b, axis=1).mean() / interocular(a))
 
 
-def colour_offset(original: np.ndarray, output: np.ndarray, matte: np.ndarray) -> np.ndarray | None:
-    """Mean CIE Lab of the merged face minus the plate's, weighted by the uint8 ``matte`` (how much of the
-    swap each pixel shows): float64 ``(3,)`` (L in 0..100).
+def matte_region(matte: np.ndarray) -> np.ndarray:
+    """Where the swap shows at least half as strongly as at its strongest in this frame: bool ``(H, W)``
+    from the frame's uint8 matte. Relative to the frame's peak, so that a barely trained model, whose
+    learned mask never passes one half, still has a face region to compare; a trained model's matte
+    peaks at 255, where this is the matte above one half."""
+    peak = int(matte.max()) if matte.size else 0
+    return matte > peak // 2 if peak > 0 else np.zeros(matte.shape, bool)
+
+
+def colour_offset(original: np.ndarray, output: np.ndarray, region: np.ndarray) -> np.ndarray | None:
+    """Mean CIE Lab of the merged face minus the plate's, inside ``region``: float64 ``(3,)`` (L in 0..100).
 
     A colour transfer that holds steady keeps this offset steady; a jump from one frame to the next
-    is a colour glitch. None when the matte covers (nearly) nothing.
+    is a colour glitch. None when the region is (nearly) empty.
     """
-    ys, xs = np.nonzero(matte)
-    if ys.size == 0:
+    ys, xs = np.nonzero(region)
+    if ys.size < 16:
         return None
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    w = matte[y0:y1, x0:x1].astype(np.float64) / 255.0
-    if w.sum() < 16.0:  # fewer than 16 pixels' worth of swap
-        return None
-    lab = [cv2.cvtColor(np.ascontiguousarray(img[y0:y1, x0:x1]).astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    sel = region[y0:y1, x0:x1]
+    lab = [cv2.cvtColor(np.ascontiguousarray(img[y0:y1, x0:x1]).astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)[sel]
            for img in (output, original)]
-    diff = (lab[0] - lab[1]).astype(np.float64)
-    return (np.tensordot(w, diff, axes=([0, 1], [0, 1])) / w.sum()).astype(np.float64)
+    return (lab[0].mean(0) - lab[1].mean(0)).astype(np.float64)
 
 
-def crop_mask(matte: np.ndarray, transform: np.ndarray, face_size: int) -> np.ndarray:
-    """The frame's uint8 matte seen in aligned-crop space: uint8 ``(MASK_SIZE, MASK_SIZE)``, 255 = all swap.
+def crop_mask(region: np.ndarray, transform: np.ndarray, face_size: int) -> np.ndarray:
+    """The frame-space face region seen in aligned-crop space: uint8 ``(MASK_SIZE, MASK_SIZE)`` in {0, 1}.
 
     ``transform`` maps frame pixels to a ``face_size`` crop; in crop space a steady mask stays put
-    however the face moves, so frame-to-frame differences are mask instability, not motion. Soft, not
-    thresholded: a matte that never reaches one half (a barely trained mask) is still compared.
+    however the face moves, so frame-to-frame differences are mask instability, not motion.
     """
     m = np.asarray(transform, np.float64) * (MASK_SIZE / face_size)
-    return warp_to_face(np.ascontiguousarray(matte, np.uint8), m, MASK_SIZE)
+    small = warp_to_face(region.astype(np.uint8) * 255, m, MASK_SIZE)
+    return (small > 127).astype(np.uint8)
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two masks, soft (``sum(min) / sum(max)``; binary masks give the usual IoU);
-    1.0 when both are empty."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    union = float(np.maximum(a, b).sum())
-    return 1.0 if union == 0 else float(np.minimum(a, b).sum() / union)
+    """Intersection over union of two binary masks (1.0 when both are empty)."""
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)

@@ -166,8 +166,8 @@ def raw_signals(measures: Sequence[Measure], masks: np.ndarray | None) -> dict[s
         for i in np.nonzero(has)[0].tolist():
             nb = _neighbours(i, n, group, has)
             if nb.size:
-                usual = np.median(masks[nb].astype(np.float32), axis=0)
-                mask_dev[i] = 1.0 - mask_iou(masks[i], usual)
+                usual = np.median(masks[nb].astype(np.float32), axis=0) >= 0.5
+                mask_dev[i] = 1.0 - mask_iou(masks[i] > 0, usual)
     out["mask"] = mask_dev
     colours = np.array([m.colour if (m.colour is not None and swapped[i]) else [np.nan] * 3
                         for i, m in enumerate(measures)], dtype=np.float64).reshape(n, 3)
@@ -200,8 +200,7 @@ def _dropouts(measures: Sequence[Measure]) -> np.ndarray:
 
 def score(measures: Sequence[Measure], masks: np.ndarray | None = None, *,
           flag_score: float = FLAG_SCORE) -> list[Glitch]:
-    """Score every frame (in the order given). ``masks``: uint8 ``(N, S, S)`` crop-space mattes (soft; any
-    scale, 255 = all swap) or None."""
+    """Score every frame (in the order given). ``masks``: uint8 ``(N, S, S)`` crop-space masks or None."""
     raw = raw_signals(measures, masks)
     zs: dict[str, tuple[np.ndarray, float]] = {}
     for sig in SIGNALS:
