@@ -13,14 +13,14 @@ holds every chip at least once, at a position the detector does not know.
 visibility caps, an RMS cap), with the frame's chips, each belonging to its field through its
 position in the tile. Smooth bumps: the chip grid is upsampled bilinearly to the frame.
 
-*Detection.* Each frame's luma is resized to ``SEARCH_ROWS`` rows (keeping the aspect ratio),
-high-pass filtered, scaled to unit variance and averaged over the clip's frames. Then, for every
-hypothesis of scale (``SCALES``: the visible part of the original frame height, so a crop keeping
-60% of the height, or a 1.2x zoom, is a scale of 1/0.6 or 1.2), rotation (``ANGLES``) and mirroring,
-every pixel is folded into one tile (its chip coordinates modulo ``TILE``); the folded tile is
-correlated circularly with the key's sync chips (one FFT gives every translation at once), and the
-correlation is normalised by its own spread over all translations. The best hypothesis is refined,
-the residual is averaged per chip at the refined geometry, and the mark's normalised correlation
+*Detection.* Each frame's luma is resized to ``SEARCH_ROWS`` rows (keeping the aspect ratio), high-passed
+(minus an edge-keeping bilateral estimate of the picture), scaled to unit variance and averaged over the
+clip's frames. Then, for every hypothesis of scale (``SCALES``: the visible part of the original frame
+height, so a crop keeping 60% of the height, or a 1.2x zoom, is a scale of 1/0.6 or 1.2), rotation
+(``ANGLES``) and mirroring, every pixel is folded into one tile (its chip coordinates modulo ``TILE``);
+the folded tile is correlated circularly with the key's sync chips (one FFT gives every translation at
+once), and the correlation is normalised by its own spread over all translations. The best hypothesis is
+refined, the residual is averaged per chip at the refined geometry, and the mark's normalised correlation
 ``z`` and the coded bits' soft values are read off as in scheme 1.
 """
 
@@ -109,12 +109,21 @@ def upsample(cells: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 # -- detection ------------------------------------------------------------------------------------------
+HOST_DIAMETER, HOST_SIGMA_PX, HOST_EDGE_LEVELS = 9, 3.0, 8.0
+"""The detector's host estimate: a bilateral filter at the search resolution (4 px per chip). The mark's
+bumps (a few levels) are far inside ``HOST_EDGE_LEVELS``, so they are smoothed away and stay in the
+residual, while the picture's edges are kept in the estimate and so leave the residual. Against the
+Gaussian high-pass the embedder uses, on the watermark benchmark's 28 footage clips (CRF 28 after the
+attack): 35%-width crops read 68% -> 93%, 50% downscales 71% -> 79%, 35% x 60% crops 57% -> 61%; the
+mark z of unmarked clips did not rise (max 5.7 -> 5.8, threshold 6.5)."""
+
+
 def search_residual(gray: np.ndarray) -> np.ndarray:
-    """Luma float32 (H, W) -> (SEARCH_ROWS, W') float32 high-passed at unit variance."""
+    """Luma float32 (H, W) -> (SEARCH_ROWS, W') float32: the luma minus its edge-keeping host estimate,
+    at unit variance."""
     h, w = gray.shape
     y = shrink(gray, max(8, round(w * SEARCH_ROWS / h)), SEARCH_ROWS)
-    px = SEARCH_ROWS / ROWS
-    r = y - cv2.GaussianBlur(y, (0, 0), HIGHPASS_CHIPS * px, borderType=cv2.BORDER_REFLECT)
+    r = y - cv2.bilateralFilter(y, HOST_DIAMETER, HOST_EDGE_LEVELS, HOST_SIGMA_PX, borderType=cv2.BORDER_REFLECT)
     return r / (float(r.std()) + 1e-3)
 
 
