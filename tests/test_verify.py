@@ -19,6 +19,7 @@ from doppel.provenance.credentials import RenderCredentials, embed_credentials
 from doppel.provenance.label import add_label
 from doppel.provenance.verify import verify_file
 from doppel.provenance.watermark import Watermarker, render_payload
+from doppel.store.records import NewClip
 from doppel.workflow.workspace import create_workspace
 
 UID = "r-test-verify"
@@ -189,3 +190,31 @@ def test_real_footage_after_downscale_crop_and_crf28(tmp_path: Path) -> None:
     assert r.watermark["detected"] and r.watermark["payload"] == PAYLOAD
     plain = write(tmp_path / "plain.mp4", [f.image for f in read_frames(src, stop=48)], crf=28)
     assert not verify_file(plain).watermark["detected"]
+
+
+def test_weak_mark_read_against_the_workspace_renders(tmp_path: Path, clips: dict[str, Path]) -> None:
+    """A 35% x 60% crop, halved and re-encoded at CRF 30: too weak to decode blind, found by testing the
+    payloads of the workspace's renders; an unmarked clip matches none of them."""
+    def attack(src: Path, name: str) -> Path:
+        small = [cv2.resize(np.ascontiguousarray(f.image[100:424, 600:936]), None, fx=0.5, fy=0.5,
+                            interpolation=cv2.INTER_AREA) for f in read_frames(src)]
+        return write(tmp_path / name, small, crf=30)
+
+    weak, plain = attack(clips["marked"], "weak.mp4"), attack(clips["plain"], "plain.mp4")
+    blind = verify_file(weak)
+    assert not blind.watermark["detected"] and not blind.watermark["crc_ok"]
+    rng = np.random.default_rng(5)
+    payloads = [PAYLOAD, *(int(p) for p in rng.integers(0, 2**32, 199))]
+    with create_workspace(tmp_path / "ws") as ws:
+        clip = ws.clips.add(NewClip(str(plain), "hash", "video", 336, 324, 25.0, 16, 0.64, False))
+        for i, payload in enumerate(payloads):
+            ws.renders.create(uid=f"r{i}", model_id=None, clip_id=clip, output_path=f"out{i}.mp4", settings={},
+                              settings_hash="x", watermark_payload=payload, consent_hash=None, overrides=())
+    r = verify_file(weak, workspace=tmp_path / "ws")
+    wm = r.watermark
+    assert wm["detected"] and wm["payload"] == PAYLOAD and wm["method"] == "candidates" and wm["candidates"] == 200
+    assert wm["candidate_z"] > 6.0 and wm["false_positive_bound"] <= 1e-6 and r.verdict == "marked"
+    assert r.workspace is not None and [x["uid"] for x in r.workspace["renders"]] == ["r0"]
+    assert any("matched among 200 renders" in f for f in r.findings)
+    r = verify_file(plain, workspace=tmp_path / "ws")
+    assert not r.watermark["detected"] and r.watermark["candidate_z"] < 4.5 and r.verdict == "unmarked"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from doppel.provenance.watermark import (
     detect,
     encode,
     false_positive_bound,
+    match_candidates,
     render_payload,
 )
 
@@ -162,3 +165,18 @@ def test_tiles_survive_reframing_mirror_rotation_and_zoom() -> None:
         assert report.detected and report.payload == 0x0BADCAFE and report.layout == 2, (name, report)
     assert report.geometry is not None and report.geometry["scale"] == pytest.approx(1.2, abs=0.02)
     assert not detect([_rotate(f, 5.0) for f in frames]).detected
+
+
+def test_candidate_matching_finds_the_payload_in_weak_bits_and_bounds_the_rest() -> None:
+    rng = np.random.default_rng(3)
+    payload = 0x5EED1234
+    others = [int(p) for p in rng.integers(0, 2**32, 999)]
+    weak = 0.7 * encode(payload) + rng.normal(0, 1, CODE_BITS)   # too noisy for the Viterbi decoder
+    assert decode(weak) != (payload, True)
+    found, z, bound = match_candidates(weak, [*others, payload, payload])
+    assert found == payload and z > 6.0 and bound <= 1e-6
+    assert bound == pytest.approx(1000 * 0.5 * math.erfc(z / math.sqrt(2)))   # the duplicate counts once
+    noise = [match_candidates(rng.normal(0, 1, CODE_BITS), others)[1] for _ in range(50)]
+    assert max(noise) < 5.0 and 2.0 < float(np.median(noise)) < 4.0       # the best of 999 N(0, 1)
+    with pytest.raises(ValueError):
+        match_candidates(weak, [])

@@ -109,13 +109,18 @@ def verify_file(path: Path, *, workspace: Path | None = None, max_frames: int = 
     try:
         frames = _frames(path, max_frames, report, progress)
         report.readable = True
-        wm = detect(frames)
+        wm = detect(frames, candidates=_workspace_payloads(workspace))
     except DoppelError as exc:
         report.error = exc.message.removeprefix(f"{path}: ")
         report.not_checked.append("watermark (the file is not a readable video or image)")
     if wm is not None:
         report.watermark = wm.to_dict() | {"checked": True, "threshold_z": Z_THRESHOLD}
-        if wm.detected:
+        if wm.detected and wm.method == "candidates":
+            report.findings.append(f"doppel watermark of one of the workspace's renders found in {wm.frames_checked} "
+                                   f"frames: payload {wm.payload:#010x}, too weak to read blind (mark z "
+                                   f"{wm.mark_z:.1f}) but matched among {wm.candidates} renders' marks (z "
+                                   f"{wm.candidate_z:.1f}), false-positive bound {wm.false_positive_bound:.1e}")
+        elif wm.detected:
             report.findings.append(f"doppel watermark found in {wm.frames_checked} frames: payload {wm.payload:#010x}, "
                                    f"false-positive bound {wm.false_positive_bound:.1e} (mark z {wm.mark_z:.1f})")
         else:
@@ -181,6 +186,21 @@ def _sequence_credentials(report: VerifyReport, files: list[Path], anchors: byte
     if workspace is not None:
         report.workspace = _lookup(Path(workspace), wm, CredentialsReport(render_id=first.render_id), report)
     return report
+
+
+def _workspace_payloads(root: Path | None) -> list[int]:
+    """The watermark payloads of a workspace's renders (none when there is no workspace or it does not
+    open: the lookup after detection reports why)."""
+    if root is None:
+        return []
+    from doppel.store import Workspace
+
+    try:
+        ws = Workspace.open(Path(root))
+    except DoppelError:
+        return []
+    with ws:
+        return [r.watermark_payload for r in ws.renders.all() if r.watermark_payload is not None]
 
 
 def _lookup(root: Path, wm: WatermarkReport | None, cred: CredentialsReport, report: VerifyReport) -> dict[str, Any]:

@@ -60,7 +60,7 @@ a larger one, anamorphic stretches and rotations beyond 6 degrees are outside wh
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 import cv2
@@ -78,9 +78,9 @@ from doppel.provenance.wm_code import (
     render_payload,
 )
 
-__all__ = ["CODE_BITS", "CRC_BITS", "FP_FLOOR", "INFO_BITS", "MAX_RMS", "PAYLOAD_BITS", "STRENGTH", "TILE_MIN",
-           "VERSION", "Z_THRESHOLD", "WatermarkReport", "Watermarker", "crc16", "decode", "detect", "encode",
-           "false_positive_bound", "render_payload"]
+__all__ = ["CANDIDATE_FP", "CODE_BITS", "CRC_BITS", "FP_FLOOR", "INFO_BITS", "MAX_RMS", "PAYLOAD_BITS", "STRENGTH",
+           "TILE_MIN", "VERSION", "Z_THRESHOLD", "WatermarkReport", "Watermarker", "crc16", "decode", "detect",
+           "encode", "false_positive_bound", "match_candidates", "render_payload"]
 
 VERSION = 2
 STRENGTH = 3.0
@@ -95,6 +95,9 @@ GRID_Z_THRESHOLD = wm_grid.Z_THRESHOLD
 """Layout 1's (6.0)."""
 FP_FLOOR = 1e-12
 """The smallest false-positive probability reported (the tail model is not trusted beyond it)."""
+CANDIDATE_FP = 1e-6
+"""The largest false-positive bound at which a known candidate payload is reported found (1,000 candidates:
+``z`` >= 6.0; one: 4.75)."""
 
 
 def _tail(z: float) -> float:
@@ -180,6 +183,9 @@ class WatermarkReport:
     layout: int = 2                          # the layout these figures are from: 2 tiles, 1 normalised grid
     geometry: dict[str, float | bool] | None = None   # layout 2: scale, rotation (degrees), mirrored
     grid_z: float | None = None              # layout 1's mark z, when it was searched
+    method: str = "decoded"                  # how the payload was found: "decoded" (blind) or "candidates"
+    candidates: int = 0                      # payloads tested when the blind read failed (see match_candidates)
+    candidate_z: float | None = None         # the best candidate's correlation with the coded bits
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
@@ -212,12 +218,47 @@ class _Sums:
             self.square += r * r
 
 
-def detect(frames: Iterable[np.ndarray]) -> WatermarkReport:
+def detect(frames: Iterable[np.ndarray], *, candidates: Sequence[int] = ()) -> WatermarkReport:
     """Detect a doppel watermark over a clip: ``frames`` are RGB uint8 ``(H, W, 3)`` of one geometry.
 
     Works on any number of frames (one, for a still image); more frames read more reliably. Tries layout 2
-    (tiles) first, then layout 1 (the normalised grid of doppel's first releases).
+    (tiles) first, then layout 1 (the normalised grid of doppel's first releases). When the blind read
+    fails and ``candidates`` (payloads: a workspace's renders) are given, tests each of them
+    (:func:`match_candidates`).
     """
+    report = _detect_blind(frames)
+    if report.detected or not candidates or report.soft_bits is None:
+        return report
+    payload, z, bound = match_candidates(np.asarray(report.soft_bits), candidates)
+    report.candidates, report.candidate_z = len(set(candidates)), z
+    if bound <= CANDIDATE_FP:
+        report.detected, report.payload, report.method = True, payload, "candidates"
+        report.false_positive_bound, report.confidence = bound, 1.0 - bound
+    return report
+
+
+def match_candidates(soft: np.ndarray, candidates: Sequence[int]) -> tuple[int, float, float]:
+    """The candidate payload whose coded bits best match the soft bits of a clip: (payload, z, bound).
+
+    Each soft bit is a self-normalised correlation, about N(0, 1) on unmarked content whatever geometry
+    the sync search chose (the coded bits' chips are not the sync chips), so ``z`` (the sum of the soft
+    bits signed by the candidate's code, over the square root of their number) is about N(0, 1) for any
+    payload that is not there, and near the mark's own ``z`` for the one that is. ``bound`` is the union
+    bound ``N * P(N(0, 1) >= z)`` over the ``N`` distinct candidates. It needs no CRC and no decoding,
+    so it reads marks too weak to decode (a small crop, a downscale) when the payload is known: a
+    workspace's renders when ``doppel verify --workspace`` asks "is this one of mine?"."""
+    unique = sorted(set(int(c) for c in candidates))
+    if not unique:
+        raise ValueError("match_candidates needs at least one candidate payload")
+    codes = np.stack([encode(c) for c in unique])
+    z = codes @ np.asarray(soft, dtype=np.float64) / math.sqrt(codes.shape[1])
+    best = int(np.argmax(z))
+    bound = min(1.0, len(unique) * _tail(float(z[best])))
+    return unique[best], float(z[best]), max(bound, FP_FLOOR)
+
+
+def _detect_blind(frames: Iterable[np.ndarray]) -> WatermarkReport:
+    """:func:`detect` without candidates: find the mark, decode the payload, check the CRC."""
     tiles, grid = _Sums(), _Sums()
     n = 0
     search_tiles = True
