@@ -48,6 +48,13 @@ unmarked trials), so a false detection needs a Gaussian tail beyond the threshol
 geometries (union bound over them) *and* a chance CRC match (2^-16); :func:`false_positive_bound` adds
 the two layouts' bounds, floored at ``FP_FLOOR``.
 
+*Reading against known payloads.* A mark can be located (its ``z`` well above chance) and still be too
+weak for its 32-bit payload to decode (a small crop, a downscale: few chips, noisy bits). When the payloads
+that could be there are known (``doppel verify --workspace``: every render of that workspace),
+:func:`match_candidates` tests each against the soft bits instead: no decoding, all the coded bits'
+evidence at once, and a union bound over the candidates as the false-positive bound (reported found at
+``CANDIDATE_FP``). The report says which way the payload was found (``method``).
+
 *Measured* (``bench/bench_watermark.py``; every attack followed by H.264 CRF 28): see ``bench/results/``
 and ``bench/README.md``. Operating range: the copy being checked needs roughly 240 px or more on its
 short side; a reframed copy needs the kept part to be at least a tile wide and high (a quarter of the
