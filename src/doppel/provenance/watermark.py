@@ -104,7 +104,7 @@ FP_FLOOR = 1e-12
 """The smallest false-positive probability reported (the tail model is not trusted beyond it)."""
 CANDIDATE_FP = 1e-6
 """The largest false-positive bound at which a known candidate payload is reported found (1,000 candidates:
-``z`` >= 6.0; one: 4.75)."""
+``t`` >= 6.6; one: 5.0)."""
 
 
 def _tail(z: float) -> float:
@@ -245,23 +245,38 @@ def detect(frames: Iterable[np.ndarray], *, candidates: Sequence[int] = ()) -> W
 
 
 def match_candidates(soft: np.ndarray, candidates: Sequence[int]) -> tuple[int, float, float]:
-    """The candidate payload whose coded bits best match the soft bits of a clip: (payload, z, bound).
+    """The candidate payload whose coded bits best match the soft bits of a clip: (payload, t, bound).
 
-    Each soft bit is a self-normalised correlation, about N(0, 1) on unmarked content whatever geometry
-    the sync search chose (the coded bits' chips are not the sync chips), so ``z`` (the sum of the soft
-    bits signed by the candidate's code, over the square root of their number) is about N(0, 1) for any
-    payload that is not there, and near the mark's own ``z`` for the one that is. ``bound`` is the union
-    bound ``N * P(N(0, 1) >= z)`` over the ``N`` distinct candidates. It needs no CRC and no decoding,
-    so it reads marks too weak to decode (a small crop, a downscale) when the payload is known: a
-    workspace's renders when ``doppel verify --workspace`` asks "is this one of mine?"."""
+    For a candidate, each soft bit signed by the candidate's coded bit is one sample; ``t`` is their
+    one-sample t statistic (mean over standard error). On content that does not carry the candidate the
+    samples are centred on zero whatever the geometry the sync search chose (the coded bits' chips are not
+    the sync chips) and whatever their spread (measured on unmarked footage it varies by a factor of two,
+    which a fixed unit scale would turn into false matches), so ``t`` follows Student's t with
+    ``CODE_BITS - 1`` degrees of freedom; for the payload that is there it grows with the mark's strength.
+    ``bound`` is the union bound over the ``N`` distinct candidates, ``N * P(T >= t)``. No CRC and no
+    decoding: it reads marks too weak to decode (a small crop, a downscale) when the payload is known, as
+    a workspace's renders are when ``doppel verify --workspace`` asks "is this one of mine?"."""
     unique = sorted(set(int(c) for c in candidates))
     if not unique:
         raise ValueError("match_candidates needs at least one candidate payload")
-    codes = np.stack([encode(c) for c in unique])
-    z = codes @ np.asarray(soft, dtype=np.float64) / math.sqrt(codes.shape[1])
-    best = int(np.argmax(z))
-    bound = min(1.0, len(unique) * _tail(float(z[best])))
-    return unique[best], float(z[best]), max(bound, FP_FLOOR)
+    samples = np.stack([encode(c) for c in unique]) * np.asarray(soft, dtype=np.float64)
+    k = samples.shape[1]
+    t = samples.mean(axis=1) / (samples.std(axis=1, ddof=1) / math.sqrt(k) + 1e-12)
+    best = int(np.argmax(t))
+    bound = min(1.0, len(unique) * _t_tail(float(t[best]), k - 1))
+    return unique[best], float(t[best]), max(bound, FP_FLOOR)
+
+
+def _t_tail(t: float, dof: int) -> float:
+    """P(T >= t) for Student's t with ``dof`` degrees of freedom (t > 0; 1 otherwise): the density
+    integrated over [t, inf) after x = t / u, which puts the mass near u = 1."""
+    if t <= 0:
+        return 1.0
+    u = np.linspace(1e-4, 1.0, 20001)
+    x = t / u
+    log_c = math.lgamma((dof + 1) / 2) - math.lgamma(dof / 2) - 0.5 * math.log(dof * math.pi)
+    f = np.exp(log_c - (dof + 1) / 2 * np.log1p(x * x / dof)) * t / (u * u)
+    return float(np.sum((f[1:] + f[:-1]) * np.diff(u)) / 2)
 
 
 def _detect_blind(frames: Iterable[np.ndarray]) -> WatermarkReport:
