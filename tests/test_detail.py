@@ -149,9 +149,13 @@ def test_cli_train_detail_flag(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)
     assert rep["detail"]["steps"] == 1 and (root / "models" / "a" / WEIGHTS).is_file()
-    res = CliRunner().invoke(app, ["train", str(root), "--model", "b", *tiny])  # the default: none
+    res = CliRunner().invoke(app, ["train", str(root), "--model", "b", *tiny])  # the cpu preset's default: one
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)["detail"] is None and not (root / "models" / "b" / WEIGHTS).is_file()
+    assert json.loads(res.stdout)["detail"]["steps"] == 1 and (root / "models" / "b" / WEIGHTS).is_file()
+    for model, flags in (("d", ["--no-detail"]), ("e", ["--preset", "gpu-128"])):  # opted out; a preset without
+        res = CliRunner().invoke(app, ["train", str(root), "--model", model, *flags, *tiny])
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.stdout)["detail"] is None and not (root / "models" / model / WEIGHTS).is_file()
     res = CliRunner().invoke(app, ["train", str(root), "--model", "c", "--pretrain", "--faces", "astronaut",
                                    "--detail"])
     assert res.exit_code != 0 and "--detail" in res.output

@@ -17,6 +17,7 @@ from doppel.cli.common import JsonOpt, clock, console, emit_json
 from doppel.core.errors import ConfigError
 from doppel.store import Workspace
 from doppel.train import checkpoint
+from doppel.train.config import PRESETS
 from doppel.train.loop import RunSpec, StepInfo, TrainResult
 from doppel.workflow.train import DetailPlan, default_base, resolve_base, resolve_configs
 from doppel.workflow.train import train as run_training
@@ -62,9 +63,10 @@ def train(
     preview_minutes: float | None = typer.Option(None, "--preview-minutes", help="Preview interval."),
     holdout: float = typer.Option(0.0, "--holdout", help="Fraction of faces kept out for previews/evaluation "
                                                          "(and `doppel eval --self-swap`)."),
-    detail: bool = typer.Option(False, "--detail", metavar="",
-                                help="Then train the source's detail network (3x the model's resolution) on a "
-                                     "quarter of the budget. Experimental: not yet shown to help."),
+    detail: bool | None = typer.Option(None, "--detail/--no-detail", metavar="",
+                                       help="Then train the source's detail network (3x the model's resolution) "
+                                            "on the last quarter of the budget. Default: the preset's (the cpu "
+                                            "preset trains one)."),
     json_out: bool = JsonOpt,
 ) -> None:
     """Train a face model for a source/destination pair (or a base model); rerun to resume.
@@ -101,7 +103,8 @@ def train(
         spec = RunSpec(name=model, model=mcfg, train=tcfg, src=src_ids, dst=dst_ids, pretrain=pretrain,
                        preset=pname, iters=iters, minutes=minutes, base=base_dir, device=device, holdout=holdout)
         secondary = int(os.environ.get("RANK", "0")) != 0  # under torchrun only rank 0 reports
-        plan = DetailPlan() if detail and not secondary else None
+        wanted = detail if detail is not None else bool(pname in PRESETS and PRESETS[pname].detail and not pretrain)
+        plan = DetailPlan() if wanted and not secondary else None
         result, signum = _run_with_signals(ws, spec, plan, quiet=json_out or secondary)
     report = _report(result)
     if secondary:

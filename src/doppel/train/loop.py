@@ -106,7 +106,7 @@ class TrainResult:
     world: int = 1
     main: bool = True                # rank 0 (the process that writes and reports)
     extra: dict[str, Any] = field(default_factory=dict)
-    detail: DetailResult | None = None  # the detail network trained after the face model (opt-in), if any
+    detail: DetailResult | None = None  # the detail network trained after the face model, if any
 
 
 @dataclass(frozen=True)

@@ -128,7 +128,7 @@ def _faster_on_cpu(model_dir: Path, batch: int = 4, repeats: int = 3) -> Runtime
 
 def load_swapper(model_dir: Path, *, runtime: Runtime = "auto", device: str = "auto") -> Swapper:
     """The model in ``model_dir`` (``WS/models/NAME``) as a Swapper using its EMA weights, followed by its
-    detail network when it has one (:mod:`doppel.train.detail`, opt-in)."""
+    detail network when it has one (:mod:`doppel.train.detail`)."""
     from doppel.train.detail import load_detail
     from doppel.train.detail_swapper import DetailSwapper
 

@@ -1,6 +1,7 @@
 """Training in a workspace: resolve the configs (preset -> base -> resume -> flags), check consent, hand
 the face sets to the training loop, register the model it wrote; then, when asked (``--detail``,
-opt-in), train the source's detail network on what the face model makes of the source's faces."""
+the preset's default, see ``Preset.detail``), train the source's detail network on what the face model
+makes of the source's faces."""
 
 from __future__ import annotations
 
