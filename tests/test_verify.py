@@ -216,5 +216,7 @@ def test_weak_mark_read_against_the_workspace_renders(tmp_path: Path, clips: dic
     assert wm["candidate_z"] > 6.6 and wm["false_positive_bound"] <= 1e-6 and r.verdict == "marked"
     assert r.workspace is not None and [x["uid"] for x in r.workspace["renders"]] == ["r0"]
     assert any("matched among 200 renders" in f for f in r.findings)
+    shown = CliRunner().invoke(app, ["verify", str(weak), "--workspace", str(tmp_path / "ws")])
+    assert shown.exit_code == 0 and "matched among the workspace's 200 renders" in " ".join(shown.output.split())
     r = verify_file(plain, workspace=tmp_path / "ws")
     assert not r.watermark["detected"] and r.watermark["candidate_z"] < 4.5 and r.verdict == "unmarked"

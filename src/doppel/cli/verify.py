@@ -13,8 +13,10 @@ from doppel.provenance.verify import MAX_FRAMES, verify_file
 
 def verify(
     file: Path = typer.Argument(..., help="A video or image to check."),
-    workspace: Path | None = typer.Option(None, "--workspace", "-w", help="Look the render up in this workspace "
-                                                                           "and trust its signing CA."),
+    workspace: Path | None = typer.Option(None, "--workspace", "-w", help="Look the render up in this workspace, "
+                                                                           "trust its signing CA, and test its "
+                                                                           "renders' marks (reads marks too weak "
+                                                                           "to decode blind)."),
     frames: int = typer.Option(MAX_FRAMES, "--frames", min=1, help="Frames to read for the watermark, spread "
                                                                     "over the clip."),
     json_out: bool = JsonOpt,
@@ -35,7 +37,9 @@ def verify(
         wm, cred = report.watermark, report.credentials
         console.print(f"[bold]{escape(str(file))}[/bold]" + (escape(f": {report.error}") if report.error else ""))
         if wm.get("checked"):
-            console.print(f"  watermark:   {'FOUND' if wm['detected'] else 'not found'}"
+            how = f" (matched among the workspace's {wm['candidates']} renders)" if wm.get("method") == "candidates" \
+                else ""
+            console.print(f"  watermark:   {'FOUND' + how if wm['detected'] else 'not found'}"
                           + (f", payload {wm['payload']:#010x}, false-positive bound {wm['false_positive_bound']:.1e}"
                              if wm["detected"] else "") + f" ({wm['frames_checked']} frames checked)")
         state = ("trusted" if cred.get("trusted") else "intact (signer not trusted here)" if cred.get("valid")
