@@ -29,7 +29,8 @@ def summary(report: DemoReport) -> list[str]:
         "frames swapped)",
         f"  trained      {tr.get('steps')} steps in {_fmt(tr.get('seconds'), '.0f')} s "
         f"({_fmt(tr.get('images_per_s'), '.1f')} images/s, {tr.get('arch')} {tr.get('resolution')} px, "
-        f"{'from the base model ' + tr['base'] if tr.get('base') else 'from random weights'})",
+        f"{'from the base model ' + tr['base'] if tr.get('base') else 'from random weights'})"
+        + (f", then {tr['detail_steps']} detail-network steps" if tr.get("detail_steps") else ""),
         f"  identity     id_sim_src {_fmt(ev.get('id_sim_src'))} vs id_sim_dst {_fmt(ev.get('id_sim_dst'))}; "
         f"more source than destination in {_fmt(ev.get('id_src_wins'), '.0%')} of frames, "
         f"recognised as the source in {_fmt(ev.get('id_match_src'), '.0%')}",

@@ -7,7 +7,8 @@
    whose face is put in; each moves and is lit differently.
 2. ``consent``: one consent record per identity, basis ``public-domain-demo``.
 3. ``extract``: both people's faces into a fresh workspace.
-4. ``train``: the ``cpu`` preset's model, started from the base model doppel ships, for a fixed time budget.
+4. ``train``: the ``cpu`` preset's model, started from the base model doppel ships, for a fixed time budget
+   (its last quarter trains the source's detail network, as the preset does).
 5. ``merge``: the source face into every frame of the destination clip, watermarked.
 6. ``verify``: read the output's provenance back (watermark, content credentials).
 7. ``eval``: identity, expression, pose, detail, steadiness, gaze and seam metrics, and the contact sheet.
@@ -42,7 +43,7 @@ from doppel.train.loop import RunSpec, StepInfo
 from doppel.workflow.evaluate import evaluate, request_for_render
 from doppel.workflow.extract import extract
 from doppel.workflow.merge import MergeRequest, merge
-from doppel.workflow.train import default_base, train
+from doppel.workflow.train import DetailPlan, default_base, train
 from doppel.workflow.workspace import create_workspace
 
 log = logging.getLogger(__name__)
@@ -216,8 +217,11 @@ class _Demo:
                 self.note(f"train: step {info.step}, {info.images_per_s:.1f} images/s"
                           + (f", loss {loss:.3f}" if loss is not None else ""))
 
-        result = train(ws, spec, progress=timed, on_step=on_step)
+        # As `doppel train` does with the preset: the detail network on the last part of the budget.
+        plan = DetailPlan() if PRESETS["cpu"].detail else None
+        result = train(ws, spec, detail=plan, progress=timed, on_step=on_step)
         return {"model": MODEL, "steps": result.step, "seconds": round(result.seconds, 1),
+                "detail_steps": result.detail.steps if result.detail is not None else None,
                 "images_per_s": round(result.images_per_s, 2), "losses": result.losses,
                 "preview": str(result.preview) if result.preview else None, "precision": result.precision,
                 "resolution": cfg.resolution, "arch": cfg.arch, "base": bases.label(spec.base) if spec.base else None}

@@ -204,7 +204,7 @@ def train(ws: Workspace, spec: RunSpec, *, detail: DetailPlan | None = None, pro
                            src=None if spec.pretrain else spec.src[0], dst=None if spec.pretrain else spec.dst[0],
                            base=bases.label(spec.base) if spec.base else None, step=result.step)
         if plan is not None:
-            result.detail = _train_detail(spec, data, result, plan, should_stop)
+            result.detail = _train_detail(spec, data, result, plan, should_stop, progress)
         elif result.steps_run and (folder / DETAIL_WEIGHTS).is_file():
             log.warning("model %s has a detail network trained on its earlier weights; train it again with "
                         "--detail (or delete %s)", spec.name, folder / DETAIL_WEIGHTS)
@@ -212,7 +212,7 @@ def train(ws: Workspace, spec: RunSpec, *, detail: DetailPlan | None = None, pro
 
 
 def _train_detail(spec: RunSpec, data: TrainData, result: TrainResult, plan: DetailPlan,
-                  should_stop: Callable[[], bool]) -> DetailResult | None:
+                  should_stop: Callable[[], bool], progress: ProgressFn = no_progress) -> DetailResult | None:
     """The detail stage after a finished face model: none when the face model was interrupted, or ran no
     step in this invocation while it already has a detail network."""
     if result.status != "done" or should_stop():
@@ -224,4 +224,4 @@ def _train_detail(spec: RunSpec, data: TrainData, result: TrainResult, plan: Det
     log.info("training the detail network of %s (%s)", spec.name,
              f"{budget.minutes:.1f} min" if budget.minutes is not None else f"{budget.iters} steps")
     return train_detail(data.faces[spec.src[0]], result.model_dir, spec.src[0], budget, config=plan.config,
-                        should_stop=should_stop)
+                        progress=progress, should_stop=should_stop)
