@@ -17,9 +17,8 @@ from doppel.cli.common import JsonOpt, clock, console, emit_json
 from doppel.core.errors import ConfigError
 from doppel.store import Workspace
 from doppel.train import checkpoint
-from doppel.train.config import PRESETS
 from doppel.train.loop import RunSpec, StepInfo, TrainResult
-from doppel.workflow.train import DetailPlan, default_base, resolve_base, resolve_configs
+from doppel.workflow.train import DetailPlan, default_base, detail_plan, resolve_base, resolve_configs
 from doppel.workflow.train import train as run_training
 
 
@@ -103,8 +102,7 @@ def train(
         spec = RunSpec(name=model, model=mcfg, train=tcfg, src=src_ids, dst=dst_ids, pretrain=pretrain,
                        preset=pname, iters=iters, minutes=minutes, base=base_dir, device=device, holdout=holdout)
         secondary = int(os.environ.get("RANK", "0")) != 0  # under torchrun only rank 0 reports
-        wanted = detail if detail is not None else bool(pname in PRESETS and PRESETS[pname].detail and not pretrain)
-        plan = DetailPlan() if wanted and not secondary else None
+        plan = None if secondary else detail_plan(pname, pretrain=pretrain, wanted=detail)
         result, signum = _run_with_signals(ws, spec, plan, quiet=json_out or secondary)
     report = _report(result)
     if secondary:

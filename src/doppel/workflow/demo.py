@@ -43,7 +43,7 @@ from doppel.train.loop import RunSpec, StepInfo
 from doppel.workflow.evaluate import evaluate, request_for_render
 from doppel.workflow.extract import extract
 from doppel.workflow.merge import MergeRequest, merge
-from doppel.workflow.train import DetailPlan, default_base, train
+from doppel.workflow.train import default_base, detail_plan, train
 from doppel.workflow.workspace import create_workspace
 
 log = logging.getLogger(__name__)
@@ -218,8 +218,7 @@ class _Demo:
                           + (f", loss {loss:.3f}" if loss is not None else ""))
 
         # As `doppel train` does with the preset: the detail network on the last part of the budget.
-        plan = DetailPlan() if PRESETS["cpu"].detail else None
-        result = train(ws, spec, detail=plan, progress=timed, on_step=on_step)
+        result = train(ws, spec, detail=detail_plan(spec.preset), progress=timed, on_step=on_step)
         return {"model": MODEL, "steps": result.step, "seconds": round(result.seconds, 1),
                 "detail_steps": result.detail.steps if result.detail is not None else None,
                 "images_per_s": round(result.images_per_s, 2), "losses": result.losses,

@@ -176,6 +176,14 @@ class DetailPlan:
         return max(1, round(face_iters * self.share / (1.0 - self.share)))
 
 
+def detail_plan(preset_name: str | None, *, pretrain: bool = False, wanted: bool | None = None) -> DetailPlan | None:
+    """The detail network a run trains: ``wanted`` when given (``--detail``/``--no-detail``), else the
+    preset's default (``Preset.detail``); never for a base model (``pretrain``)."""
+    if wanted is None:
+        wanted = bool(preset_name in PRESETS and PRESETS[preset_name].detail)
+    return DetailPlan() if wanted and not pretrain else None
+
+
 def train(ws: Workspace, spec: RunSpec, *, detail: DetailPlan | None = None, progress: ProgressFn = no_progress,
           on_step: Callable[[StepInfo], None] | None = None,
           should_stop: Callable[[], bool] = lambda: False) -> TrainResult:
