@@ -201,8 +201,10 @@ def test_weak_mark_read_against_the_workspace_renders(tmp_path: Path, clips: dic
         return write(tmp_path / name, small, crf=30)
 
     weak, plain = attack(clips["marked"], "weak.mp4"), attack(clips["plain"], "plain.mp4")
-    blind = verify_file(weak)
-    assert not blind.watermark["detected"] and not blind.watermark["crc_ok"]
+    # Usually too weak to decode blind; x264 does not always give the same bits, so on the runs where the
+    # blind read succeeds the workspace read must agree with it (match_candidates itself is tested on
+    # fixed soft bits in test_watermark.py).
+    blind = verify_file(weak).watermark
     rng = np.random.default_rng(5)
     payloads = [PAYLOAD, *(int(p) for p in rng.integers(0, 2**32, 199))]
     with create_workspace(tmp_path / "ws") as ws:
@@ -212,11 +214,15 @@ def test_weak_mark_read_against_the_workspace_renders(tmp_path: Path, clips: dic
                               settings_hash="x", watermark_payload=payload, consent_hash=None, overrides=())
     r = verify_file(weak, workspace=tmp_path / "ws")
     wm = r.watermark
-    assert wm["detected"] and wm["payload"] == PAYLOAD and wm["method"] == "candidates" and wm["candidates"] == 200
-    assert wm["candidate_z"] > 6.6 and wm["false_positive_bound"] <= 1e-6 and r.verdict == "marked"
+    assert wm["detected"] and wm["payload"] == PAYLOAD and r.verdict == "marked"
     assert r.workspace is not None and [x["uid"] for x in r.workspace["renders"]] == ["r0"]
-    assert any("matched among 200 renders" in f for f in r.findings)
-    shown = CliRunner().invoke(app, ["verify", str(weak), "--workspace", str(tmp_path / "ws")])
-    assert shown.exit_code == 0 and "matched among the workspace's 200 renders" in " ".join(shown.output.split())
+    if not blind["detected"]:
+        assert wm["method"] == "candidates" and wm["candidates"] == 200
+        assert wm["candidate_z"] > 6.6 and wm["false_positive_bound"] <= 1e-6
+        assert any("matched among 200 renders" in f for f in r.findings)
+        shown = CliRunner().invoke(app, ["verify", str(weak), "--workspace", str(tmp_path / "ws")])
+        assert shown.exit_code == 0 and "matched among the workspace's 200 renders" in " ".join(shown.output.split())
+    else:
+        assert wm["method"] == "decoded"
     r = verify_file(plain, workspace=tmp_path / "ws")
     assert not r.watermark["detected"] and r.watermark["candidate_z"] < 4.5 and r.verdict == "unmarked"
