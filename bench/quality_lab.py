@@ -166,7 +166,9 @@ def child(pair: str, recipe_name: str, minutes: float | None, steps: int | None,
             shutil.copytree(CACHE / "runs" / reuse / "m", work / "ws" / "models" / "m")
             shutil.copyfile(CACHE / "runs" / reuse / "doppel.db", work / "ws" / "doppel.db")
             detail = work / "ws" / "models" / "m" / "detail.safetensors"
-            if recipe.spec.detail is None:  # evaluate the face model alone
+            # the face model alone, or with a detail network trained afresh for this recipe
+            prior_recipe = json.loads((RESULTS / f"{reuse}.json").read_text())["recipe"]
+            if recipe.spec.detail is None or recipe_name != prior_recipe:
                 for name in ("detail.safetensors", "detail.json"):
                     (detail.parent / name).unlink(missing_ok=True)
             ws = Workspace.open(work / "ws")

@@ -114,6 +114,23 @@ def _detailtrue(s: Spec) -> None:
     s.detail = {**(s.detail or {}), "recon_share": 0.0}
 
 
+@part("detailgan")
+def _detailgan(s: Spec) -> None:
+    """A conditional patch discriminator on the detail network's faces (after 300 steps), weight 0.01."""
+    s.detail = {**(s.detail or {}), "adv_weight": 0.01}
+
+
+@part("detailgan3")
+def _detailgan3(s: Spec) -> None:
+    s.detail = {**(s.detail or {}), "adv_weight": 0.03}
+
+
+@part("detailblur")
+def _detailblur(s: Spec) -> None:
+    """Reconstructions blurred too (sigma up to 1 px), true faces up to 1.5 px: inputs as soft as a swap's."""
+    s.detail = {**(s.detail or {}), "recon_blur": 1.0, "max_blur": 1.5}
+
+
 @part("detailwide")
 def _detailwide(s: Spec) -> None:
     s.detail_config.update(channels=48, blocks=4, hr_channels=16)

@@ -86,6 +86,25 @@ def test_train_detail_writes_weights_and_loads_as_a_swapper(trained: Path, tmp_p
     assert empty[0].shape == (0, 128, 128, 3)
 
 
+def test_train_detail_with_the_patch_critic(trained: Path, tmp_path: Path) -> None:
+    """The adversarial option joins after ``adv_start`` steps, reports its terms and still writes a network."""
+    from doppel.store import Workspace
+    from doppel.train.detail import DetailSpec, PatchCritic, load_detail, train_detail
+
+    root = tmp_path / "ws"
+    shutil.copytree(trained, root)
+    with Workspace.open(root) as ws:
+        mdir = ws.models_dir() / "m"
+        faces = ws.faces.of("astronaut")
+    spec = DetailSpec(iters=3, batch=2, patch=16, adv_weight=0.01, adv_start=1, recon_blur=1.0)
+    res = train_detail(faces, mdir, "astronaut", spec, config=SMALL)
+    assert res.steps == 3 and {"adv", "critic"} <= set(res.losses) and res.losses["critic"] > 0
+    assert load_detail(mdir) is not None
+    critic = PatchCritic(scale=2)
+    logits = critic(torch.rand(2, 3, 16, 16), torch.rand(2, 3, 32, 32))
+    assert logits.shape == (2, 1, 8, 8)
+
+
 def test_train_detail_needs_a_budget_a_fitting_patch_and_faces_not_held_out(trained: Path) -> None:
     from doppel.core.errors import ConfigError, NoFaceError
     from doppel.store import Workspace

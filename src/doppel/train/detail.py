@@ -68,6 +68,9 @@ class DetailSpec:
     ssim_weight: float = 1.0
     recon_share: float = 0.5
     max_blur: float = 1.0  # px at the low resolution (sigma), for the true-face inputs
+    recon_blur: float = 0.0  # px (sigma), the most the face model's reconstructions are blurred too
+    adv_weight: float = 0.0  # weight of the patch discriminator's loss; 0: none
+    adv_start: int = 300  # steps of reconstruction losses alone before the discriminator joins
     seed: int = 0
 
 
@@ -122,6 +125,9 @@ class _Pairs:
             x0, y0 = (int(v) for v in rng.integers(0, r - p + 1, 2))
             if rng.random() < s.recon_share:
                 low = self.low_recon[i]
+                sigma = float(rng.uniform(0.0, s.recon_blur)) if s.recon_blur else 0.0
+                if sigma > 0.2:
+                    low = cv2.GaussianBlur(low, (0, 0), sigma)
             else:
                 low = self.low_true[i]
                 sigma = float(rng.uniform(0.0, s.max_blur))
@@ -137,6 +143,28 @@ class _Pairs:
             highs.append(np.clip(hi * gain + bias, 0, 1))
         t = [torch.from_numpy(np.ascontiguousarray(np.stack(a))).permute(0, 3, 1, 2) for a in (lows, highs)]
         return t[0], t[1]
+
+
+class PatchCritic(torch.nn.Module):
+    """A small conditional patch discriminator: (bicubic-upsampled input, face) -> a logit per ~24 px patch.
+
+    Conditioning on the input keeps it judging "is this a real face *for this input*", so the texture
+    it asks for has to agree with what the face model drew, not just look like skin anywhere.
+    """
+
+    def __init__(self, scale: int, width: int = 32) -> None:
+        super().__init__()
+        self.scale = scale
+        w = width
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(6, w, 4, 2, 1), torch.nn.LeakyReLU(0.2),
+            torch.nn.Conv2d(w, 2 * w, 4, 2, 1), torch.nn.LeakyReLU(0.2),
+            torch.nn.Conv2d(2 * w, 2 * w, 3, 1, 1), torch.nn.LeakyReLU(0.2),
+            torch.nn.Conv2d(2 * w, 1, 3, 1, 1))
+
+    def forward(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+        up = F.interpolate(low, size=high.shape[-2:], mode="bicubic", align_corners=False)
+        return self.body(torch.cat([up, high], 1) * 2 - 1)
 
 
 def held_out(model_dir: Path) -> set[int]:
@@ -180,16 +208,32 @@ def train_detail(faces: list[FaceRecord], model_dir: Path, identity: str, spec: 
     torch.manual_seed(spec.seed)
     net = DetailNet(config)
     opt = torch.optim.Adam(net.parameters(), lr=spec.lr, betas=(0.9, 0.99))
+    critic = PatchCritic(scale) if spec.adv_weight > 0 else None
+    opt_c = torch.optim.Adam(critic.parameters(), lr=spec.lr / 2, betas=(0.5, 0.99)) if critic else None
     deadline = time.monotonic() + spec.minutes * 60 if spec.minutes is not None else math.inf
     stop_at = spec.iters if spec.iters is not None else 2**62
     t0, step, last = time.monotonic(), 0, {}
     while step < stop_at and time.monotonic() < deadline and not (should_stop is not None and should_stop()):
         lo, hi = pairs.batch()
-        parts = detail_loss(net(lo), hi, grad_weight=spec.grad_weight, ssim_weight=spec.ssim_weight)
+        pred = net(lo)
+        parts = detail_loss(pred, hi, grad_weight=spec.grad_weight, ssim_weight=spec.ssim_weight)
+        adversarial = critic is not None and step >= spec.adv_start
+        if adversarial:
+            assert critic is not None and opt_c is not None
+            critic.requires_grad_(False)
+            parts["adv"] = spec.adv_weight * F.softplus(-critic(lo, pred)).mean()
         loss = sum(parts.values())
         opt.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[union-attr]
         opt.step()
+        if adversarial:  # the critic's step: real faces up, the network's down
+            assert critic is not None and opt_c is not None
+            critic.requires_grad_(True)
+            c_loss = F.softplus(-critic(lo, hi)).mean() + F.softplus(critic(lo, pred.detach())).mean()
+            opt_c.zero_grad(set_to_none=True)
+            c_loss.backward()
+            opt_c.step()
+            parts["critic"] = c_loss.detach()
         step += 1
         last = {k: float(v.detach()) for k, v in parts.items()}
         progress(step, spec.iters)
