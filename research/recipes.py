@@ -131,6 +131,11 @@ def _detailblur(s: Spec) -> None:
     s.detail = {**(s.detail or {}), "recon_blur": 1.0, "max_blur": 1.5}
 
 
+@part("detailblur2")
+def _detailblur2(s: Spec) -> None:
+    s.detail = {**(s.detail or {}), "recon_blur": 1.5, "max_blur": 2.0}
+
+
 @part("detailwide")
 def _detailwide(s: Spec) -> None:
     s.detail_config.update(channels=48, blocks=4, hr_channels=16)
