@@ -167,8 +167,10 @@ def child(pair: str, recipe_name: str, minutes: float | None, steps: int | None,
             shutil.copyfile(CACHE / "runs" / reuse / "doppel.db", work / "ws" / "doppel.db")
             detail = work / "ws" / "models" / "m" / "detail.safetensors"
             # the face model alone, or with a detail network trained afresh for this recipe
-            prior_recipe = json.loads((RESULTS / f"{reuse}.json").read_text())["recipe"]
-            if recipe.spec.detail is None or recipe_name != prior_recipe:
+            prior_spec = json.loads((RESULTS / f"{reuse}.json").read_text())["recipe_spec"]
+            same_detail = all(prior_spec.get(k) == getattr(recipe.spec, k)
+                              for k in ("detail", "detail_config", "detail_fraction"))
+            if recipe.spec.detail is None or not same_detail or os.environ.get("LAB_RETRAIN_DETAIL"):
                 for name in ("detail.safetensors", "detail.json"):
                     (detail.parent / name).unlink(missing_ok=True)
             ws = Workspace.open(work / "ws")
