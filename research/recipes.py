@@ -77,6 +77,19 @@ def _late(s: Spec) -> None:
     s.late_fraction = 0.25
 
 
+@part("grad")
+def _grad(s: Spec) -> None:
+    """An image-gradient L1 in the face model's loss (weight 1: about the size of its DSSIM term)."""
+    s.train.update(grad_weight=1.0)
+
+
+@part("lategan")
+def _lategan(s: Spec) -> None:
+    """DeepFaceLab's late stage with its GAN: random warp off and the patch-GAN on (power 0.1) for the last quarter."""
+    s.late.update(random_warp=False, gan_power=0.1)
+    s.late_fraction = 0.25
+
+
 @part("em10")
 def _em10(s: Spec) -> None:
     s.train.update(eyes_mouth_weight=10.0)

@@ -195,6 +195,11 @@ def test_loss_sanity() -> None:
     lo = losses.face_loss(bad, t, m, em, eyes_mouth_weight=0)["eyes_mouth"]
     hi = losses.face_loss(bad, t, m, em, eyes_mouth_weight=10)["eyes_mouth"]
     assert float(lo) == 0 and float(hi) > 0
+    # the gradient term: absent by default; a blur of the target costs it, a brightness shift does not
+    assert "grad" not in losses.face_loss(bad, t, m, em)
+    soft = torch.nn.functional.avg_pool2d(t, 3, 1, 1)
+    assert float(losses.face_loss(soft, t, m, em, grad_weight=1)["grad"]) > 0.01
+    assert float(losses.face_loss(t + 0.1, t, m, em, grad_weight=1)["grad"]) < 0.01
     assert float(losses.mask_loss(m, m)) == 0 and float(losses.mask_loss(m0, m)) > 0
 
 

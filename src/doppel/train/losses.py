@@ -76,8 +76,9 @@ def soft_mask(mask: torch.Tensor) -> torch.Tensor:
 
 def face_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, eyes_mouth: torch.Tensor, *,
               ssim_weight: float = 1.0, pixel: str = "mse", pixel_weight: float = 1.0,
-              eyes_mouth_weight: float = 10.0) -> dict[str, torch.Tensor]:
-    """Masked multi-window DSSIM + pixel loss + eyes/mouth L1 for one side; returns named scalars."""
+              eyes_mouth_weight: float = 10.0, grad_weight: float = 0.0) -> dict[str, torch.Tensor]:
+    """Masked multi-window DSSIM + pixel loss + eyes/mouth L1 (+ image-gradient L1 when ``grad_weight``)
+    for one side; returns named scalars."""
     m = soft_mask(mask)
     p, t = pred * m, target * m
     w1, w2 = ssim_windows(pred.shape[-1])
@@ -85,6 +86,9 @@ def face_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, eyes
     diff = p - t
     out["pixel"] = 10.0 * pixel_weight * (diff.abs().mean() if pixel == "l1" else diff.square().mean())
     out["eyes_mouth"] = 10.0 * eyes_mouth_weight * (diff.abs() * eyes_mouth).mean()
+    if grad_weight:  # edges of the right strength in the right place: what MSE and DSSIM let go soft
+        dx, dy = diff[..., :, 1:] - diff[..., :, :-1], diff[..., 1:, :] - diff[..., :-1, :]
+        out["grad"] = 10.0 * grad_weight * (dx.abs().mean() + dy.abs().mean())
     return out
 
 
