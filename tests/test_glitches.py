@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +163,20 @@ def test_mouth_eyes_gaze_from_landmarks() -> None:
 
 def test_flag_threshold_is_documented_value() -> None:
     assert FLAG_SCORE == 4.0
+
+
+def test_combine_names_each_person_and_adds_their_evidence() -> None:
+    from doppel.review.glitches import FLAG_SCORE, Glitch, combine
+
+    def g(frame: int, status: str, *zs: float) -> Glitch:
+        reasons = [{"reason": "mouth", "z": z, "value": 0.1, "usual": 0.0} for z in zs]
+        total = math.sqrt(sum(z * z for z in zs))
+        return Glitch(frame, round(total, 3), total >= FLAG_SCORE, status, False, reasons)
+
+    one = [g(0, "swapped", 3.0), g(1, "swapped")]
+    assert combine([("a", one)]) == one  # one person: unchanged, no names
+    both = combine([("a", one), ("b", [g(0, "passthrough", 3.0), g(1, "swapped", 5.0)])])
+    assert [x.frame for x in both] == [0, 1]
+    assert both[0].score == round(math.sqrt(18.0), 3) and both[0].flagged  # 3 and 3: flagged together
+    assert {r["person"] for r in both[0].reasons} == {"a", "b"} and both[0].status == "swapped"
+    assert [r["person"] for r in both[1].reasons] == ["b"] and both[1].score == 5.0

@@ -94,10 +94,29 @@ def test_two_people_one_pass(tmp_path: Path) -> None:
     # the same request again resumes the same render; one person fewer is another render
     assert _cli("merge", ws_root, clip, "--model", "a2h", "--model", "h2a", "--output", both, "--json")["resumed"]
 
-    # review replays the render with everyone in it: its scores (the first person's), then a full re-render
-    assert _cli("glitches", ws_root, rep["render_uid"], "--json")["frames"] == 8
+    # review replays the render with everyone in it and measures each person's face on its own
+    got = _cli("glitches", ws_root, rep["render_uid"], "--json")
+    assert got["frames"] == 8 and got["analysis"]["people"] == ["a2h", "h2a"]
+    assert all(x.get("person") in ("a2h", "h2a") for g in got["glitches"] for x in g["reasons"])
     with Workspace.open(ws_root) as ws2:
-        rerender(ws2, ws2.renders.get(rep["render_uid"]).id)
+        from doppel.review.analyse import _load_people, refresh
+        from doppel.review.cache import ReviewCache
+
+        rid = ws2.renders.get(rep["render_uid"]).id
+        _, people = _load_people(ReviewCache(ws2, rep["render_uid"]))
+        assert [p.model for p in people] == ["a2h", "h2a"]
+        for p in people:
+            assert [m.status for m in p.measures] == ["swapped"] * 8
+            assert all(m.alignment is not None and m.mouth is not None for m in p.measures)
+            assert sum(m.identity is not None for m in p.measures) >= 1
+            # each person's crop-space mask is their own face: non-empty on every frame
+            assert all(int(mask.sum()) > 0 for mask in p.masks)
+        # the two people's faces are apart, so their alignment figures are not the same numbers
+        assert [m.alignment for m in people[0].measures] != [m.alignment for m in people[1].measures]
+        assert refresh(ws2, rid, [3]) == [3]
+        _, again = _load_people(ReviewCache(ws2, rep["render_uid"]))
+        assert len(again) == 2 and again[1].measures[3].status == "swapped"
+        rerender(ws2, rid)
     assert _face_change(both, plate, right_boxes) > 2.5 * untouched
 
     # refused before any work, in one line: the same model twice, layers with several people

@@ -28,7 +28,9 @@ def glitches(
     Reasons: landmark confidence drop or jump, identity drifting from the source, mask instability,
     colour jump, mouth/eye/gaze disagreement with the plate, occlusion, the face segmenter's doubt, an
     occluder painted over (leak), face dropout. Scores are robust
-    z-scores against the render itself; frames scoring 4 or more are flagged.
+    z-scores against the render itself; frames scoring 4 or more are flagged. In a render that swaps
+    several people (merge --model A --model B) every person's face is measured and scored on its own,
+    and each reason names the model whose face it is.
     """
     with Workspace.open(workspace) as ws:
         r = find_render(ws, render)
@@ -45,6 +47,7 @@ def glitches(
         return
     console.print(f"render {r.uid}: {len(scores)} frames, {flagged} flagged")
     for g in best:
-        why = ", ".join(f"{x['reason']} z={x['z']:.1f}" for x in g.reasons) or "-"
+        why = ", ".join(f"{x['person'] + ' ' if 'person' in x else ''}{x['reason']} z={x['z']:.1f}"
+                        for x in g.reasons) or "-"
         mark = "FLAG" if g.flagged else "    "
         typer.echo(f"{g.frame:7d}  {g.score:7.2f}  {mark}  {g.status:11s}  {why}")

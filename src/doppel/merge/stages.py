@@ -81,6 +81,7 @@ class WorkItem:
     shot_cut: bool = False
     face_region: Region | None = None  # the face's landmark hull in the frame
     person: int = 0  # whose face: 0 = the run's own model and destination, k = ``RunContext.others[k - 1]``
+    matte: np.ndarray | None = None  # uint8 (H, W): this person's matte, for k >= 1 when the compositor keeps them
     others: list[WorkItem] = field(default_factory=list)  # the other people's items on this frame (person 0's)
 
     def everyone(self) -> list[WorkItem]:
@@ -321,8 +322,10 @@ class Compositor:
         that starts at such a frame gives the following frames exactly as a run from the clip's start."""
         return not has_face or settings.keep_original or not settings.smoothing
 
-    def __init__(self, ctx: RunContext) -> None:
-        self.ctx = ctx
+    def __init__(self, ctx: RunContext, *, person_mattes: bool = False) -> None:
+        """``person_mattes``: also fill each other person's ``WorkItem.matte`` (review measures every person;
+        a merge needs only the first person's)."""
+        self.ctx, self.person_mattes = ctx, person_mattes
         n = 1 + len(ctx.others)
         self.states = [TemporalState() for _ in range(n)]  # each person's smoothing runs on its own
         self.cuts = ShotCutDetector()
@@ -355,13 +358,12 @@ class Compositor:
                 one.occlusion, one.uncertainty, one.leak = got.occlusion, got.uncertainty, got.leak
                 if k == 0:
                     res = got
+                elif self.person_mattes:
+                    one.matte = _frame_region(got, frame.image.shape[:2])
             self.previous_swapped[k] = one.status == "swapped"
         item.output = output
         if res is not None:
-            x0, y0, x1, y1 = res.roi
-            if x1 > x0 and y1 > y0:
-                region = np.zeros(frame.image.shape[:2], np.uint8)
-                region[y0:y1, x0:x1] = np.clip(res.frame_matte * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            region = _frame_region(res, frame.image.shape[:2])
             if ctx.layers is not None and not ctx.layers_video and not warmup:
                 t1 = time.perf_counter()
                 ctx.layer_files += write_layers(
@@ -389,6 +391,16 @@ class Compositor:
             item.layer = layer_frame(item.output16 if item.output16 is not None else item.output, res)
             ctx.stages.add("composite", time.perf_counter() - t1)
         return region
+
+
+def _frame_region(res: FaceResult, shape: tuple[int, ...]) -> np.ndarray | None:
+    """A face's matte over the whole frame (uint8, 255 = all swap), or None when it lies outside the frame."""
+    x0, y0, x1, y1 = res.roi
+    if not (x1 > x0 and y1 > y0):
+        return None
+    region = np.zeros(shape[:2], np.uint8)
+    region[y0:y1, x0:x1] = np.clip(res.frame_matte * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return region
 
 
 def composite_stage(ctx: RunContext, inp: Pipe, out: Pipe, flicker: FlickerMeter, first: int = 0) -> None:

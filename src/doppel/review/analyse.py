@@ -24,12 +24,12 @@ from doppel.io.video import probe
 from doppel.ops import face as geometry
 from doppel.review import features as ft
 from doppel.review.cache import CACHE_VERSION, PER_SHEET, SHEET_COLUMNS, ReviewCache
-from doppel.review.glitches import FLAG_SCORE, Glitch, Measure, ranked, score, store_scores
+from doppel.review.glitches import FLAG_SCORE, Glitch, Measure, combine, ranked, score, store_scores
 from doppel.store import Workspace
 from doppel.store.records import FaceRecord, RenderRecord
 from doppel.workflow.extract import identity_embedding
 from doppel.workflow.merge import frame_settings
-from doppel.workflow.models import model_of
+from doppel.workflow.models import model_of, others_of
 from doppel.workflow.replay import ReplayedFrame, replay
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ class AnalysisReport:
     identity_stride: int
     seconds: float
     top: list[dict[str, Any]] = field(default_factory=list)
+    people: list[str] = field(default_factory=list)  # the models whose faces were measured, render's own first
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,128 +140,176 @@ def _summary(render: RenderRecord, info: dict[str, Any], glitches: Sequence[Glit
     }
 
 
-def _finish(ws: Workspace, cache: ReviewCache, render: RenderRecord, measures: list[Measure], masks: np.ndarray,
-            extra: dict[str, Any], info: dict[str, Any], revision: int) -> list[Glitch]:
-    glitches = score(measures, masks)
+@dataclass
+class _Person:
+    """One swapped person's measuring state: the render's own model is person 0, a multi-person render's
+    other models follow in compositing order."""
+
+    model: str
+    reference: np.ndarray | None
+    stride: int
+    measures: list[Measure] = field(default_factory=list)
+    masks: list[np.ndarray] = field(default_factory=list)
+    vectors: dict[int, np.ndarray] = field(default_factory=dict)
+    dest: dict[int, FaceRecord] = field(default_factory=dict)
+    seen: int = 0  # swapped frames so far (identity is embedded on every ``stride``-th)
+    kind: str = "source"
+
+    def cached(self) -> dict[str, Any]:
+        return {"model": self.model, "identity_reference": self.kind, "identity_stride": self.stride,
+                "reference": None if self.reference is None else [float(v) for v in self.reference],
+                "measures": [asdict(m) for m in self.measures]}
+
+
+def _people(ws: Workspace, render: RenderRecord, identity_budget: int) -> list[_Person]:
+    out = []
+    for model, ident in [(model_of(ws, render), None), *others_of(ws, render)]:
+        ident = ident or model.dst_identity
+        reference = identity_embedding(ws, model.src_identity) if model.src_identity else None
+        n_faces = ws.faces.count(ident, render.clip_id) if ident else 0
+        out.append(_Person(model.name, reference, max(1, math.ceil(n_faces / max(1, identity_budget)))))
+    return out
+
+
+def _finish(ws: Workspace, cache: ReviewCache, render: RenderRecord, people: list[_Person],
+            info: dict[str, Any], revision: int) -> list[Glitch]:
+    per_person = []
+    for k, p in enumerate(people):
+        masks = np.stack(p.masks)
+        per_person.append((p.model, score(p.measures, masks)))
+        cache.write_masks(masks, person=k)
+    glitches = combine(per_person)
     store_scores(ws, render.id, glitches)
-    cache.write_masks(masks)
     finished = ws.renders.get(render.id).finished_at  # what the cache matches (see :func:`is_stale`)
-    cache.write_json(cache.measures_path, {"version": CACHE_VERSION, "uid": render.uid, **extra,
+    first = people[0].cached()
+    cache.write_json(cache.measures_path, {"version": CACHE_VERSION, "uid": render.uid, **first, "info": info,
                                            "render_finished_at": finished,
-                                           "measures": [asdict(m) for m in measures]})
+                                           "people": [p.cached() for p in people[1:]]})
     cache.write_json(cache.scores_path, _summary(render, info, glitches, revision))
     return glitches
 
 
 def analyse(ws: Workspace, render_id: int, *, swapper: Swapper | None = None, progress: ProgressFn = no_progress,
             identity_budget: int = IDENTITY_BUDGET) -> AnalysisReport:
-    """Replay the whole render, cache its frames and thumbnails, measure, score and store every frame."""
+    """Replay the whole render, cache its frames and thumbnails, measure, score and store every frame
+    (every person's face, in a render that swaps several)."""
     started = time.perf_counter()
     render = ws.renders.get(render_id)
     cache = ReviewCache(ws, render.uid)
     video = probe(ws.clips.path_of(render.clip_id, what=f"render {render.uid}"))
-    model = model_of(ws, render)
-    reference = identity_embedding(ws, model.src_identity) if model.src_identity else None
-    n_faces = ws.faces.count(model.dst_identity, render.clip_id) if model.dst_identity else 0
-    stride = max(1, math.ceil(n_faces / max(1, identity_budget)))
+    people = _people(ws, render, identity_budget)
     meter = _Meter()
-    measures: list[Measure] = []
-    masks: list[np.ndarray] = []
-    vectors: dict[int, np.ndarray] = {}
+    frames = 0
     thumbs: dict[int, np.ndarray] = {}
-    dest: dict[int, FaceRecord] = {}
-    swapped_seen = 0
 
     def step(done: int, total: int | None) -> None:
         progress(done, video.frame_count)
 
     for fr in replay(ws, render.id, swapper=swapper, progress=step):
-        if fr.index != len(measures):
+        if fr.index != frames:
             raise WorkspaceError(f"render {render.uid}: frame {fr.index} came out of order", path=ws.root)
-        with_id = fr.status == "swapped" and swapped_seen % stride == 0
-        swapped_seen += fr.status == "swapped"
-        m, mask, vec = meter.measure(fr, with_id)
-        measures.append(m)
-        masks.append(mask)
-        if vec is not None:
-            vectors[fr.index] = vec
-        if fr.face is not None:
-            dest[fr.index] = fr.face
+        frames += 1
+        for k, p in enumerate(people):
+            view = fr.person(k) if k <= len(fr.others) else None
+            if view is None:
+                raise WorkspaceError(f"render {render.uid}: frame {fr.index} lacks person {p.model!r}", path=ws.root)
+            with_id = view.status == "swapped" and p.seen % p.stride == 0
+            p.seen += view.status == "swapped"
+            m, mask, vec = meter.measure(view, with_id)
+            p.measures.append(m)
+            p.masks.append(mask)
+            if vec is not None:
+                p.vectors[fr.index] = vec
+            if view.face is not None:
+                p.dest[fr.index] = view.face
         cache.write_frame(fr.index, fr.original, fr.output, fr.matte)
         thumbs[fr.index] = cache.thumbnail(fr.output)
-    if not measures:
+    if not frames:
         raise WorkspaceError(f"render {render.uid}: no frames to analyse", path=ws.root)
-    _jumps(dest, measures)
-    kind, reference = _identity_distances(measures, vectors, reference)
+    for p in people:
+        _jumps(p.dest, p.measures)
+        p.kind, p.reference = _identity_distances(p.measures, p.vectors, p.reference)
     size = cache.thumb_size(video.width, video.height)
-    sheets = cache.write_sheets(thumbs, len(measures), size)
-    info = {"frames": len(measures), "fps": video.fps, "width": video.width, "height": video.height,
+    sheets = cache.write_sheets(thumbs, frames, size)
+    info = {"frames": frames, "fps": video.fps, "width": video.width, "height": video.height,
             "thumb": list(size), "sheets": sheets}
-    extra = {"identity_reference": kind, "identity_stride": stride,
-             "reference": None if reference is None else [float(v) for v in reference], "info": info}
-    glitches = _finish(ws, cache, render, measures, np.stack(masks), extra, info, revision=1)
+    glitches = _finish(ws, cache, render, people, info, revision=1)
     flagged = sum(g.flagged for g in glitches)
     top = [g.to_dict() for g in ranked(glitches, 10)]
-    return AnalysisReport(render.uid, len(measures), swapped_seen, flagged, kind, stride,
-                          round(time.perf_counter() - started, 3), top)
+    swapped = sum(g.status == "swapped" for g in glitches)
+    return AnalysisReport(render.uid, frames, swapped, flagged, people[0].kind, people[0].stride,
+                          round(time.perf_counter() - started, 3), top, [p.model for p in people])
+
+
+def _load_people(cache: ReviewCache) -> tuple[dict[str, Any], list[_Person]]:
+    """The cached measures and masks of every person, the render's own model first."""
+    data = cache.read_json(cache.measures_path)
+    people = []
+    for k, d in enumerate([data, *data.get("people", [])]):
+        ref = np.asarray(d["reference"], np.float32) if d.get("reference") else None
+        p = _Person(d.get("model", ""), ref, int(d.get("identity_stride", 1)), kind=d.get("identity_reference", ""))
+        p.measures = [Measure.from_dict(m) for m in d["measures"]]
+        masks = cache.read_masks(k)
+        if masks is None or len(masks) != len(p.measures):
+            raise WorkspaceError("review cache is incomplete; run `doppel glitches` again", path=cache.root)
+        p.masks = list(masks.copy())
+        people.append(p)
+    return data, people
 
 
 def load_measures(cache: ReviewCache) -> tuple[dict[str, Any], list[Measure], np.ndarray]:
-    data = cache.read_json(cache.measures_path)
-    measures = [Measure.from_dict(d) for d in data["measures"]]
-    masks = cache.read_masks()
-    if masks is None or len(masks) != len(measures):
-        raise WorkspaceError("review cache is incomplete; run `doppel glitches` again", path=cache.root)
-    return data, measures, masks.copy()
+    """The cached data, measures and masks of the render's own model's faces (person 0)."""
+    data, people = _load_people(cache)
+    return data, people[0].measures, np.stack(people[0].masks)
 
 
 def dirty_frames(ws: Workspace, render_id: int) -> list[int]:
     """Frames with a face whose settings (base + overrides, now) differ from those they were rendered with."""
     render = ws.renders.get(render_id)
     cache = ReviewCache(ws, render.uid)
-    _, measures, _ = load_measures(cache)
+    _, people = _load_people(cache)
     settings = frame_settings(ws, render)
-    return [m.index for m in measures if m.status != "passthrough" and settings.at(m.index).hash() != m.settings_hash]
+    return sorted({m.index for p in people for m in p.measures
+                   if m.status != "passthrough" and settings.at(m.index).hash() != m.settings_hash})
 
 
 def swapped_frames(ws: Workspace, render_id: int) -> list[int]:
     """The frames of the analysed render that carry a face (what a new segmenter can change)."""
-    _, measures, _ = load_measures(ReviewCache(ws, ws.renders.get(render_id).uid))
-    return [m.index for m in measures if m.status != "passthrough"]
+    _, people = _load_people(ReviewCache(ws, ws.renders.get(render_id).uid))
+    return sorted({m.index for p in people for m in p.measures if m.status != "passthrough"})
 
 
 def refresh(ws: Workspace, render_id: int, frames: Sequence[int] | None = None, *,
             swapper: Swapper | None = None, progress: ProgressFn = no_progress) -> list[int]:
     """Re-render ``frames`` (default: :func:`dirty_frames`) with the current settings, update their cached
-    images, thumbnails and measures, and rescore the render. Returns the frames re-rendered."""
+    images, thumbnails and measures (every person's), and rescore the render. Returns the frames re-rendered."""
     render = ws.renders.get(render_id)
     cache = ReviewCache(ws, render.uid)
-    data, measures, masks = load_measures(cache)
+    data, people = _load_people(cache)
+    n = len(people[0].measures)
     todo = sorted(set(dirty_frames(ws, render_id) if frames is None else frames))
-    todo = [f for f in todo if 0 <= f < len(measures)]
+    todo = [f for f in todo if 0 <= f < n]
     if not todo:
         return []
     meter = _Meter()
-    vectors: dict[int, np.ndarray] = {}
     thumbs: dict[int, np.ndarray] = {}
     for fr in replay(ws, render.id, todo, swapper=swapper, progress=progress):
-        m, mask, vec = meter.measure(fr, fr.status == "swapped")
-        old = measures[fr.index]
-        m.shot_cut = old.shot_cut  # a replay window may start mid-shot; keep the full run's cut
-        m.landmark_jump = old.landmark_jump  # alignment is not a setting: unchanged by edits
-        measures[fr.index], masks[fr.index] = m, mask
-        if vec is not None:
-            vectors[fr.index] = vec
+        for k, p in enumerate(people):
+            if k > len(fr.others):
+                raise WorkspaceError(f"render {render.uid}: frame {fr.index} lacks person {p.model!r}", path=ws.root)
+            m, mask, vec = meter.measure(fr.person(k), fr.person(k).status == "swapped")
+            old = p.measures[fr.index]
+            m.shot_cut = old.shot_cut  # a replay window may start mid-shot; keep the full run's cut
+            m.landmark_jump = old.landmark_jump  # alignment is not a setting: unchanged by edits
+            if vec is not None:
+                m.identity = None if p.reference is None else round(float(np.linalg.norm(vec - p.reference)), 5)
+            p.measures[fr.index], p.masks[fr.index] = m, mask
         cache.write_frame(fr.index, None, fr.output, fr.matte)
         thumbs[fr.index] = cache.thumbnail(fr.output)
-    reference = np.asarray(data["reference"], np.float32) if data.get("reference") else None
-    for i, vec in vectors.items():
-        measures[i].identity = None if reference is None else round(float(np.linalg.norm(vec - reference)), 5)
     info = data["info"]
     cache.update_sheet_cells(thumbs, tuple(info["thumb"]))
     revision = int(cache.read_json(cache.scores_path).get("revision", 1)) + 1
-    extra = {k: data[k] for k in ("identity_reference", "identity_stride", "reference", "info")}
-    _finish(ws, cache, render, measures, masks, extra, info, revision)
+    _finish(ws, cache, render, people, info, revision)
     return todo
 
 
@@ -276,7 +325,8 @@ def adopt_merge(ws: Workspace, render_id: int) -> None:
 
 def is_stale(ws: Workspace, render_id: int) -> bool:
     """True when the render was merged again (outside review) after its review cache was made, or when
-    there is no cache: its frames, thumbnails and scores may no longer match the video."""
+    there is no cache (or one an older doppel wrote): its frames, thumbnails and scores may no longer
+    match the video."""
     render = ws.renders.get(render_id)
     cache = ReviewCache(ws, render.uid)
     if not cache.ready():
@@ -285,4 +335,4 @@ def is_stale(ws: Workspace, render_id: int) -> bool:
         data = cache.read_json(cache.measures_path)
     except WorkspaceError:
         return True
-    return data.get("render_finished_at") != render.finished_at
+    return data.get("version") != CACHE_VERSION or data.get("render_finished_at") != render.finished_at

@@ -26,7 +26,7 @@ from doppel.io.atomic import write_bytes_atomic, write_text_atomic
 from doppel.io.image import ReadMode, encode_image, read_image
 from doppel.store import Workspace
 
-CACHE_VERSION = 2  # 2: soft mattes in frames/; face regions at half the matte's peak (was: at one half)
+CACHE_VERSION = 3  # 3: every person of a multi-person render measured; 2: soft mattes, regions at half the peak
 THUMB_WIDTH = 96
 SHEET_COLUMNS = 20
 PER_SHEET = 400  # 20 x 20 thumbnails per sprite sheet
@@ -79,7 +79,14 @@ class ReviewCache:
         return self.root / "scores.json"
 
     def ready(self) -> bool:
-        return self.scores_path.is_file() and self.measures_path.is_file()
+        """Whether an analysis this doppel can read is cached (one an older doppel wrote counts as none)."""
+        if not (self.scores_path.is_file() and self.measures_path.is_file()):
+            return False
+        try:
+            self.read_json(self.scores_path)  # checks the version
+        except WorkspaceError:
+            return False
+        return True
 
     # -- frames ------------------------------------------------------------------------------------
     def write_frame(self, index: int, original: np.ndarray | None, output: np.ndarray,
@@ -149,12 +156,17 @@ class ReviewCache:
             raise WorkspaceError("review cache is from another version; run `doppel glitches` again", path=path)
         return data
 
-    def write_masks(self, masks: np.ndarray) -> None:
+    def person_masks_path(self, person: int) -> Path:
+        """Person ``person``'s crop-space masks (0: the render's own model; others in a multi-person render)."""
+        return self.masks_path if person == 0 else self.root / f"masks-{person}.npy"
+
+    def write_masks(self, masks: np.ndarray, person: int = 0) -> None:
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(masks, dtype=np.uint8), allow_pickle=False)
-        write_bytes_atomic(self.masks_path, buf.getvalue())
+        write_bytes_atomic(self.person_masks_path(person), buf.getvalue())
 
-    def read_masks(self) -> np.ndarray | None:
-        if not self.masks_path.is_file():
+    def read_masks(self, person: int = 0) -> np.ndarray | None:
+        path = self.person_masks_path(person)
+        if not path.is_file():
             return None
-        return np.load(self.masks_path, allow_pickle=False)
+        return np.load(path, allow_pickle=False)

@@ -223,6 +223,24 @@ def score(measures: Sequence[Measure], masks: np.ndarray | None = None, *,
     return out
 
 
+def combine(people: Sequence[tuple[str, Sequence[Glitch]]]) -> list[Glitch]:
+    """One score per frame for a render that swaps several people: each person's frames are scored on
+    their own (``people``: model name and its glitches, frames in the same order), then a frame's reasons
+    are all of theirs, each naming its ``person``, and its score is the root of their squared z-scores,
+    as for one person. One person: returned unchanged."""
+    if len(people) == 1:
+        return list(people[0][1])
+    out = []
+    for per_frame in zip(*(g for _, g in people), strict=True):
+        reasons = sorted(({**r, "person": name} for (name, _), g in zip(people, per_frame, strict=True)
+                          for r in g.reasons), key=lambda r: -r["z"])
+        total = math.sqrt(sum(r["z"] ** 2 for r in reasons))
+        first = per_frame[0]
+        status = "swapped" if any(g.status == "swapped" for g in per_frame) else first.status
+        out.append(Glitch(first.frame, round(total, 3), total >= FLAG_SCORE, status, first.shot_cut, reasons))
+    return out
+
+
 def ranked(glitches: Sequence[Glitch], top: int | None = None) -> list[Glitch]:
     """Highest score first (ties: earlier frame first); ``top`` keeps the first ``top``."""
     order = sorted(glitches, key=lambda g: (-g.score, g.frame))

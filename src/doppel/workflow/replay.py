@@ -9,7 +9,7 @@ review's views and glitch scoring. It holds no compositing logic of its own.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -31,6 +31,19 @@ FLUSH = 64  # frame rows written per transaction
 
 
 @dataclass
+class PersonFrame:
+    """Another person's face on a replayed frame of a render that swaps several people."""
+
+    model: str  # the model that swapped this person
+    face: FaceRecord | None  # this person's destination face on the frame, if any
+    matte: np.ndarray | None  # uint8 (H, W), this person's matte, None when not swapped
+    status: str
+    occlusion: float | None = None
+    uncertainty: float | None = None
+    leak: float | None = None
+
+
+@dataclass
 class ReplayedFrame:
     index: int
     original: np.ndarray  # uint8 (H, W, 3) RGB, the plate
@@ -43,6 +56,16 @@ class ReplayedFrame:
     settings: MergeSettings
     uncertainty: float | None = None  # the segmenter's doubt inside the face (occlusion=segment)
     leak: float | None = None  # share of the face the swap covers where the plate shows something else
+    others: list[PersonFrame] = field(default_factory=list)  # the other people a render swaps, in order
+
+    def person(self, k: int) -> ReplayedFrame:
+        """The frame seen as person ``k``'s (0: the render's own model): the same plate and output, with
+        that person's face, matte and scores."""
+        if k == 0:
+            return self
+        o = self.others[k - 1]
+        return replace(self, face=o.face, matte=o.matte, status=o.status, occlusion=o.occlusion,
+                       uncertainty=o.uncertainty, leak=o.leak, others=[])
 
 
 def _context(ws: Workspace, render: RenderRecord, swapper: Swapper | None, identity: str | None) -> RunContext:
@@ -93,7 +116,7 @@ def replay(ws: Workspace, render_id: int, frames: Sequence[int] | None = None, *
     done = 0
     rows: list[FrameRow] = []
     for lo, hi in spans:
-        compositor = Compositor(ctx)
+        compositor = Compositor(ctx, person_mattes=bool(ctx.others))
         source = read_frames(path, start=lo, stop=None if hi is None else hi + 1)
         while True:
             chunk = [fr for _, fr in zip(range(CHUNK), source, strict=False)]
@@ -110,8 +133,10 @@ def replay(ws: Workspace, render_id: int, frames: Sequence[int] | None = None, *
                 rows.append(FrameRow(it.frame.index, it.status, it.occlusion, it.shot_cut))
                 done += 1
                 progress(done, total)
+                others = [PersonFrame(ctx.person(o.person).model.name, o.face, o.matte, o.status, o.occlusion,
+                                      o.uncertainty, o.leak) for o in it.others]
                 yield ReplayedFrame(it.frame.index, original, it.output, matte, it.status, it.occlusion,
-                                    it.shot_cut, it.face, it.settings, it.uncertainty, it.leak)
+                                    it.shot_cut, it.face, it.settings, it.uncertainty, it.leak, others)
             if len(rows) >= FLUSH:
                 ws.renders.record_frames(render.id, rows)
                 rows = []

@@ -232,7 +232,8 @@ function showInfo() {
   for (const r of info.reasons) {
     const li = document.createElement("li");
     li.className = r.z >= 4 ? "strong" : "";
-    li.textContent = `${r.reason}: z ${r.z} (value ${r.value}, usual ${r.usual})`;
+    const who = r.person ? `${r.person}: ` : "";
+    li.textContent = `${who}${r.reason}: z ${r.z} (value ${r.value}, usual ${r.usual})`;
     ul.appendChild(li);
   }
   $("ov-first").value = info.frame;
