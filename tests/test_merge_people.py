@@ -13,7 +13,9 @@ from typer.testing import CliRunner
 from conftest import make_clip
 from doppel.cli.app import app
 from doppel.io.video import probe, read_frames
+from doppel.io.writer import VideoWriter
 from doppel.provenance.consent import add_consent
+from doppel.provenance.verify import verify_file
 from doppel.store import Workspace
 from doppel.workflow.extract import extract
 from doppel.workflow.merge import rerender
@@ -119,10 +121,42 @@ def test_two_people_one_pass(tmp_path: Path) -> None:
         rerender(ws2, rid)
     assert _face_change(both, plate, right_boxes) > 2.5 * untouched
 
-    # refused before any work, in one line: the same model twice, layers with several people
+    # refused before any work, in one line: the same model twice, --identity with several models
     bad = tmp_path / "bad.mp4"
     out = _cli("merge", ws_root, clip, "--model", "a2h", "--model", "a2h", "--output", bad, code=2)["output"]
     assert "the same --model is given twice" in out and not bad.exists()
-    out = _cli("merge", ws_root, clip, "--model", "a2h", "--model", "h2a", "--output", bad, "--layers",
-               tmp_path / "layers", code=2)["output"]
-    assert "--layers works with one --model only" in out and not bad.exists()
+    out = _cli("merge", ws_root, clip, "--model", "a2h", "--model", "h2a", "--output", bad, "--identity", "hop",
+               code=2)["output"]
+    assert "--identity works with one --model only" in out and not bad.exists()
+
+    # layers: one folder per model, each face layer marked and signed, each folder under its own manifest
+    delivery = tmp_path / "delivery"
+    delivery.mkdir()
+    lay = _cli("merge", ws_root, clip, "--model", "a2h", "--model", "h2a", "--output", delivery / "shot.mp4",
+               "--layers", delivery / "layers", "--json")
+    assert sorted(Path(m).parent.name for m in lay["provenance"]["layers_manifests"]) == ["a2h", "h2a"]
+    for name in ("a2h", "h2a"):
+        faces = sorted((delivery / "layers" / name).glob("face_*.png"))
+        assert len(faces) == 8
+        got = verify_file(faces[3], workspace=ws_root)  # (a 64 px face is too small to read the mark back)
+        assert got.verdict == "marked" and got.credentials["valid"], (name, got.findings)
+        assert json.loads((delivery / "layers" / name / "transform_000003.json").read_text())["model"] == name
+    for path in (q for q in delivery.rglob("*") if q.is_file() and q.suffix in (".png", ".json", ".mp4")):
+        if path.name.endswith("manifest.json"):
+            continue
+        assert verify_file(path, workspace=ws_root).verdict == "marked", path
+
+    # a 10-bit plate with both people stays 10-bit, both faces composited in it
+    deep_plate = tmp_path / "both.mov"
+    with VideoWriter(deep_plate, width=2 * w, height=h, fps=25, codec="prores_hq") as wr:
+        for img in plate:
+            wr.write(img.astype(np.uint16) * 257 + 64)
+    deep_out = tmp_path / "both_deep.mkv"
+    _cli("merge", ws_root, deep_plate, "--model", "a2h", "--model", "h2a", "--output", deep_out, "--json")
+    assert probe(deep_out).bits >= 10 and probe(deep_out).frame_count == 8
+    deep_frames = [f.image16 for f in read_frames(deep_out, depth=16)]
+    assert all(f is not None for f in deep_frames)
+    change = [float(np.abs(f[y0:y1, x0:x1].astype(np.float32) / 257 - p[y0:y1, x0:x1]).mean())  # type: ignore[index]
+              for f, p, boxes in zip(deep_frames, plate, zip(left_boxes, right_boxes, strict=True), strict=True)
+              for (x0, y0, x1, y1) in boxes]
+    assert float(np.median(change)) > 2.5 * untouched  # both people swapped in the deep output

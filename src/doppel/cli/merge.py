@@ -41,7 +41,7 @@ def merge(
     input: Path = typer.Argument(..., help="Destination video (extracted on the fly if the workspace lacks it)."),
     model: list[str] = typer.Option(..., "--model", "-m", help="Name of a model trained in this workspace. Repeat "
                                     "it for a shot with several people: each model swaps its own destination "
-                                    "person, all in one pass (one decode, one encode; review scores the first)."),
+                                    "person, all in one pass (one decode, one encode; review scores each)."),
     output: Path = typer.Option(..., "--output", "-o", help="Video to write (shot.mov, shot.mkv, ...) or an image "
                                                             "sequence (out/shot.%06d.exr, out/shot.####.dpx)."),
     codec: CodecChoice | None = typer.Option(None, "--codec", help="Video codec (default: from the file name: "
@@ -56,10 +56,12 @@ def merge(
     override: list[str] = typer.Option([], "--override",
                                        help="Settings for some frames: FIRST[-LAST]:KEY=VALUE[,KEY=VALUE] "
                                             "(repeatable; e.g. 120-180:keep_original=true)."),
-    identity: str | None = typer.Option(None, "--identity", help="Destination person (default: the model's)."),
+    identity: str | None = typer.Option(None, "--identity", help="Destination person (default: the model's; "
+                                        "one --model only)."),
     layers: Path | None = typer.Option(None, "--layers", help="Also write compositing layers: a folder (per frame a "
-                                         "16-bit RGBA face, its matte and transform) or NAME.mov (ProRes 4444: "
-                                         "the merged frames with the face matte as alpha)."),
+                                         "16-bit RGBA face, its matte and transform; a sub-folder per model when "
+                                         "there are several) or NAME.mov (ProRes 4444: the merged frames with the "
+                                         "faces' matte as alpha)."),
     crf: int = typer.Option(18, "--crf", min=0, max=51, help="H.264 quality (lower = better, bigger)."),
     preset: str = typer.Option("veryfast", "--preset", help="x264 speed preset."),
     batch: int = typer.Option(8, "--batch", min=1, max=256, help="Faces per inference batch."),

@@ -7,6 +7,7 @@ watermark (the pipeline applies that to every frame it writes).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -200,37 +201,47 @@ def prepare_face(frame: np.ndarray, matrix: np.ndarray, swapped: np.ndarray, lea
     return FaceResult(face, matte, transform, (x0, y0, x1, y1), frame_matte, occlusion, uncertainty, leak)
 
 
-def deep_output(plate16: np.ndarray, plate8: np.ndarray, out8: np.ndarray, result: FaceResult | None,
+def deep_output(plate16: np.ndarray, plate8: np.ndarray, out8: np.ndarray, results: Sequence[FaceResult],
                 settings: MergeSettings, marked8: np.ndarray) -> np.ndarray:
     """The frame at 16 bits per channel, for a 10- or 16-bit plate: what the 8-bit composite changed, carried
     onto the deep plate, so no part of the picture makes an 8-bit round trip it does not need.
 
-    ``out8`` is the 8-bit composite before the watermark, ``marked8`` after it. Outside the face the deep
-    plate keeps every bit and only the watermark's change is added (x257). Inside the face, an alpha blend
-    is redone in floating point from the model's face and the matte; other blends carry their 8-bit change.
+    ``out8`` is the 8-bit composite before the watermark, ``marked8`` after it; ``results``: every swapped
+    face of the frame in compositing order. Outside the faces the deep plate keeps every bit and only the
+    watermark's change is added (x257). Inside them, an alpha blend is redone in floating point from each
+    model's face and matte, each over what came before; other blends carry their 8-bit change.
     """
     out = plate16.astype(np.int32) + 257 * (out8.astype(np.int32) - plate8.astype(np.int32))
-    if result is not None and settings.blend == "alpha":
-        x0, y0, x1, y1 = result.roi
-        if x1 > x0 and y1 > y0:
+    if settings.blend == "alpha" and results:
+        deep = plate16.astype(np.float32)
+        rois = []
+        for result in results:
+            x0, y0, x1, y1 = result.roi
+            if not (x1 > x0 and y1 > y0):
+                continue
             face = place_face(np.clip(result.face, 0.0, 1.0).astype(np.float32),
                               _roi_matrix(result.transform, x0, y0), (y1 - y0, x1 - x0))
             m = result.frame_matte[..., None].astype(np.float32)
-            plate = plate16[y0:y1, x0:x1].astype(np.float32)
-            out[y0:y1, x0:x1] = np.round(plate + m * (face * 65535.0 - plate)).astype(np.int32)
+            under = deep[y0:y1, x0:x1]
+            deep[y0:y1, x0:x1] = under + m * (face * 65535.0 - under)
+            rois.append((x0, y0, x1, y1))
+        for x0, y0, x1, y1 in rois:
+            out[y0:y1, x0:x1] = np.round(deep[y0:y1, x0:x1]).astype(np.int32)
     out += 257 * (marked8.astype(np.int32) - out8.astype(np.int32))
     return np.clip(out, 0, 65535).astype(np.uint16)
 
 
-def layer_frame(output: np.ndarray, result: FaceResult | None) -> np.ndarray:
+def layer_frame(output: np.ndarray, results: Sequence[FaceResult]) -> np.ndarray:
     """A compositing layer as one frame: uint16 ``(H, W, 4)``, the merged frame (watermarked, so the layer
-    carries the mark wherever it is shown) with the face's matte as alpha (0 where no face was swapped)."""
+    carries the mark wherever it is shown) with the faces' mattes as alpha (their union where several
+    people were swapped; 0 where no face was)."""
     rgb = output.astype(np.uint16) * (257 if output.dtype == np.uint8 else 1)
     alpha = np.zeros(rgb.shape[:2], np.uint16)
-    if result is not None:
+    for result in results:
         x0, y0, x1, y1 = result.roi
         if x1 > x0 and y1 > y0:
-            alpha[y0:y1, x0:x1] = np.round(np.clip(result.frame_matte, 0, 1) * 65535.0).astype(np.uint16)
+            a = np.round(np.clip(result.frame_matte, 0, 1) * 65535.0).astype(np.uint16)
+            alpha[y0:y1, x0:x1] = np.maximum(alpha[y0:y1, x0:x1], a)
     return np.concatenate([rgb, alpha[..., None]], axis=2)
 
 

@@ -38,6 +38,7 @@ from doppel.merge.stages import (
     decode_stage,
     guard,
     infer_stage,
+    layers_folder,
 )
 from doppel.merge.temporal import FlickerMeter
 from doppel.store.records import FrameRow
@@ -154,7 +155,11 @@ def _run(ctx: RunContext, info: VideoInfo, encode: Encode, report: MergeReport,
                              "consent_hash": ctx.provenance.consent_hash}
         if ctx.layers is not None and not ctx.layers_video:
             t0 = time.perf_counter()
-            report.provenance["layers_manifest"] = str(seal_layers(ctx))
+            manifests = seal_layers(ctx)
+            if manifests:
+                report.provenance["layers_manifest"] = str(manifests[0])
+            if len(manifests) > 1:
+                report.provenance["layers_manifests"] = [str(m) for m in manifests]
             ctx.stages.add("credentials", time.perf_counter() - t0)
     finally:
         ctx.stop.set()
@@ -166,16 +171,23 @@ def _run(ctx: RunContext, info: VideoInfo, encode: Encode, report: MergeReport,
     report.inference_run = sum(p.cache.misses for p in ctx.people())
 
 
-def seal_layers(ctx: RunContext) -> Path:
-    """Content credentials into every face layer (in parallel: signing is the slow part), then the signed
-    manifest over the whole layers folder."""
+def seal_layers(ctx: RunContext) -> list[Path]:
+    """Content credentials into every face layer (in parallel: signing is the slow part), then a signed
+    manifest over each layers folder (one per person in a multi-person render). Returns the manifests."""
     assert ctx.layers is not None
-    name, model_id = ctx.model.name, ctx.model.id
-    faces = [p for p in ctx.layer_files if p.name.startswith("face_")]
-    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-        list(pool.map(lambda p: ctx.provenance.sign_image(p, model_name=name, model_id=model_id,
-                                                          what="swapped face layer"), faces))
-    return ctx.provenance.seal(ctx.layers, ctx.layer_files, model_name=name, model_id=model_id)
+    out = []
+    for k, person in enumerate(ctx.people()):
+        folder = layers_folder(ctx, k)
+        name, model_id = person.model.name, person.model.id
+        files = [p for p in ctx.layer_files if p.parent == folder]
+        if not files and ctx.others:
+            continue  # this person was never on screen
+        faces = [p for p in files if p.name.startswith("face_")]
+        with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+            list(pool.map(lambda p, name=name, model_id=model_id: ctx.provenance.sign_image(
+                p, model_name=name, model_id=model_id, what="swapped face layer"), faces))
+        out.append(ctx.provenance.seal(folder, files, model_name=name, model_id=model_id))
+    return out
 
 
 def _drain(pipe: Pipe, ctx: RunContext) -> Iterator[WorkItem]:

@@ -337,12 +337,13 @@ class Compositor:
         255 = all swap) for a swapped frame, else None. A ``warmup`` frame only brings the
         shot-cut and temporal state up to date (a chunk's run-up): no layers, no watermark. The other
         people's faces (``item.others``) are composited after the first, each over what came before;
-        the matte, flicker region, occlusion and layers are the first person's."""
+        the matte, flicker region and occlusion are the first person's; layers and a deep output have everyone's."""
         ctx, t0 = self.ctx, time.perf_counter()
         frame, s = item.frame, item.settings
         item.shot_cut = self.cuts.update(frame.image, s.shot_cut_threshold)
         region = None
         res: FaceResult | None = None
+        results: list[tuple[int, FaceResult]] = []  # every swapped person's face, in compositing order
         output = frame.image
         for one in item.everyone():
             k = one.person
@@ -356,6 +357,7 @@ class Compositor:
                                    one.face.landmark_score if one.face else None, s, self.states[k], one.visible)
                 output = blend_into(output, got, s)
                 one.occlusion, one.uncertainty, one.leak = got.occlusion, got.uncertainty, got.leak
+                results.append((k, got))
                 if k == 0:
                     res = got
                 elif self.person_mattes:
@@ -364,14 +366,16 @@ class Compositor:
         item.output = output
         if res is not None:
             region = _frame_region(res, frame.image.shape[:2])
-            if ctx.layers is not None and not ctx.layers_video and not warmup:
-                t1 = time.perf_counter()
+        if ctx.layers is not None and not ctx.layers_video and not warmup and results:
+            t1 = time.perf_counter()
+            for k, got in results:
                 ctx.layer_files += write_layers(
-                    ctx.layers, frame.index, res.face, res.matte, res.transform,
-                    (frame.image.shape[1], frame.image.shape[0]), res.occlusion, ctx.provenance.mark_face,
-                    {"render_uid": ctx.provenance.uid, "watermark_payload": ctx.provenance.payload})
-                ctx.stages.add("layers", time.perf_counter() - t1)
-                t0 += time.perf_counter() - t1
+                    layers_folder(ctx, k), frame.index, got.face, got.matte, got.transform,
+                    (frame.image.shape[1], frame.image.shape[0]), got.occlusion, ctx.provenance.mark_face,
+                    {"render_uid": ctx.provenance.uid, "watermark_payload": ctx.provenance.payload,
+                     "model": ctx.person(k).model.name})
+            ctx.stages.add("layers", time.perf_counter() - t1)
+            t0 += time.perf_counter() - t1
         if item.face is not None:
             item.face_region = face_region(item.face.landmarks_smooth, frame.image.shape)
         t1 = time.perf_counter()
@@ -386,11 +390,20 @@ class Compositor:
         ctx.stages.add("watermark", time.perf_counter() - t1)
         if frame.image16 is not None:
             t1 = time.perf_counter()
-            item.output16 = deep_output(frame.image16, frame.image, blended, res, s, item.output)
+            item.output16 = deep_output(frame.image16, frame.image, blended, [r for _, r in results], s,
+                                        item.output)
         if ctx.layers_video:
-            item.layer = layer_frame(item.output16 if item.output16 is not None else item.output, res)
+            item.layer = layer_frame(item.output16 if item.output16 is not None else item.output,
+                                     [r for _, r in results])
             ctx.stages.add("composite", time.perf_counter() - t1)
         return region
+
+
+def layers_folder(ctx: RunContext, person: int) -> Path:
+    """Where person ``person``'s face layers go: the layers folder itself for a one-model render, one
+    sub-folder per model (named after it) when the render swaps several people."""
+    assert ctx.layers is not None
+    return ctx.layers if not ctx.others else ctx.layers / ctx.person(person).model.name
 
 
 def _frame_region(res: FaceResult, shape: tuple[int, ...]) -> np.ndarray | None:

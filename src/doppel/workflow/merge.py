@@ -205,12 +205,9 @@ def merge(ws: Workspace, request: MergeRequest, *, progress: ProgressFn = no_pro
     if spec.codec is not None:
         check_size(spec.codec, info.width, info.height)
     deep = spec.bits > 8 and info.bits > 8
-    if request.others:  # what several people in one pass does not do yet, refused before any work
-        what = ("--identity" if request.identity else "--layers" if request.layers
-                else "a 10/16-bit output from a 10/16-bit plate" if deep else None)
-        if what:
-            raise ConfigError(f"{what} works with one --model only (several models: each swaps its model's own "
-                              "destination person into an 8-bit output)")
+    if request.others and request.identity:  # each model names its own destination person
+        raise ConfigError("--identity works with one --model only (several models: each swaps its model's own "
+                          "destination person)")
     # 2. the models' records, their identities and the consent for each source identity
     model = find_model(ws, request.model)
     prov = provenance_for(ws, model)
