@@ -1,6 +1,7 @@
 """What the video encoder alone does to the warp error: a shared clip against its own H.264 re-encode.
 
-    python research/encoder_floor.py [CLIP_NAME]   (default d18; writes research/encoder_floor.json)
+    python research/encoder_floor.py [CLIP_NAME [CRF]]   (default d18 at CRF 18; writes
+    research/encoder_floor.json, or encoder_floor-CLIP-crfCRF.json for another clip or CRF)
 
 The original frames are re-encoded (CRF 18, preset veryfast, as a merge writes them) and compared with
 themselves by :mod:`doppel.eval.temporal` inside the face (:func:`doppel.eval.metrics.measure_mask` of
@@ -30,6 +31,7 @@ def main() -> None:
     from doppel.store import Workspace
 
     name = sys.argv[1] if len(sys.argv) > 1 else "d18"
+    crf = int(sys.argv[2]) if len(sys.argv) > 2 else 18
     src = quality_lab.MEDIA / quality_lab.CLIPS[name]
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copytree(quality_lab.cached_workspace(), Path(tmp) / "ws")
@@ -39,20 +41,23 @@ def main() -> None:
         with av.open(str(out), "w") as c:
             s = c.add_stream("libx264", rate=25)
             s.width, s.height, s.pix_fmt = info.width, info.height, "yuv420p"
-            s.options = {"crf": "18", "preset": "veryfast"}
+            s.options = {"crf": str(crf), "preset": "veryfast"}
             for f in read_frames(src):
                 for p in s.encode(av.VideoFrame.from_ndarray(f.image, format="rgb24")):
                     c.mux(p)
             for p in s.encode():
                 c.mux(p)
+        out_bytes = out.stat().st_size
         meter = WarpErrorMeter()
         for a, b in zip(read_frames(src), read_frames(out), strict=True):
             lm = lms.get(a.index)
             meter.update(a.image, b.image, None if lm is None else measure_mask(lm, a.image.shape))
     r = meter.result
-    result = {"clip": name, "pairs": r.pairs, "ratio": r.ratio, "p95": r.p95, "p95_raw": r.p95_raw,
+    result = {"clip": name, "crf": crf, "bytes": out_bytes, "pairs": r.pairs, "ratio": r.ratio, "p95": r.p95,
+              "p95_raw": r.p95_raw,
               "normalised_ratio": r.normalised_ratio, "original_error_median": float(np.median(r.original))}
-    (HERE / "encoder_floor.json").write_text(json.dumps(result, indent=2) + "\n")
+    name_out = "encoder_floor.json" if (name, crf) == ("d18", 18) else f"encoder_floor-{name}-crf{crf}.json"
+    (HERE / name_out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))
 
 
