@@ -210,6 +210,7 @@ def child(pair: str, recipe_name: str, minutes: float | None, steps: int | None,
         ws.close()
     out["seconds"] = {k: round(v, 1) for k, v in times.items()}
     out["cpu_s"] = round(time.process_time(), 1)
+    out["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return out
 
@@ -238,6 +239,10 @@ def main() -> None:
     if budgets != 1 and not a.recipe.startswith("oracle"):
         raise SystemExit("give exactly one of --minutes, --cpu-minutes or --steps")
     load = os.getloadavg()
+    # the commit of the snapshot the child runs (read now: later commits do not reach it)
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "src"], capture_output=True, text=True)
+    code = commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     with tempfile.TemporaryDirectory(prefix="doppel-lab-") as tmp:
         # the child runs a snapshot of the code (edits made while it trains do not reach it)
         for part in ("src", "bench", "research"):
@@ -257,9 +262,7 @@ def main() -> None:
         sys.stderr.write(proc.stderr[-5000:])
         raise SystemExit(f"{tag}: child failed ({proc.returncode})")
     data = json.loads(proc.stdout.strip().splitlines()[-1])
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "src"], capture_output=True, text=True)
-    data["code"] = commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    data["code"] = code
     data["load_before"] = [round(x, 2) for x in load]
     data["load_after"] = [round(x, 2) for x in os.getloadavg()]
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,20 @@ BARS = [
 ]
 
 
+def check(run: dict) -> dict[str, bool]:
+    """Each bar with a test: whether ``run`` (a result file's content) passes it (a missing figure fails)."""
+    out = {}
+    for label, get, test, _ in BARS:
+        if test is None:
+            continue
+        try:
+            v = get(run)
+        except (KeyError, TypeError):
+            v = None
+        out[label] = v is not None and bool(test(v))
+    return out
+
+
 def main() -> None:
     runs = [json.loads((RESULTS / f"{t}.json").read_text()) for t in sys.argv[1:]]
     print("| bar | " + " | ".join(r["tag"] for r in runs) + " | DFL anchor |")
