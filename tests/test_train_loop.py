@@ -366,3 +366,20 @@ def test_a_short_budget_and_a_busy_machine_are_reported(ws: Path, tmp_path: Path
     assert len(seen) == 59
     slow = [r for r in caplog.records if "under half" in r.message]
     assert len(slow) == 1 and "30.0 images/s" in slow[0].message and "100.0" in slow[0].message
+
+
+def test_late_stage_turns_random_warp_off_for_the_last_quarter(ws: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(ws, other)
+    code, late, text = cli("train", ws, *PAIR, "--model", "m", *TINY, "--iters", "4", "--late", "--json")
+    assert code == 0 and late is not None, text
+    assert late["late_from"] == 3  # the last quarter of 4 steps: step index 3
+    meta = json.loads((ws / "models" / "m" / "train.json").read_text())
+    assert meta["late"] == 0.25 and meta["train"]["random_warp"] is True  # a resume starts warped again
+    code, plain, text = cli("train", other, *PAIR, "--model", "m", *TINY, "--iters", "4", "--no-late", "--json")
+    assert code == 0 and plain is not None and plain["late_from"] is None, text
+    a, b = _weights(ws / "models" / "m"), _weights(other / "models" / "m")
+    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("model."))  # the last step saw other inputs
+    code, _, text = cli("train", ws, "--pretrain", "--faces", "astronaut", "--model", "b", *TINY, "--iters", "1",
+                        "--late")
+    assert code != 0 and "--late is for a pair model" in text

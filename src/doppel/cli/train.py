@@ -18,7 +18,7 @@ from doppel.core.errors import ConfigError
 from doppel.store import Workspace
 from doppel.train import checkpoint
 from doppel.train.loop import RunSpec, StepInfo, TrainResult
-from doppel.workflow.train import DetailPlan, default_base, detail_plan, resolve_base, resolve_configs
+from doppel.workflow.train import DetailPlan, default_base, detail_plan, late_share, resolve_base, resolve_configs
 from doppel.workflow.train import train as run_training
 
 
@@ -66,6 +66,9 @@ def train(
                                        help="Then train the source's detail network (3x the model's resolution) "
                                             "on the last quarter of the budget. Default: the preset's (the cpu "
                                             "preset trains one)."),
+    late: bool | None = typer.Option(None, "--late/--no-late", metavar="",
+                                     help="Random warp off for the last quarter of the face model's budget "
+                                          "(DeepFaceLab's late stage). Default: the preset's."),
     json_out: bool = JsonOpt,
 ) -> None:
     """Train a face model for a source/destination pair (or a base model); rerun to resume.
@@ -76,6 +79,8 @@ def train(
         raise ConfigError("--base and --no-base contradict each other; give one")
     if pretrain and detail:
         raise ConfigError("--detail follows a pair model; a base model (--pretrain) has none")
+    if pretrain and late:
+        raise ConfigError("--late is for a pair model; a base model (--pretrain) keeps random warp on")
     if pretrain:
         if not faces:
             raise ConfigError("--pretrain needs at least one --faces NAME")
@@ -100,7 +105,8 @@ def train(
         if base_dir is None and not no_base:
             base_dir = default_base(ws, model, mcfg, pretrain=pretrain)
         spec = RunSpec(name=model, model=mcfg, train=tcfg, src=src_ids, dst=dst_ids, pretrain=pretrain,
-                       preset=pname, iters=iters, minutes=minutes, base=base_dir, device=device, holdout=holdout)
+                       preset=pname, iters=iters, minutes=minutes, base=base_dir, device=device, holdout=holdout,
+                       late=late_share(pname, pretrain=pretrain, wanted=late))
         secondary = int(os.environ.get("RANK", "0")) != 0  # under torchrun only rank 0 reports
         plan = None if secondary else detail_plan(pname, pretrain=pretrain, wanted=detail)
         result, signum = _run_with_signals(ws, spec, plan, quiet=json_out or secondary)
@@ -132,7 +138,7 @@ def _started_from(model_dir: Path) -> str | None:
 
 def _report(r: TrainResult) -> dict[str, Any]:
     return {"model_dir": str(r.model_dir), "base": _started_from(r.model_dir), "step": r.step, "status": r.status,
-            "resumed_from": r.resumed_from,
+            "resumed_from": r.resumed_from, "late_from": r.late_from,
             "steps_run": r.steps_run, "seconds": round(r.seconds, 2), "images_per_s": round(r.images_per_s, 3),
             "losses": {k: round(v, 5) for k, v in r.losses.items()}, "device": r.device,
             "precision": r.precision, "preview": str(r.preview) if r.preview else None, "world": r.world,

@@ -106,6 +106,7 @@ class Preset(Settings):
     ema_decay: float = 0.999
     min_steps: int = 0  # below this many steps a swap is not yet usable (a time budget is warned about)
     detail: bool = False  # a pair model's run then trains the source's detail network (DetailConfig)
+    late: float = Field(0.0, ge=0.0, lt=1.0)  # last share of a pair model's face budget without random warp
 
     def train_defaults(self) -> dict[str, Any]:
         """The training settings this preset starts from (flags override them)."""

@@ -22,7 +22,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +70,7 @@ class RunSpec:
     base: Path | None = None           # model folder to start from
     device: str = "auto"
     holdout: float = 0.0               # fraction of faces kept out of training for evaluation
+    late: float = 0.0                  # last share of this invocation's budget trained without random warp
 
     def __post_init__(self) -> None:
         if self.iters is not None and self.iters < 1:
@@ -78,6 +79,8 @@ class RunSpec:
             raise ConfigError(f"--minutes {self.minutes}: give a positive, finite number of minutes")
         if not (math.isfinite(self.holdout) and 0 <= self.holdout <= 0.5):
             raise ConfigError(f"--holdout {self.holdout}: a fraction of the faces in [0, 0.5]")
+        if not (math.isfinite(self.late) and 0 <= self.late < 1):
+            raise ConfigError(f"late stage {self.late}: a share of the budget in [0, 1)")
 
 
 @dataclass
@@ -107,6 +110,7 @@ class TrainResult:
     main: bool = True                # rank 0 (the process that writes and reports)
     extra: dict[str, Any] = field(default_factory=dict)
     detail: DetailResult | None = None  # the detail network trained after the face model, if any
+    late_from: int | None = None     # the step the late stage (random warp off) began, if it did
 
 
 @dataclass(frozen=True)
@@ -270,11 +274,26 @@ class _Run:
         ips = 0.0
         window: list[tuple[float, int]] = [(t0, start)]
         per_step = 2 * tc.batch * tc.accum * self.dd.world
+        self.late_from: int | None = None
         it = iter(loader)
+        # DeepFaceLab's late stage: the last share of the budget sees unwarped inputs, so the model learns
+        # the exact faces (warped inputs teach it to generalise; they also keep its output soft)
+        late = spec.late > 0 and tc.random_warp and not spec.pretrain
+        late_time = t0 + (1 - spec.late) * spec.minutes * 60 if late and spec.minutes is not None else math.inf
+        late_step = (start + math.ceil((1 - spec.late) * (stop_at - start)) if late and spec.iters is not None
+                     else 2**62)
         while step < stop_at:
             if should_stop() or time.monotonic() >= deadline:
                 status = "interrupted" if should_stop() else "done"
                 break
+            if late and (step >= late_step or time.monotonic() >= late_time):
+                late = False
+                del it
+                self.dataset.settings = replace(self.dataset.settings, warp=False)
+                it = iter(make_loader(self.dataset, step * tc.accum,
+                                      stop_at * tc.accum if stop_at < 2**62 else 2**62, self._workers()))
+                self.late_from = step
+                log.info("late stage: random warp off from step %d", step)
             batches = [next(it) for _ in range(tc.accum)]
             last_losses = self._step(batches, step)
             step += 1
@@ -316,7 +335,8 @@ class _Run:
                 extra = {"eval_ssim": self.evaluate()} if self.src_eval is not None else {}
                 self._metrics_row(step, elapsed, ips, {**last_losses, **extra})
         run_ips = per_step * (step - start) / seconds if seconds > 0 and step > start else 0.0
-        return TrainResult(model_dir=self.dir, step=step, status=status, resumed_from=start if state else None,
+        return TrainResult(late_from=self.late_from, model_dir=self.dir, step=step, status=status,
+                           resumed_from=start if state else None,
                            steps_run=step - start, seconds=seconds, images_per_s=run_ips, losses=last_losses,
                            device=str(self.device), precision=str(self.amp or "fp32").replace("torch.", ""),
                            preview=preview_path, world=self.dd.world, main=self.dd.main)
@@ -345,7 +365,7 @@ class _Run:
 
     def _write_meta(self, *, resumed: bool) -> None:
         meta = {"train": self.tc.model_dump(), "src": list(self.spec.src), "dst": list(self.spec.dst),
-                "pretrain": self.spec.pretrain, "preset": self.spec.preset,
+                "pretrain": self.spec.pretrain, "preset": self.spec.preset, "late": self.spec.late,
                 "base": bases.label(self.spec.base) if self.spec.base else None, "doppel_version": __version__,
                 "device": str(self.device), "precision": str(self.amp or "fp32"), "world": self.dd.world}
         old: dict[str, Any] = {}

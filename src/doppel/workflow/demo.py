@@ -43,7 +43,7 @@ from doppel.train.loop import RunSpec, StepInfo
 from doppel.workflow.evaluate import evaluate, request_for_render
 from doppel.workflow.extract import extract
 from doppel.workflow.merge import MergeRequest, merge
-from doppel.workflow.train import default_base, detail_plan, train
+from doppel.workflow.train import default_base, detail_plan, late_share, train
 from doppel.workflow.workspace import create_workspace
 
 log = logging.getLogger(__name__)
@@ -200,7 +200,7 @@ class _Demo:
         tcfg = train_config(batch=cfg.batch, lr=cfg.lr, ema_decay=cfg.ema_decay, random_warp=cfg.random_warp,
                             preview_minutes=max(1.0, cfg.minutes / 4), checkpoint_minutes=max(1.0, cfg.minutes))
         spec = RunSpec(name=MODEL, model=mcfg, train=tcfg, src=(SOURCE.identity,), dst=(DESTINATION.identity,),
-                       preset="cpu", minutes=cfg.minutes,
+                       preset="cpu", minutes=cfg.minutes, late=late_share("cpu"),
                        base=default_base(ws, MODEL, mcfg, pretrain=False) if cfg.base else None)
         minutes = cfg.minutes
 

@@ -184,6 +184,19 @@ def detail_plan(preset_name: str | None, *, pretrain: bool = False, wanted: bool
     return DetailPlan() if wanted and not pretrain else None
 
 
+LATE_SHARE = 0.25  # DeepFaceLab's practice: random warp off for the last part of training
+
+
+def late_share(preset_name: str | None, *, pretrain: bool = False, wanted: bool | None = None) -> float:
+    """The share of a run's face-model budget trained at the end with random warp off (``RunSpec.late``):
+    ``wanted`` when given (``--late``/``--no-late``), else the preset's (``Preset.late``); never for a base
+    model, which should stay general."""
+    share = PRESETS[preset_name].late if preset_name in PRESETS else 0.0
+    if wanted is None:
+        wanted = share > 0
+    return (share or LATE_SHARE) if wanted and not pretrain else 0.0
+
+
 def train(ws: Workspace, spec: RunSpec, *, detail: DetailPlan | None = None, progress: ProgressFn = no_progress,
           on_step: Callable[[StepInfo], None] | None = None,
           should_stop: Callable[[], bool] = lambda: False) -> TrainResult:
