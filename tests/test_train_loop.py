@@ -331,6 +331,14 @@ def test_cpu_preset_brings_its_training_settings(ws: Path) -> None:
         assert (tcfg.lr, tcfg.ema_decay) == (1e-3, 0.999)
 
 
+def test_late_share_is_decided_in_one_place() -> None:
+    from doppel.workflow.train import LATE_SHARE, late_share
+
+    assert late_share("cpu") == 0.25 and late_share("gpu-128") == 0.0  # the presets' defaults
+    assert late_share("cpu", wanted=False) == 0.0 and late_share("gpu-256", wanted=True) == LATE_SHARE
+    assert late_share("cpu", pretrain=True) == 0.0 and late_share(None) == 0.0
+
+
 @pytest.mark.parametrize("flag", [["--minutes", "nan"], ["--minutes", "inf"], ["--minutes", "0"], ["--minutes", "-1"],
                                   ["--iters", "0"], ["--iters", "-5"], ["--holdout", "2"], ["--holdout", "-0.1"]])
 def test_bad_budgets_are_refused_before_training(ws: Path, flag: list[str]) -> None:

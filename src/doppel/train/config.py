@@ -122,7 +122,10 @@ PRESETS: dict[str, Preset] = {
                   lr=2e-4, ema_decay=0.99, min_steps=2000,
                   # Its 96 px face is upscaled 2-4x in a 720p plate: a detail network on the last quarter
                   # of the budget puts back the source's own texture (research/ablation.md).
-                  detail=True),
+                  detail=True,
+                  # DeepFaceLab's late stage, random warp off for the last quarter of the face model's
+                  # budget: better self-swap fidelity and eyes on both pairs measured (research/ablation.md).
+                  late=0.25),
     # DeepFaceLab SAEHD's default capacity (liae-ud, 128 px, ae 256, e 64, d 64, mask 22).
     "gpu-128": Preset(description="SAEHD default capacity, 128 px",
                       model=ModelConfig(resolution=128, e_dims=64, ae_dims=256, d_dims=64, d_mask_dims=22),

@@ -70,7 +70,7 @@ class RunSpec:
     base: Path | None = None           # model folder to start from
     device: str = "auto"
     holdout: float = 0.0               # fraction of faces kept out of training for evaluation
-    late: float = 0.0                  # last share of this invocation's budget trained without random warp
+    late: float = 0.0                  # last share of the budget trained without random warp (see run())
 
     def __post_init__(self) -> None:
         if self.iters is not None and self.iters < 1:
@@ -277,11 +277,12 @@ class _Run:
         self.late_from: int | None = None
         it = iter(loader)
         # DeepFaceLab's late stage: the last share of the budget sees unwarped inputs, so the model learns
-        # the exact faces (warped inputs teach it to generalise; they also keep its output soft)
+        # the exact faces (warped inputs teach it to generalise; they also keep its output soft). A step
+        # budget is the model's own (absolute), so an interrupted run resumed with the same command switches
+        # at the same step; a time budget is this invocation's.
         late = spec.late > 0 and tc.random_warp and not spec.pretrain
         late_time = t0 + (1 - spec.late) * spec.minutes * 60 if late and spec.minutes is not None else math.inf
-        late_step = (start + math.ceil((1 - spec.late) * (stop_at - start)) if late and spec.iters is not None
-                     else 2**62)
+        late_step = math.ceil((1 - spec.late) * spec.iters) if late and spec.iters is not None else 2**62
         while step < stop_at:
             if should_stop() or time.monotonic() >= deadline:
                 status = "interrupted" if should_stop() else "done"
