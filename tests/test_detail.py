@@ -59,17 +59,22 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def test_train_detail_writes_weights_and_loads_as_a_swapper(trained: Path, tmp_path: Path) -> None:
+def _copy(trained: Path, tmp_path: Path) -> tuple[Path, list]:
+    """A copy of the trained workspace: its model folder and the astronaut's faces."""
     from doppel.store import Workspace
-    from doppel.train.detail import META, WEIGHTS, DetailSpec, load_detail, train_detail
-    from doppel.train.detail_swapper import DetailSwapper
-    from doppel.train.swapper import load_swapper
 
     root = tmp_path / "ws"
     shutil.copytree(trained, root)
     with Workspace.open(root) as ws:
-        mdir = ws.models_dir() / "m"
-        faces = ws.faces.of("astronaut")
+        return ws.models_dir() / "m", ws.faces.of("astronaut")
+
+
+def test_train_detail_writes_weights_and_loads_as_a_swapper(trained: Path, tmp_path: Path) -> None:
+    from doppel.train.detail import META, WEIGHTS, DetailSpec, load_detail, train_detail
+    from doppel.train.detail_swapper import DetailSwapper
+    from doppel.train.swapper import load_swapper
+
+    mdir, faces = _copy(trained, tmp_path)
     assert load_detail(mdir) is None
     res = train_detail(faces, mdir, "astronaut", DetailSpec(iters=3, batch=2, patch=16), config=SMALL)
     assert res.steps == 3 and set(res.losses) == {"l1", "grad", "ssim"}
@@ -88,14 +93,9 @@ def test_train_detail_writes_weights_and_loads_as_a_swapper(trained: Path, tmp_p
 
 def test_train_detail_with_the_patch_critic(trained: Path, tmp_path: Path) -> None:
     """The adversarial option joins after ``adv_start`` steps, reports its terms and still writes a network."""
-    from doppel.store import Workspace
     from doppel.train.detail import DetailSpec, PatchCritic, load_detail, train_detail
 
-    root = tmp_path / "ws"
-    shutil.copytree(trained, root)
-    with Workspace.open(root) as ws:
-        mdir = ws.models_dir() / "m"
-        faces = ws.faces.of("astronaut")
+    mdir, faces = _copy(trained, tmp_path)
     spec = DetailSpec(iters=3, batch=2, patch=16, adv_weight=0.01, adv_start=1, recon_blur=1.0)
     res = train_detail(faces, mdir, "astronaut", spec, config=SMALL)
     assert res.steps == 3 and {"adv", "critic"} <= set(res.losses) and res.losses["critic"] > 0
