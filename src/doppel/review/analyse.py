@@ -171,6 +171,14 @@ def _people(ws: Workspace, render: RenderRecord, identity_budget: int) -> list[_
     return out
 
 
+def _views(fr: ReplayedFrame, people: list[_Person], render: RenderRecord, ws: Workspace) -> list[ReplayedFrame]:
+    """The frame as each person's, in ``people``'s order."""
+    if len(fr.others) + 1 != len(people):
+        raise WorkspaceError(f"render {render.uid}: frame {fr.index} has {len(fr.others) + 1} people, "
+                             f"the render {len(people)}", path=ws.root)
+    return [fr.person(k) for k in range(len(people))]
+
+
 def _finish(ws: Workspace, cache: ReviewCache, render: RenderRecord, people: list[_Person],
             info: dict[str, Any], revision: int) -> list[Glitch]:
     per_person = []
@@ -209,10 +217,7 @@ def analyse(ws: Workspace, render_id: int, *, swapper: Swapper | None = None, pr
         if fr.index != frames:
             raise WorkspaceError(f"render {render.uid}: frame {fr.index} came out of order", path=ws.root)
         frames += 1
-        for k, p in enumerate(people):
-            view = fr.person(k) if k <= len(fr.others) else None
-            if view is None:
-                raise WorkspaceError(f"render {render.uid}: frame {fr.index} lacks person {p.model!r}", path=ws.root)
+        for p, view in zip(people, _views(fr, people, render, ws), strict=True):
             with_id = view.status == "swapped" and p.seen % p.stride == 0
             p.seen += view.status == "swapped"
             m, mask, vec = meter.measure(view, with_id)
@@ -294,10 +299,8 @@ def refresh(ws: Workspace, render_id: int, frames: Sequence[int] | None = None, 
     meter = _Meter()
     thumbs: dict[int, np.ndarray] = {}
     for fr in replay(ws, render.id, todo, swapper=swapper, progress=progress):
-        for k, p in enumerate(people):
-            if k > len(fr.others):
-                raise WorkspaceError(f"render {render.uid}: frame {fr.index} lacks person {p.model!r}", path=ws.root)
-            m, mask, vec = meter.measure(fr.person(k), fr.person(k).status == "swapped")
+        for p, view in zip(people, _views(fr, people, render, ws), strict=True):
+            m, mask, vec = meter.measure(view, view.status == "swapped")
             old = p.measures[fr.index]
             m.shot_cut = old.shot_cut  # a replay window may start mid-shot; keep the full run's cut
             m.landmark_jump = old.landmark_jump  # alignment is not a setting: unchanged by edits
