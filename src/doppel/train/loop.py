@@ -21,7 +21,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -265,8 +265,10 @@ class _Run:
         stop_at = spec.iters if spec.iters is not None else 2**62
         if start >= stop_at:
             log.info("model %s is already at step %d >= %d", spec.name, start, stop_at)
-        loader = make_loader(self.dataset, start * tc.accum, stop_at * tc.accum if stop_at < 2**62 else 2**62,
-                             self._workers())
+        def batches_from(first: int) -> Iterator[dict[str, torch.Tensor]]:
+            return iter(make_loader(self.dataset, first * tc.accum, stop_at * tc.accum if stop_at < 2**62 else 2**62,
+                                    self._workers()))
+
         deadline = time.monotonic() + spec.minutes * 60 if spec.minutes is not None else math.inf
         t0 = time.monotonic()
         last_ckpt = last_preview = t0
@@ -275,7 +277,7 @@ class _Run:
         window: list[tuple[float, int]] = [(t0, start)]
         per_step = 2 * tc.batch * tc.accum * self.dd.world
         self.late_from: int | None = None
-        it = iter(loader)
+        it = batches_from(start)
         # DeepFaceLab's late stage: the last share of the budget sees unwarped inputs, so the model learns
         # the exact faces (warped inputs teach it to generalise; they also keep its output soft). A step
         # budget is the model's own (absolute), so an interrupted run resumed with the same command switches
@@ -291,8 +293,7 @@ class _Run:
                 late = False
                 del it
                 self.dataset.settings = replace(self.dataset.settings, warp=False)
-                it = iter(make_loader(self.dataset, step * tc.accum,
-                                      stop_at * tc.accum if stop_at < 2**62 else 2**62, self._workers()))
+                it = batches_from(step)
                 self.late_from = step
                 log.info("late stage: random warp off from step %d", step)
             batches = [next(it) for _ in range(tc.accum)]
