@@ -188,3 +188,18 @@ def test_cli_run_status_retry(tmp_path: Path) -> None:
     bad.write_text('[[shot]]\nname = "x"\ninput = "a.mp4"\noutput = "b.mp4"\nmodel = "m1"\nblend = "soft"\n')
     failed = cli.invoke(app, ["batch", "run", str(bad), str(tmp_path / "ws")])
     assert failed.exit_code == 2 and failed.output.count("\n") == 1 and f"{bad}: shot 'x': bad merge" in failed.output
+
+
+def test_jobfile_several_models_per_shot(tmp_path: Path) -> None:
+    from doppel.batch.jobfile import parse_jobfile
+    from doppel.core.errors import ConfigError
+
+    head = '[[shot]]\nname = "s"\ninput = "a.mp4"\noutput = "b.mp4"\n'
+    job = parse_jobfile(head + 'model = ["m1", "m2", "m3"]\n', tmp_path / "j.toml")
+    assert job.shots[0].model == "m1" and job.shots[0].others == ("m2", "m3")
+    assert parse_jobfile(head + 'model = "m1"\n', tmp_path / "j.toml").shots[0].others == ()
+    for bad, why in (('model = ["m1", "m1"]', "listed twice"), ("model = []", "list of model names"),
+                     ('model = ["m1", "m2"]\nidentity = "x"', "identity works with one model only"),
+                     ('model = "m1"\nothers = ["m2"]', "unknown key 'others'")):
+        with pytest.raises(ConfigError, match=why):
+            parse_jobfile(head + bad + "\n", tmp_path / "j.toml")

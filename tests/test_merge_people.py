@@ -113,6 +113,12 @@ def test_two_people_one_pass(tmp_path: Path) -> None:
             assert sum(m.identity is not None for m in p.measures) >= 1
             # each person's crop-space mask is their own face: non-empty on every frame
             assert all(int(mask.sum()) > 0 for mask in p.masks)
+        # the viewer's matte shows every swapped person: both faces are inside it
+        from doppel.review.cache import decode_image
+
+        shown = decode_image(ReviewCache(ws2, rep["render_uid"]).frame("mask", 0), "gray")
+        for x0, y0, x1, y1 in (left_boxes[0], right_boxes[0]):
+            assert shown[(y0 + y1) // 2, (x0 + x1) // 2] > 64, shown[(y0 + y1) // 2, (x0 + x1) // 2]
         # the two people's faces are apart, so their alignment figures are not the same numbers
         assert [m.alignment for m in people[0].measures] != [m.alignment for m in people[1].measures]
         assert refresh(ws2, rid, [3]) == [3]
@@ -160,3 +166,19 @@ def test_two_people_one_pass(tmp_path: Path) -> None:
               for f, p, boxes in zip(deep_frames, plate, zip(left_boxes, right_boxes, strict=True), strict=True)
               for (x0, y0, x1, y1) in boxes]
     assert float(np.median(change)) > 2.5 * untouched  # both people swapped in the deep output
+
+    # the same shot through doppel batch: one shot, both models, chunks joined, both consents in the credentials
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text(f'[[shot]]\nname = "both"\ninput = "{clip}"\n'
+                    f'output = "{tmp_path / "batch_both.mp4"}"\nmodel = ["a2h", "h2a"]\n')
+    done = _cli("batch", "run", jobs, ws_root, "--json")
+    assert done["ok"] and done["shots"][0]["report"]["swapped"] == 8
+    batch_out = tmp_path / "batch_both.mp4"
+    assert _face_change(batch_out, plate, left_boxes) > 2.5 * untouched
+    assert _face_change(batch_out, plate, right_boxes) > 2.5 * untouched
+    checked = _cli("verify", batch_out, "--json")
+    assert checked["watermark"]["detected"] and set(checked["credentials"]["consent_hashes"]) == consents
+    assert _cli("batch", "run", jobs, ws_root, "--json")["shots"][0]["state"] == "skipped"  # finished: not redone
+    with Workspace.open(ws_root) as ws3:
+        batch_render = ws3.renders.get(done["shots"][0]["report"]["render_uid"])
+        assert [ident for _, ident in ws3.renders.others(batch_render.id)] == ["astro"]

@@ -180,3 +180,21 @@ def test_candidate_matching_finds_the_payload_in_weak_bits_and_bounds_the_rest()
     assert max(best) < 5.0 and 2.0 < float(np.median(best)) < 4.0       # the best of 999 t statistics
     with pytest.raises(ValueError):
         match_candidates(weak, [])
+
+
+def test_a_mark_whose_payload_does_not_decode_is_still_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Layout 2's mark well above chance is reported found (without a payload) when the 48 bits do not decode;
+    unmarked frames are not, and the bound of such a report stays tiny."""
+    from doppel.provenance import watermark
+    from doppel.provenance.watermark import Z_PRESENCE, mark_only_bound
+
+    frames = scene(4, seed=9)
+    marked = [Watermarker(0xA5A5F00D).embed(f) for f in frames]
+    assert detect(marked).method == "decoded"
+    monkeypatch.setattr(watermark, "decode", lambda soft: (0, False))  # as if the coded bits had not survived
+    found = detect(marked)
+    assert found.detected and found.payload is None and found.method == "mark" and found.mark_z >= Z_PRESENCE
+    assert found.false_positive_bound == mark_only_bound(found.mark_z) <= 1e-9
+    plain = detect(frames)
+    assert not plain.detected and plain.payload is None and plain.mark_z < Z_PRESENCE
+    assert mark_only_bound(Z_PRESENCE) < 1e-8 and mark_only_bound(4.0) == 1.0

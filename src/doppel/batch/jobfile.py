@@ -15,6 +15,7 @@
     input = "plates/sh010.mp4"   # a video or a folder of images; relative to this file's folder
     output = "out/sh010.mp4"     # .mp4, .mov or .m4v (content credentials are embedded)
     identity = "actor"           # destination person (default: the model's)
+    # model = ["a2actor1", "b2actor2"]   # several people in one pass: each model swaps its own person
     blend = "poisson"            # any merge setting (see `doppel merge --help`)
     overrides = ["120-180:keep_original=true"]
     eval = true                  # also measure the result (doppel eval), written beside the output
@@ -54,6 +55,7 @@ class Shot(Settings):
     input: Path
     output: Path
     model: str
+    others: tuple[str, ...] = ()  # more models, each swapping its own destination person in the same pass
     identity: str | None = None
     eval: bool = False
     crf: int = Field(18, ge=0, le=51)
@@ -75,7 +77,7 @@ class JobFile(Settings):
         raise ConfigError(f"no shot {name!r} (shots: {', '.join(s.name for s in self.shots)})", path=self.path)
 
 
-SHOT_KEYS = frozenset(Shot.model_fields) - {"settings"}
+SHOT_KEYS = frozenset(Shot.model_fields) - {"settings", "others"}
 SETTING_KEYS = frozenset(MergeSettings.model_fields)
 
 
@@ -112,6 +114,16 @@ def _shot(table: Mapping[str, Any], defaults: tuple[dict[str, Any], dict[str, An
         raise ConfigError(f"{where}: name must be 1-64 letters, digits, '.', '_' or '-'", path=path)
     for key in ("input", "output"):
         data[key] = _resolve(data[key], path.parent, key, where, path)
+    if isinstance(data["model"], list):  # several people: the first model's render, the others composited after
+        names = data["model"]
+        if not names or not all(isinstance(n, str) and n for n in names):
+            raise ConfigError(f"{where}: model must be a model name or a list of model names", path=path)
+        if len(set(names)) < len(names):
+            raise ConfigError(f"{where}: the same model is listed twice", path=path)
+        if len(names) > 1 and data.get("identity"):
+            raise ConfigError(f"{where}: identity works with one model only (several models: each swaps its "
+                              "model's own destination person)", path=path)
+        data["model"], data["others"] = names[0], tuple(names[1:])
     if data["output"].suffix.lower() not in OUTPUT_CONTAINERS:
         raise ConfigError(f"{where}: output must be one of {', '.join(OUTPUT_CONTAINERS)} (chunks are joined "
                           f"into a video that carries content credentials), got {data['output'].name!r}", path=path)

@@ -20,7 +20,7 @@ import numpy as np
 from doppel import __version__
 from doppel.batch.jobfile import Shot
 from doppel.batch.plan import plan_shot
-from doppel.batch.worker import ChunkResult, ChunkTask, ShotData
+from doppel.batch.worker import ChunkResult, ChunkTask, OtherPerson, ShotData
 from doppel.core.errors import InputError, NoFaceError, RefusedError
 from doppel.core.names import check_path_name
 from doppel.core.progress import ProgressFn, no_progress
@@ -32,6 +32,7 @@ from doppel.io.video import VideoInfo, probe
 from doppel.merge.cache import cache_dir, model_fingerprint
 from doppel.merge.pipeline import check_output
 from doppel.merge.provenance import Provenance, place_sidecar
+from doppel.merge.stages import Destination
 from doppel.merge.temporal import FlickerMeter
 from doppel.provenance.consent import require_consent
 from doppel.provenance.keys import cache_key
@@ -41,6 +42,8 @@ from doppel.workflow.evaluate import default_report
 from doppel.workflow.extract import destination_faces
 from doppel.workflow.merge import (
     MergeRequest,
+    add_sources,
+    check_people,
     frame_settings,
     render_for,
     render_key,
@@ -54,7 +57,8 @@ CHUNKS_DIR = "chunks"  # in WS/renders/<uid>/: chunk files and their done-marker
 
 
 def request_of(shot: Shot, identity: str | None = None) -> MergeRequest:
-    return MergeRequest(input=shot.input, output=shot.output, model=shot.model, settings=shot.settings,
+    return MergeRequest(input=shot.input, output=shot.output, model=shot.model, others=shot.others,
+                        settings=shot.settings,
                         overrides=shot.overrides, identity=identity or shot.identity, crf=shot.crf,
                         preset=shot.preset, batch=shot.batch)
 
@@ -78,7 +82,7 @@ def render_of(ws: Workspace, shot: Shot) -> RenderRecord | None:
     if model is None or clip is None:
         return None
     return ws.renders.latest_like(model_id=model.id, clip_id=clip.id, output_path=str(shot.output.resolve()),
-                                  settings_hash=render_key(shot.settings, shot.overrides))
+                                  settings_hash=render_key(shot.settings, shot.overrides, shot.others))
 
 
 def finished(ws: Workspace, shot: Shot) -> tuple[RenderRecord | None, bool, bool]:
@@ -104,10 +108,10 @@ class Prepared:
     resumed: bool
 
 
-def _faces_digest(data: ShotData) -> str:
+def _faces_digest(dest: Destination) -> str:
     h = hashlib.sha256()
-    for index in sorted(data.dest.faces):
-        face = data.dest.faces[index]
+    for index in sorted(dest.faces):
+        face = dest.faces[index]
         h.update(index.to_bytes(8, "little"))
         h.update(np.ascontiguousarray(face.transform, np.float64).tobytes())
         h.update(np.ascontiguousarray(face.landmarks_smooth, np.float32).tobytes())
@@ -124,9 +128,15 @@ def shot_key(ws: Workspace, data: ShotData, render: RenderRecord) -> str:
     overrides = [[o.first, o.last, o.changes] for o in ws.renders.overrides(render.id)]
     parts = {"render": render.uid, "payload": data.payload, "settings": render.settings, "overrides": overrides,
              "model": model_fingerprint(data.model), "segmenter": data.segmenter_sha256,
-             "clip": data.dest.clip_hash, "faces": _faces_digest(data),
+             "clip": data.dest.clip_hash, "faces": _faces_digest(data.dest),
              "crf": data.crf, "preset": data.preset, "version": __version__}
+    if data.others:
+        parts["others"] = [[model_fingerprint(o.model), _faces_digest(o.dest)] for o in data.others]
     return _digest(json.dumps(parts, sort_keys=True, default=str))
+
+
+def _cache_folder(ws: Workspace, model: ModelRecord, dest: Destination) -> Path:
+    return cache_dir(ws.renders_dir(), model_fingerprint(model), dest.clip_hash, model.resolution, model.face_type)
 
 
 def prepare(ws: Workspace, shot: Shot, info: VideoInfo, chunk_frames: int, *,
@@ -140,16 +150,26 @@ def prepare(ws: Workspace, shot: Shot, info: VideoInfo, chunk_frames: int, *,
                            "retrain it from a face set of a consenting identity", path=model.path)
     consent = require_consent(ws, model.src_identity)
     prov = Provenance(ws.keys_dir(), consent, model.src_identity)
+    more = [find_model(ws, name) for name in shot.others]
+    add_sources(ws, prov, more)  # refuses a further model without consent for its source
     identity = shot.identity or model.dst_identity
     if identity is None:
         raise InputError(f"model {model.name!r} has no destination identity; give the shot an identity",
                          path=model.path)
-    dest = destination_faces(ws, shot.input, identity, size=max(256, model.resolution), face_type=model.face_type,
-                             progress=progress)
-    if not dest.faces:
-        raise NoFaceError(f"no face of {identity!r} in this video; nothing to merge", path=shot.input)
+    people: list[tuple[ModelRecord, Destination]] = []
+    for m, ident in [(model, identity), *((m, m.dst_identity) for m in more)]:
+        if ident is None:
+            raise InputError(f"model {m.name!r} has no destination identity", path=m.path)
+        d = destination_faces(ws, shot.input, ident, size=max(256, m.resolution), face_type=m.face_type,
+                              progress=progress)
+        if not d.faces:
+            raise NoFaceError(f"no face of {ident!r} in this video; nothing to merge", path=shot.input)
+        people.append((m, d))
+    check_people(people, shot.input)
+    dest = people[0][1]
     request = request_of(shot, identity)
-    render, resumed = render_for(ws, request, model, dest, prov.consent_hash, None)
+    render, resumed = render_for(ws, request, model, dest, prov.consent_hash, None,
+                                 [(m, d.identity) for m, d in people[1:]])
     if render.watermark_payload is None:
         raise InputError(f"render {render.uid} has no watermark payload", path=ws.root)
     prov.set_render(render.uid, render.watermark_payload)
@@ -160,10 +180,11 @@ def prepare(ws: Workspace, shot: Shot, info: VideoInfo, chunk_frames: int, *,
                     segmenter=seg_folder, segmenter_sha256=seg_sha,
                     render_uid=render.uid, payload=render.watermark_payload, consent=consent,
                     source_identity=model.src_identity, keys_dir=ws.keys_dir(),
-                    cache_folder=cache_dir(ws.renders_dir(), model_fingerprint(model), dest.clip_hash,
-                                           model.resolution, model.face_type),
+                    cache_folder=_cache_folder(ws, model, dest),
                     chunk_dir=ws.renders_dir() / render.uid / CHUNKS_DIR,
-                    crf=shot.crf, preset=shot.preset, batch=shot.batch)
+                    crf=shot.crf, preset=shot.preset, batch=shot.batch,
+                    others=tuple(OtherPerson(m, d, _cache_folder(ws, m, d), require_consent(ws, m.src_identity or ""))
+                                 for m, d in people[1:]))
     key = shot_key(ws, data, render)
     ranges = plan_shot(info.frame_count, dest.faces, fs, chunk_frames)
     tasks = [ChunkTask(shot.name, i, r, _digest(f"{key}|{r.start}|{r.stop}|{r.warmup}")) for i, r in enumerate(ranges)]

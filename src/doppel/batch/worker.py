@@ -31,7 +31,7 @@ from doppel.merge.cache import InferenceCache
 from doppel.merge.chunk import ChunkReport, FrameRange, run_chunk
 from doppel.merge.provenance import Provenance
 from doppel.merge.settings import FrameSettings
-from doppel.merge.stages import Destination, RunContext, StageTimer
+from doppel.merge.stages import Destination, Person, RunContext, StageTimer
 from doppel.provenance.keys import cache_key
 from doppel.segment.segmenter import Segmenter, load_segmenter
 from doppel.segment.store import WEIGHTS as SEGMENTER_WEIGHTS
@@ -39,6 +39,16 @@ from doppel.store.records import ConsentRecord, FrameRow, ModelRecord
 from doppel.workflow.models import load_model
 
 SwapperLoader = Callable[[ModelRecord], Swapper]
+
+
+@dataclass(frozen=True)
+class OtherPerson:
+    """A further person a shot swaps in the same pass (``model = [...]`` in the job file)."""
+
+    model: ModelRecord
+    dest: Destination
+    cache_folder: Path
+    consent: ConsentRecord  # of the model's source identity, listed in the credentials too
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,7 @@ class ShotData:
     crf: int
     preset: str
     batch: int
+    others: tuple[OtherPerson, ...] = ()  # composited after the first person, in order
 
 
 @dataclass(frozen=True)
@@ -170,6 +181,8 @@ class ShotWorker:
         prov = self._marks.get(key)
         if prov is None:
             prov = Provenance(shot.keys_dir, shot.consent, shot.source_identity)  # checks the consent again
+            for other in shot.others:
+                prov.add_source(other.consent, other.model.src_identity or "")
             prov.set_render(shot.render_uid, shot.payload)
             self._marks = {key: prov}  # the watermark of the shot at hand only
         return prov
@@ -180,11 +193,16 @@ class ShotWorker:
         started = time.time()
         net, loaded = self.swapper(shot.model)
         seg, seg_loaded = self.segmenter(shot)
+        key = self._cache_key(shot.keys_dir)
+        people = []
+        for other in shot.others:
+            other_net, other_loaded = self.swapper(other.model)
+            loaded += other_loaded
+            people.append(Person(other_net, other.model, other.dest, InferenceCache(other.cache_folder, key)))
         ctx = RunContext(swapper=net, model=shot.model, dest=shot.dest, frame_settings=shot.frame_settings,
-                         cache=InferenceCache(shot.cache_folder, self._cache_key(shot.keys_dir)),
-                         provenance=self._provenance(shot),
+                         cache=InferenceCache(shot.cache_folder, key), provenance=self._provenance(shot),
                          layers=None, batch=max(1, shot.batch), stages=StageTimer(), stop=threading.Event(),
-                         segmenter=seg)
+                         segmenter=seg, others=people)
         shot.chunk_dir.mkdir(parents=True, exist_ok=True)
         path = task.path(shot.chunk_dir)
         report = run_chunk(ctx, shot.info, shot.input, task.frames, path, crf=shot.crf, preset=shot.preset,

@@ -10,6 +10,7 @@ import typer
 
 from doppel.cli.common import JsonOpt, console, emit_json, progress_bar
 from doppel.core.progress import ProgressFn
+from doppel.provenance.verify import payload_text
 from doppel.workflow.demo import DemoConfig, DemoReport, run_demo
 
 _UNITS = {"clips": "clips", "extract": "frames", "train": "s", "merge": "frames", "verify": "frames",
@@ -39,7 +40,7 @@ def summary(report: DemoReport) -> list[str]:
         f"seam {_fmt(ev.get('seam_score'), '.2f')}",
         f"  detail       sharpness ratio {_fmt(ev.get('sharpness_ratio'), '.2f')}; "
         f"warp error ratio {_fmt(ev.get('warp_error_ratio'), '.2f')} (1 = as steady as the plate)",
-        f"  provenance   watermark {'found' if vf.get('detected') else 'NOT found'} (payload {vf.get('payload')}); "
+        f"  provenance   watermark {'found' if vf.get('detected') else 'NOT found'} ({payload_text(vf)}); "
         f"content credentials {'intact' if cred.get('valid') else 'NOT intact'}"
         f"{', signer trusted by the demo workspace (verify --workspace)' if cred.get('trusted') else ''}",
         f"  reports      {report.eval_report}, {report.verify_report}",

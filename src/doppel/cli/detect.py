@@ -12,6 +12,7 @@ from typer.core import TyperGroup
 from doppel.cli.common import JsonOpt, console, emit_json, progress_bar
 from doppel.detect.infer import MAX_FRAMES, Detector
 from doppel.detect.train import TrainSettings
+from doppel.provenance.verify import payload_text
 from doppel.store import Workspace
 from doppel.workflow.detect import check_file, find_detector, finetune
 
@@ -78,7 +79,7 @@ def _print(r: dict[str, Any]) -> None:
         top = ", ".join(f"#{i}" for i in r["top_frames"][:5])
         console.print(f"  most suspicious frames: {top}")
     wm = r.get("watermark", {})
-    console.print("  watermark: " + (f"doppel mark FOUND, payload {wm['payload']:#010x}" if wm.get("detected")
+    console.print("  watermark: " + (f"doppel mark FOUND, {payload_text(wm)}" if wm.get("detected")
                                      else "no doppel mark") + f" (verify: {wm.get('verdict')})")
     for path in r.get("heatmaps", []):
         console.print(escape(f"  heatmap: {path}"))

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from doppel.cli.common import JsonOpt, console, emit_json, progress_bar
-from doppel.provenance.verify import MAX_FRAMES, verify_file
+from doppel.provenance.verify import MAX_FRAMES, payload_text, verify_file
 
 
 def verify(
@@ -40,7 +40,7 @@ def verify(
             how = f" (matched among the workspace's {wm['candidates']} renders)" if wm.get("method") == "candidates" \
                 else ""
             console.print(f"  watermark:   {'FOUND' + how if wm['detected'] else 'not found'}"
-                          + (f", payload {wm['payload']:#010x}, false-positive bound {wm['false_positive_bound']:.1e}"
+                          + (f", {payload_text(wm)}, false-positive bound {wm['false_positive_bound']:.1e}"
                              if wm["detected"] else "") + f" ({wm['frames_checked']} frames checked)")
         state = ("trusted" if cred.get("trusted") else "intact (signer not trusted here)" if cred.get("valid")
                  else "NOT intact") if cred.get("present") else "none"

@@ -120,6 +120,11 @@ def verify_file(path: Path, *, workspace: Path | None = None, max_frames: int = 
                                    f"frames: payload {wm.payload:#010x}, too weak to read blind (mark z "
                                    f"{wm.mark_z:.1f}) but matched among {wm.candidates} renders' marks (z "
                                    f"{wm.candidate_z:.1f}), false-positive bound {wm.false_positive_bound:.1e}")
+        elif wm.detected and wm.payload is None:
+            report.findings.append(f"doppel watermark found in {wm.frames_checked} frames (mark z {wm.mark_z:.1f}, "
+                                   f"false-positive bound {wm.false_positive_bound:.1e}), its payload too damaged to "
+                                   "read: made by doppel, but which render cannot be told from the mark"
+                                   + ("" if workspace is None else " or matched among the workspace's renders"))
         elif wm.detected:
             report.findings.append(f"doppel watermark found in {wm.frames_checked} frames: payload {wm.payload:#010x}, "
                                    f"false-positive bound {wm.false_positive_bound:.1e} (mark z {wm.mark_z:.1f})")
@@ -151,7 +156,7 @@ def verify_file(path: Path, *, workspace: Path | None = None, max_frames: int = 
                                f"render {cred.render_id}, model {cred.model}")
         if not cred.trusted and anchors is None:
             report.not_checked.append("trust in the signer (pass --workspace WS to trust that workspace's CA)")
-        if wm is not None and wm.detected and cred.watermark_payload is not None \
+        if wm is not None and wm.payload is not None and cred.watermark_payload is not None \
                 and cred.watermark_payload != wm.payload:
             report.findings.append("the watermark payload does not match the one the credentials name")
     else:
@@ -203,6 +208,12 @@ def _workspace_payloads(root: Path | None) -> list[int]:
         return [r.watermark_payload for r in ws.renders.all() if r.watermark_payload is not None]
 
 
+def payload_text(watermark: dict[str, Any]) -> str:
+    """How a report names the payload of a found mark: its hex, or that it could not be read."""
+    payload = watermark.get("payload")
+    return f"payload {payload:#010x}" if payload is not None else "payload unreadable"
+
+
 def _lookup(root: Path, wm: WatermarkReport | None, cred: CredentialsReport, report: VerifyReport) -> dict[str, Any]:
     from doppel.store import Workspace
 
@@ -212,7 +223,7 @@ def _lookup(root: Path, wm: WatermarkReport | None, cred: CredentialsReport, rep
         report.not_checked.append(f"the workspace ({exc.message})")
         return {"opened": False, "error": exc.message}
     with ws:
-        rows = ws.renders.matching(payload=wm.payload if wm is not None and wm.detected else None,
+        rows = ws.renders.matching(payload=wm.payload if wm is not None else None,
                                    uid=cred.render_id or None)
         renders = {r.uid: {"uid": r.uid, "output_path": r.output_path, "status": r.status,
                            "created_at": r.created_at, "consent_hash": r.consent_hash,

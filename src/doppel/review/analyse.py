@@ -227,7 +227,7 @@ def analyse(ws: Workspace, render_id: int, *, swapper: Swapper | None = None, pr
                 p.vectors[fr.index] = vec
             if view.face is not None:
                 p.dest[fr.index] = view.face
-        cache.write_frame(fr.index, fr.original, fr.output, fr.matte)
+        cache.write_frame(fr.index, fr.original, fr.output, fr.mattes)
         thumbs[fr.index] = cache.thumbnail(fr.output)
     if not frames:
         raise WorkspaceError(f"render {render.uid}: no frames to analyse", path=ws.root)
@@ -307,7 +307,7 @@ def refresh(ws: Workspace, render_id: int, frames: Sequence[int] | None = None, 
             if vec is not None:
                 m.identity = None if p.reference is None else round(float(np.linalg.norm(vec - p.reference)), 5)
             p.measures[fr.index], p.masks[fr.index] = m, mask
-        cache.write_frame(fr.index, None, fr.output, fr.matte)
+        cache.write_frame(fr.index, None, fr.output, fr.mattes)
         thumbs[fr.index] = cache.thumbnail(fr.output)
     info = data["info"]
     cache.update_sheet_cells(thumbs, tuple(info["thumb"]))

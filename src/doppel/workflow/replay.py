@@ -58,6 +58,14 @@ class ReplayedFrame:
     leak: float | None = None  # share of the face the swap covers where the plate shows something else
     others: list[PersonFrame] = field(default_factory=list)  # the other people a render swaps, in order
 
+    @property
+    def mattes(self) -> np.ndarray | None:
+        """Every swapped person's matte in one (the pixel-wise max): what the frame shows of any swap."""
+        all_ = [m for m in (self.matte, *(o.matte for o in self.others)) if m is not None]
+        if len(all_) <= 1:
+            return all_[0] if all_ else None
+        return np.maximum.reduce(all_)
+
     def person(self, k: int) -> ReplayedFrame:
         """The frame seen as person ``k``'s (0: the render's own model): the same plate and output, with
         that person's face, matte and scores."""
