@@ -19,7 +19,7 @@ from doppel.core.progress import ProgressFn, no_progress
 from doppel.io.video import media_exists, probe, read_frames, sequence_files
 from doppel.provenance.credentials import CredentialsReport, read_credentials
 from doppel.provenance.manifest import check_manifest
-from doppel.provenance.watermark import Z_THRESHOLD, WatermarkReport, detect
+from doppel.provenance.watermark import Z_PRESENCE, Z_THRESHOLD, WatermarkReport, detect
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def verify_file(path: Path, *, workspace: Path | None = None, max_frames: int = 
         report.error = exc.message.removeprefix(f"{path}: ")
         report.not_checked.append("watermark (the file is not a readable video or image)")
     if wm is not None:
-        report.watermark = wm.to_dict() | {"checked": True, "threshold_z": Z_THRESHOLD}
+        report.watermark = wm.to_dict() | {"checked": True, "threshold_z": Z_THRESHOLD, "presence_z": Z_PRESENCE}
         if wm.detected and wm.method == "candidates":
             report.findings.append(f"doppel watermark of one of the workspace's renders found in {wm.frames_checked} "
                                    f"frames: payload {wm.payload:#010x}, too weak to read blind (mark z "
@@ -129,7 +129,9 @@ def verify_file(path: Path, *, workspace: Path | None = None, max_frames: int = 
             report.findings.append(f"doppel watermark found in {wm.frames_checked} frames: payload {wm.payload:#010x}, "
                                    f"false-positive bound {wm.false_positive_bound:.1e} (mark z {wm.mark_z:.1f})")
         else:
-            why = "CRC did not match" if not wm.crc_ok else f"mark z {wm.mark_z:.1f} below {Z_THRESHOLD}"
+            why = (f"mark z {wm.mark_z:.1f} below {Z_THRESHOLD}" if wm.crc_ok else
+                   f"mark z {wm.mark_z:.1f}: below {Z_PRESENCE} for the mark alone, and no payload decoded"
+                   if wm.layout == 2 else "CRC did not match")
             report.findings.append(f"no doppel watermark found in {wm.frames_checked} frames ({why})")
             if wm.frames_checked < 10 and report.kind != "image":
                 report.findings.append("few frames were readable; a watermark may be missed on so little footage")
