@@ -9,6 +9,7 @@ Variants (``VARIANTS``) change one thing in the merge's occlusion handling.
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -22,9 +23,13 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import bench_segment as B  # noqa: E402
-from segment_scenes import OracleSwapper, core_region, frame_leaks, frame_transforms, occlude_clip  # noqa: E402
 
 from doppel.merge import composite as C  # noqa: E402
+
+S = importlib.import_module("segment_scenes")  # beside bench_segment (ruff sorts a bare import of it differently
+# depending on the checkout's folders)
+OracleSwapper, core_region, frame_leaks = S.OracleSwapper, S.core_region, S.frame_leaks
+frame_transforms, occlude_clip = S.frame_transforms, S.occlude_clip
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "shipped": {},
