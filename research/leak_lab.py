@@ -23,7 +23,6 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import bench_segment as B  # noqa: E402
-
 from doppel.merge import composite as C  # noqa: E402
 
 S = importlib.import_module("segment_scenes")  # beside bench_segment (ruff sorts a bare import of it differently
