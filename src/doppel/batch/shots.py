@@ -21,7 +21,7 @@ from doppel import __version__
 from doppel.batch.jobfile import Shot
 from doppel.batch.plan import plan_shot
 from doppel.batch.worker import ChunkResult, ChunkTask, OtherPerson, ShotData
-from doppel.core.errors import InputError, NoFaceError, RefusedError
+from doppel.core.errors import InputError, RefusedError
 from doppel.core.names import check_path_name
 from doppel.core.progress import ProgressFn, no_progress
 from doppel.extract.config import content_hash
@@ -39,11 +39,10 @@ from doppel.provenance.keys import cache_key
 from doppel.store import Workspace
 from doppel.store.records import ModelRecord, RenderRecord
 from doppel.workflow.evaluate import default_report
-from doppel.workflow.extract import destination_faces
 from doppel.workflow.merge import (
     MergeRequest,
     add_sources,
-    check_people,
+    destinations,
     frame_settings,
     render_for,
     render_key,
@@ -156,16 +155,7 @@ def prepare(ws: Workspace, shot: Shot, info: VideoInfo, chunk_frames: int, *,
     if identity is None:
         raise InputError(f"model {model.name!r} has no destination identity; give the shot an identity",
                          path=model.path)
-    people: list[tuple[ModelRecord, Destination]] = []
-    for m, ident in [(model, identity), *((m, m.dst_identity) for m in more)]:
-        if ident is None:
-            raise InputError(f"model {m.name!r} has no destination identity", path=m.path)
-        d = destination_faces(ws, shot.input, ident, size=max(256, m.resolution), face_type=m.face_type,
-                              progress=progress)
-        if not d.faces:
-            raise NoFaceError(f"no face of {ident!r} in this video; nothing to merge", path=shot.input)
-        people.append((m, d))
-    check_people(people, shot.input)
+    people = destinations(ws, shot.input, model, identity, more, progress=progress)
     dest = people[0][1]
     request = request_of(shot, identity)
     render, resumed = render_for(ws, request, model, dest, prov.consent_hash, None,

@@ -114,6 +114,22 @@ def add_sources(ws: Workspace, prov: Provenance, models: Sequence[ModelRecord]) 
         prov.add_source(require_consent(ws, model.src_identity), model.src_identity)
 
 
+def destinations(ws: Workspace, path: Path, model: ModelRecord, identity: str, more: Sequence[ModelRecord], *,
+                 progress: ProgressFn = no_progress) -> list[tuple[ModelRecord, Destination]]:
+    """Each person's faces in the clip at ``path`` (extracted now if the clip is new to them): ``model`` replacing
+    ``identity``, then each of ``more`` its own destination identity; checked apart (:func:`check_people`)."""
+    people: list[tuple[ModelRecord, Destination]] = []
+    for m, ident in [(model, identity), *((m, m.dst_identity) for m in more)]:
+        if ident is None:
+            raise InputError(f"model {m.name!r} has no destination identity", path=m.path)
+        d = destination_faces(ws, path, ident, size=max(256, m.resolution), face_type=m.face_type, progress=progress)
+        if not d.faces:
+            raise NoFaceError(f"no face of {ident!r} in this video; nothing to merge", path=path)
+        people.append((m, d))
+    check_people(people, path)
+    return people
+
+
 def check_people(people: Sequence[tuple[ModelRecord, Destination]], path: Path) -> None:
     """Several people in one render: each model swaps a different destination person, and no face in the clip
     was taken for two of them."""
@@ -219,16 +235,7 @@ def merge(ws: Workspace, request: MergeRequest, *, progress: ProgressFn = no_pro
     identity = request.identity or model.dst_identity
     if identity is None:
         raise InputError(f"model {model.name!r} has no destination identity; pass --identity", path=model.path)
-    people: list[tuple[ModelRecord, Destination]] = []
-    for m, ident in [(model, identity), *((m, m.dst_identity) for m in more)]:
-        if ident is None:
-            raise InputError(f"model {m.name!r} has no destination identity", path=m.path)
-        d = destination_faces(ws, request.input, ident, size=max(256, m.resolution), face_type=m.face_type,
-                              progress=progress)
-        if not d.faces:
-            raise NoFaceError(f"no face of {ident!r} in this video; nothing to merge", path=request.input)
-        people.append((m, d))
-    check_people(people, request.input)
+    people = destinations(ws, request.input, model, identity, more, progress=progress)
     dest = people[0][1]
     # 4. the networks (the slow part of starting up, so it comes after every cheap check)
     net = swapper if swapper is not None else load_model(model)
