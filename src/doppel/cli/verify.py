@@ -23,8 +23,9 @@ def verify(
 ) -> None:
     """Check a video or image for doppel's watermark and content credentials.
 
-    Reports the watermark (detected, payload, confidence, frames checked) and the credentials (present,
-    intact, trusted, source type, render id), and what could not be checked.
+    Reports the watermark (detected, payload, confidence, frames checked; a mark found too damaged to read
+    its payload is reported found with "payload unreadable": made by doppel, render unknown) and the
+    credentials (present, intact, trusted, source type, render id), and what could not be checked.
 
     Exit status, for scripts: 0 = doppel's watermark found and/or content credentials intact; 1 = read,
     but neither found, or the credentials were tampered with; 2 = the file could not be read.
