@@ -150,7 +150,7 @@ def prepare(ws: Workspace, shot: Shot, info: VideoInfo, chunk_frames: int, *,
     consent = require_consent(ws, model.src_identity)
     prov = Provenance(ws.keys_dir(), consent, model.src_identity)
     more = [find_model(ws, name) for name in shot.others]
-    add_sources(ws, prov, more)  # refuses a further model without consent for its source
+    more_consents = add_sources(ws, prov, more)  # refuses a further model without consent for its source
     identity = shot.identity or model.dst_identity
     if identity is None:
         raise InputError(f"model {model.name!r} has no destination identity; give the shot an identity",
@@ -173,8 +173,8 @@ def prepare(ws: Workspace, shot: Shot, info: VideoInfo, chunk_frames: int, *,
                     cache_folder=_cache_folder(ws, model, dest),
                     chunk_dir=ws.renders_dir() / render.uid / CHUNKS_DIR,
                     crf=shot.crf, preset=shot.preset, batch=shot.batch,
-                    others=tuple(OtherPerson(m, d, _cache_folder(ws, m, d), require_consent(ws, m.src_identity or ""))
-                                 for m, d in people[1:]))
+                    others=tuple(OtherPerson(m, d, _cache_folder(ws, m, d), c)
+                                 for (m, d), c in zip(people[1:], more_consents, strict=True)))
     key = shot_key(ws, data, render)
     ranges = plan_shot(info.frame_count, dest.faces, fs, chunk_frames)
     tasks = [ChunkTask(shot.name, i, r, _digest(f"{key}|{r.start}|{r.stop}|{r.warmup}")) for i, r in enumerate(ranges)]

@@ -129,9 +129,12 @@ def verify_file(path: Path, *, workspace: Path | None = None, max_frames: int = 
             report.findings.append(f"doppel watermark found in {wm.frames_checked} frames: payload {wm.payload:#010x}, "
                                    f"false-positive bound {wm.false_positive_bound:.1e} (mark z {wm.mark_z:.1f})")
         else:
-            why = (f"mark z {wm.mark_z:.1f} below {Z_THRESHOLD}" if wm.crc_ok else
-                   f"mark z {wm.mark_z:.1f}: below {Z_PRESENCE} for the mark alone, and no payload decoded"
-                   if wm.layout == 2 else "CRC did not match")
+            if wm.crc_ok:
+                why = f"mark z {wm.mark_z:.1f} below {Z_THRESHOLD}"
+            elif wm.layout == 2:
+                why = f"mark z {wm.mark_z:.1f}: below {Z_PRESENCE} for the mark alone, and no payload decoded"
+            else:
+                why = "CRC did not match"
             report.findings.append(f"no doppel watermark found in {wm.frames_checked} frames ({why})")
             if wm.frames_checked < 10 and report.kind != "image":
                 report.findings.append("few frames were readable; a watermark may be missed on so little footage")

@@ -41,7 +41,7 @@ from doppel.provenance.consent import require_consent
 from doppel.provenance.keys import cache_key
 from doppel.provenance.watermark import render_payload
 from doppel.store import Workspace
-from doppel.store.records import ModelRecord, RenderRecord
+from doppel.store.records import ConsentRecord, ModelRecord, RenderRecord
 from doppel.workflow.extract import destination_faces
 from doppel.workflow.models import find_model, load_model, model_of, others_of
 from doppel.workflow.segment import segmenter_for
@@ -105,13 +105,17 @@ def provenance_for(ws: Workspace, model: ModelRecord) -> Provenance:
     return Provenance(ws.keys_dir(), require_consent(ws, model.src_identity), model.src_identity)
 
 
-def add_sources(ws: Workspace, prov: Provenance, models: Sequence[ModelRecord]) -> None:
-    """The consent of each further model's source identity (refuses without it), listed in the credentials."""
+def add_sources(ws: Workspace, prov: Provenance, models: Sequence[ModelRecord]) -> list[ConsentRecord]:
+    """The consent of each further model's source identity (refuses without it), listed in the credentials;
+    returns the consent records, in order."""
+    consents = []
     for model in models:
         if model.src_identity is None:
             raise RefusedError(f"refused: model {model.name!r} records no source identity, so its consent cannot "
                                "be checked; retrain it from a face set of a consenting identity")
-        prov.add_source(require_consent(ws, model.src_identity), model.src_identity)
+        consents.append(require_consent(ws, model.src_identity))
+        prov.add_source(consents[-1], model.src_identity)
+    return consents
 
 
 def destinations(ws: Workspace, path: Path, model: ModelRecord, identity: str, more: Sequence[ModelRecord], *,
