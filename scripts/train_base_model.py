@@ -8,6 +8,10 @@ exported in float16 with a ``train.json`` that names every identity, the held-ou
     python scripts/train_base_model.py WS --faces d0 d3 d12 s18 d6 d14 d20 s20 s29 --held-out d18 d19 \\
         --minutes 70
     python scripts/train_base_model.py WS --faces ... --export-only   # export what WS/models/base-cpu has
+    python scripts/train_base_model.py WS --faces ... --people-only   # only (re)write the base's people.json
+
+``people.json`` (each person's mean identity embedding, from WS's faces) is what lets ``doppel train`` warn
+when a pair run's source or destination is someone the base already learned.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="model name in WS (default base-PRESET)")
     parser.add_argument("--out", type=Path, default=None, help="default: the package's bases/PRESET")
     parser.add_argument("--export-only", action="store_true", help="do not train; export the model as it is")
+    parser.add_argument("--people-only", action="store_true",
+                        help="only write the base's people.json from WS's faces of --faces (no training, no export)")
     args = parser.parse_args(argv)
     if set(args.faces) & set(args.held_out):
         parser.error(f"identities both trained on and held out: {sorted(set(args.faces) & set(args.held_out))}")
@@ -56,7 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     name = args.model or f"base-{args.preset}"
     preset = PRESETS[args.preset]
+    out = args.out or bases.BASES_DIR / args.preset
     with Workspace.open(args.workspace) as ws:
+        if args.people_only:
+            path = bases.write_people(out, {f: ws.faces.of(f) for f in args.faces})
+            print(f"wrote {path}")
+            return 0
         counts = {f: len(ws.faces.of(f)) for f in args.faces}
         if not args.export_only:
             spec = RunSpec(name=name, model=preset.model, train=train_config(**preset.train_defaults()),
@@ -76,7 +87,6 @@ def main(argv: list[str] | None = None) -> int:
     extra = {"steps": steps, "seconds": round(seconds), "images": steps * batch * 2, "threads": args.threads,
              "held_out": args.held_out, "commit": _commit(), "doppel_version": __version__,
              "faces_per_identity": counts, "last_metrics": row}
-    out = args.out or bases.BASES_DIR / args.preset
     bases.export(mdir, out, extra)
     size = (out / checkpoint.WEIGHTS).stat().st_size
     print(f"base model {out}: {steps} steps, {seconds / 60:.0f} min, {size / 2**20:.1f} MiB; "

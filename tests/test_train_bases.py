@@ -106,6 +106,8 @@ def test_shipped_base_is_the_cpu_presets_small_and_documented() -> None:
     for name in [*meta["src"], *meta["held_out"]]:  # every person it learned from, and those kept out
         assert re.search(rf"\b{re.escape(name)}\b", card), name
     assert not set(meta["src"]) & set(meta["held_out"])
+    people = json.loads((SHIPPED / bases.PEOPLE).read_text())["people"]  # who it knows, for train's warning
+    assert set(people) == set(meta["src"]) and all(len(v) == 128 for v in people.values())
 
 
 @needs_shipped
@@ -142,3 +144,46 @@ def test_copying_a_shipped_base_elsewhere_records_its_path(ws: Path, tiny_base: 
     elsewhere = tmp_path / "mine"
     shutil.copytree(tiny_base, elsewhere)
     assert bases.label(elsewhere) == str(elsewhere) and bases.label(tiny_base) == "doppel:tiny"
+
+
+def _embed(ws_root: Path, identity: str, vec: np.ndarray, seed: int) -> None:
+    """Give every face of ``identity`` an identity embedding near ``vec`` (the fixtures have none)."""
+    from conftest import raw_db
+    from doppel.store import Workspace
+    from doppel.store.db import to_blob
+
+    rng = np.random.default_rng(seed)
+    with Workspace.open(ws_root) as w, raw_db(w) as c:
+        rows = c.execute("SELECT f.id FROM faces f JOIN identities i ON i.id = f.identity_id WHERE i.name = ?",
+                         (identity,)).fetchall()
+        for (fid,) in rows:
+            c.execute("UPDATE faces SET embedding = ? WHERE id = ?",
+                      (to_blob(vec + rng.normal(0, 0.01, vec.shape)), fid))
+
+
+def test_a_pair_run_is_warned_when_its_base_already_knows_one_of_its_people(ws: Path, tmp_path: Path) -> None:  # noqa: F811
+    astronaut, hopper = np.random.default_rng(0).normal(0, 0.1, (2, 128))  # ~1.4 apart, as two people are
+    _embed(ws, "astronaut", astronaut, 1)
+    _embed(ws, "hopper", hopper, 2)
+    # a base pretrained on hopper alone records who it learned, and its export carries that along
+    code, _, text = cli("train", ws, "--pretrain", "--faces", "hopper", "--model", "pre", *TINY, "--iters", "1",
+                        "--json")
+    assert code == 0, text
+    people = json.loads((ws / "models" / "pre" / bases.PEOPLE).read_text())["people"]
+    assert list(people) == ["hopper"] and np.allclose(people["hopper"], hopper, atol=0.01)
+    base = bases.export(ws / "models" / "pre", tmp_path / "base", {"steps": 1})
+    assert json.loads((base / bases.PEOPLE).read_text())["people"] == people
+    # astronaut -> hopper from it: hopper is known (warned, in --json and in text), astronaut is not
+    code, rep, text = cli("train", ws, *PAIR, "--model", "m", *TINY, "--iters", "1", "--base", base, "--json")
+    assert code == 0 and rep is not None, text
+    assert [(k["identity"], k["person"]) for k in rep["base_knows"]] == [("hopper", "hopper")]
+    assert rep["base_knows"][0]["distance"] < 0.05
+    code, _, text = cli("train", ws, *PAIR, "--model", "m2", *TINY, "--iters", "1", "--base", base)
+    assert code == 0 and "looks like hopper" in text and "--no-base" in text, text
+    # a base that learned someone else warns of nobody; nor does one that does not say whom it learned
+    (base / bases.PEOPLE).write_text(json.dumps({"people": {"other": list(-hopper)}}))
+    code, rep, text = cli("train", ws, *PAIR, "--model", "m3", *TINY, "--iters", "1", "--base", base, "--json")
+    assert code == 0 and rep is not None and rep["base_knows"] == [], text
+    (base / bases.PEOPLE).unlink()
+    code, rep, text = cli("train", ws, *PAIR, "--model", "m4", *TINY, "--iters", "1", "--base", base, "--json")
+    assert code == 0 and rep is not None and rep["base_knows"] == [], text

@@ -121,6 +121,9 @@ def train(
                       f"{result.precision}); preview {result.preview}")
         if report["base"]:
             console.print(f"started from base model {report['base']}")
+        for k in report["base_knows"]:
+            console.print(f"[yellow]warning[/]: the base was pretrained on {k['person']}, who looks like "
+                          f"{k['identity']}: if the swap keeps that identity, train with --no-base")
         if result.detail is not None:
             console.print(f"detail network: {result.detail.steps} steps in {result.detail.seconds:.0f} s")
     if signum is not None:
@@ -142,6 +145,7 @@ def _report(r: TrainResult) -> dict[str, Any]:
             "steps_run": r.steps_run, "seconds": round(r.seconds, 2), "images_per_s": round(r.images_per_s, 3),
             "losses": {k: round(v, 5) for k, v in r.losses.items()}, "device": r.device,
             "precision": r.precision, "preview": str(r.preview) if r.preview else None, "world": r.world,
+            "base_knows": r.extra.get("base_knows", []),
             "detail": None if r.detail is None else {"steps": r.detail.steps, "seconds": round(r.detail.seconds, 2),
                                                      "losses": {k: round(v, 5) for k, v in r.detail.losses.items()}}}
 

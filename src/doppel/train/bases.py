@@ -6,18 +6,27 @@ naming every person it was pretrained on. A new pair model whose architecture an
 shipped base's starts from that base unless the user asks otherwise (``doppel train --no-base``):
 starting from faces already learned is worth hundreds of steps, which is most of a CPU budget
 (``research/ablation.md``, "base model").
+
+A base also lists who it learned (``people.json``: each person's mean identity embedding). A pair run onto,
+or from, a person the base already knows is warned (:func:`known_people`): fine-tuned for a CPU budget,
+such a model keeps drawing that person as the base learned them, so a swap onto them keeps their
+identity (measured: ``research/ablation.md``, d3 -> s18).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file
 
 from doppel.io.atomic import write_text_atomic
+from doppel.store.records import FaceRecord
 from doppel.train import checkpoint
 from doppel.train.config import ModelConfig
 
@@ -25,6 +34,11 @@ log = logging.getLogger(__name__)
 
 BASES_DIR = Path(__file__).with_name("bases")
 PREFIX = "doppel:"  # how train.json names a shipped base (it moves with the installed package)
+PEOPLE = "people.json"
+# Distance between two people's *mean* identity embeddings (dlib's 128-d) under which they are taken for one
+# person. Halves of one clip's faces measured 0.13-0.35 apart, different people 0.43-0.87 (the six shared
+# clips): means sit closer than single faces, so dlib's 0.6 for a pair of faces would join different people.
+SAME_PERSON = 0.38
 SHIPPED_TRAIN_KEYS = ("train", "src", "preset", "doppel_version", "steps", "images", "seconds", "threads",
                       "held_out", "commit", "faces_per_identity", "last_metrics")
 
@@ -70,5 +84,55 @@ def export(model_dir: Path, out: Path, extra: dict[str, object]) -> Path:
     checkpoint.write_config(out, cfg)
     info = {k: v for k, v in {**meta, **extra}.items() if k in SHIPPED_TRAIN_KEYS}
     write_text_atomic(out / checkpoint.TRAIN, json.dumps({**info, "pretrain": True}, indent=2, sort_keys=True) + "\n")
+    if (model_dir / PEOPLE).is_file():
+        write_text_atomic(out / PEOPLE, (model_dir / PEOPLE).read_text())
     log.info("wrote base model %s (%d tensors)", out, len(tensors))
     return out
+
+
+def mean_embeddings(faces: Mapping[str, Sequence[FaceRecord]]) -> dict[str, np.ndarray]:
+    """Each identity's mean identity embedding over its faces that have one (identities without any left out)."""
+    out = {}
+    for name, records in faces.items():
+        vecs = [np.asarray(r.embedding, np.float64) for r in records if r.embedding is not None]
+        if vecs:
+            out[name] = np.mean(vecs, axis=0)
+    return out
+
+
+def write_people(model_dir: Path, faces: Mapping[str, Sequence[FaceRecord]]) -> Path:
+    """Record in ``model_dir/people.json`` who a base model was pretrained on: each identity's mean embedding."""
+    means = mean_embeddings(faces)
+    doc = {"embedding": "dlib-resnet 128-d, mean over the identity's faces",
+           "people": {name: [round(float(v), 5) for v in vec] for name, vec in means.items()}}
+    path = model_dir / PEOPLE
+    write_text_atomic(path, json.dumps(doc, indent=1) + "\n")
+    return path
+
+
+@dataclass(frozen=True)
+class Known:
+    """``identity`` of the run looks like ``person`` of the base (mean embeddings ``distance`` apart)."""
+
+    identity: str
+    person: str
+    distance: float
+
+
+def known_people(base_dir: Path, faces: Mapping[str, Sequence[FaceRecord]],
+                 threshold: float = SAME_PERSON) -> list[Known]:
+    """The run's identities (``faces``: name -> faces) that the base in ``base_dir`` was pretrained on, by
+    identity embedding; empty when the base does not say who it learned (no ``people.json``)."""
+    try:
+        people = json.loads((base_dir / PEOPLE).read_text())["people"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    found = []
+    for name, mean in mean_embeddings(faces).items():
+        dists = {p: float(np.linalg.norm(mean - np.asarray(v, np.float64))) for p, v in people.items()
+                 if len(v) == len(mean)}
+        if dists:
+            person = min(dists, key=lambda k: dists[k])
+            if dists[person] < threshold:
+                found.append(Known(name, person, round(dists[person], 3)))
+    return found

@@ -207,6 +207,12 @@ def train(ws: Workspace, spec: RunSpec, *, detail: DetailPlan | None = None, pro
     folder = model_dir(ws, spec.name)
     consent = None if spec.pretrain else require_consent(ws, spec.src[0])
     data = TrainData({name: ws.faces.of(name) for name in dict.fromkeys((*spec.src, *spec.dst))})
+    known = [] if spec.pretrain or spec.base is None else bases.known_people(spec.base, data.faces)
+    for k in known:
+        log.warning("the base model %s was pretrained on %s, who looks like %s here (identity distance %.2f): a "
+                    "swap onto a person the base already knows tends to keep their identity; if the swap "
+                    "does not read as the source, train from scratch (--no-base)",
+                    bases.label(spec.base), k.person, k.identity, k.distance)  # type: ignore[arg-type]
     watch = _Watch(spec, on_step)
     plan = None if spec.pretrain else detail
     face_spec = spec if plan is None or spec.minutes is None else replace(spec, minutes=spec.minutes * (1 - plan.share))
@@ -218,6 +224,11 @@ def train(ws: Workspace, spec: RunSpec, *, detail: DetailPlan | None = None, pro
     if result.main and spec.minutes is not None and result.step < needed:
         log.warning("the %g-minute budget bought %d steps; the %s preset needs about %d before a swap is usable: "
                     "give it more minutes (or a quieter machine)", spec.minutes, result.step, spec.preset, needed)
+    if known:
+        result.extra["base_knows"] = [{"identity": k.identity, "person": k.person, "distance": k.distance}
+                                      for k in known]
+    if result.main and spec.pretrain:
+        bases.write_people(folder, data.faces)  # who this base learned, for the runs that start from it
     if result.main:
         cfg = spec.model
         ws.models.register(spec.name, folder_rel=ws.rel(folder), arch=cfg.arch, preset=spec.preset,
