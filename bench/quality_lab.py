@@ -177,6 +177,10 @@ def child(pair: str, recipe_name: str, minutes: float | None, steps: int | None,
             prior = json.loads((RESULTS / f"{reuse}.json").read_text())["train"]
             if recipe.spec.detail is not None and not detail.is_file():  # train one for this face model
                 extra = recipe.after_training(ws, "m", src, minutes, steps, cpu_minutes)
+                keep = CACHE / "runs" / tag  # kept like a trained run's, to merge and look at later
+                shutil.rmtree(keep, ignore_errors=True)
+                shutil.copytree(ws.models_dir() / "m", keep / "m")
+                shutil.copyfile(CACHE / "runs" / reuse / "doppel.db", keep / "doppel.db")
             else:
                 extra = {k: v for k, v in (prior.get("extra") or {}).items() if recipe.spec.detail is not None}
             out["train"] = {**prior, "reused_from": reuse, "extra": extra}

@@ -117,6 +117,13 @@ def _detail(s: Spec) -> None:
     s.detail_fraction = 0.25
 
 
+@part("detail50")
+def _detail50(s: Spec) -> None:
+    """The detail network on the last half of the budget instead of a quarter (the face model gets half)."""
+    s.detail = {**(s.detail or {})}
+    s.detail_fraction = 0.5
+
+
 @part("detailrecon")
 def _detailrecon(s: Spec) -> None:
     s.detail = {**(s.detail or {}), "recon_share": 1.0}
@@ -138,6 +145,13 @@ def _detailgan3(s: Spec) -> None:
     s.detail = {**(s.detail or {}), "adv_weight": 0.03}
 
 
+@part("detailgan10")
+def _detailgan10(s: Spec) -> None:
+    """The same discriminator at weight 0.1: on its own it tells the detail network's faces from true ones
+    (86% of patches after 400 steps, ``research/ablation.md``), so a heavier weight has something to push."""
+    s.detail = {**(s.detail or {}), "adv_weight": 0.1}
+
+
 @part("detailblur")
 def _detailblur(s: Spec) -> None:
     """Reconstructions blurred too (sigma up to 1 px), true faces up to 1.5 px: inputs as soft as a swap's."""
@@ -156,7 +170,8 @@ def _detailwide(s: Spec) -> None:
 
 @part("base")
 def _base(s: Spec) -> None:
-    """Start from the pretrained base model (none of the bench pairs' people are in it: see its data card)."""
+    """Start from the pretrained base model (d18 and d19 are held out of it; d0, d3, d12 and s18 are in it: see
+    its data card)."""
     s.base = True
 
 
