@@ -122,6 +122,15 @@ def train_recipe(ws: Any, recipe: Any, src: str, dst: str, minutes: float | None
 
 
 # --- the child -------------------------------------------------------------------------------------
+def _keep_run(tag: str, model: Path, db: Path) -> None:
+    """Keep a run's model folder and database in the cache (``research/cache/runs/TAG``), to merge and look at later
+    or to reuse with ``--from``."""
+    keep = CACHE / "runs" / tag
+    shutil.rmtree(keep, ignore_errors=True)
+    shutil.copytree(model, keep / "m")
+    shutil.copyfile(db, keep / "doppel.db")
+
+
 def child(pair: str, recipe_name: str, minutes: float | None, steps: int | None, tag: str, work: Path,
           reuse: str | None = None, cpu_minutes: float | None = None, sharpen_control: bool = False
           ) -> dict[str, Any]:
@@ -156,10 +165,7 @@ def child(pair: str, recipe_name: str, minutes: float | None, steps: int | None,
         t = time.perf_counter()
         if reuse is None:
             out["train"] = train_recipe(ws, recipe, src, dst, minutes, steps, cpu_minutes)
-            keep = CACHE / "runs" / tag
-            shutil.rmtree(keep, ignore_errors=True)
-            shutil.copytree(ws.models_dir() / "m", keep / "m")
-            shutil.copyfile(work / "ws" / "doppel.db", keep / "doppel.db")
+            _keep_run(tag, ws.models_dir() / "m", work / "ws" / "doppel.db")
         else:
             ws.close()
             shutil.rmtree(work / "ws" / "models" / "m", ignore_errors=True)
@@ -177,10 +183,7 @@ def child(pair: str, recipe_name: str, minutes: float | None, steps: int | None,
             prior = json.loads((RESULTS / f"{reuse}.json").read_text())["train"]
             if recipe.spec.detail is not None and not detail.is_file():  # train one for this face model
                 extra = recipe.after_training(ws, "m", src, minutes, steps, cpu_minutes)
-                keep = CACHE / "runs" / tag  # kept like a trained run's, to merge and look at later
-                shutil.rmtree(keep, ignore_errors=True)
-                shutil.copytree(ws.models_dir() / "m", keep / "m")
-                shutil.copyfile(CACHE / "runs" / reuse / "doppel.db", keep / "doppel.db")
+                _keep_run(tag, ws.models_dir() / "m", CACHE / "runs" / reuse / "doppel.db")
             else:
                 extra = {k: v for k, v in (prior.get("extra") or {}).items() if recipe.spec.detail is not None}
             out["train"] = {**prior, "reused_from": reuse, "extra": extra}

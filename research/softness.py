@@ -27,11 +27,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from recipes import IdentitySwapper
 
+from doppel.core.swap import Swapper
 from doppel.store.workspace import Workspace
 from doppel.train.data import face_hull_mask, load_faceset
 from doppel.train.detail import held_out, load_detail
-from doppel.train.export import load_inference_model
+from doppel.train.detail_swapper import DetailSwapper
+from doppel.train.swapper import TorchSwapper
 
 HERE = Path(__file__).resolve().parent
 
@@ -52,20 +55,15 @@ def masks_for(lms: np.ndarray, size: int) -> np.ndarray:
                      for lm in lms])
 
 
-@torch.inference_mode()
-def run(model: torch.nn.Module, detail: torch.nn.Module | None, low: np.ndarray
-        ) -> tuple[np.ndarray, np.ndarray | None]:
-    outs, highs = [], []
-    for i in range(0, len(low), 16):
-        x = torch.from_numpy(low[i:i + 16]).permute(0, 3, 1, 2).float().div(255)
-        face, _ = model.swap(x)  # type: ignore[operator]
-        face = face.float().clamp(0, 1)
-        outs.append(face)
-        if detail is not None:
-            highs.append(detail(face).clamp(0, 1))
-    def u8(ts: list[torch.Tensor]) -> np.ndarray:
-        return (torch.cat(ts).permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
-    return u8(outs), (u8(highs) if highs else None)
+def _u8(faces: np.ndarray) -> np.ndarray:
+    return (np.clip(faces, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+
+
+def run(face_model: Swapper, detail: Swapper | None, low: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The face model's faces for uint8 crops ``low`` and, with ``detail`` (the model folder's swapper with its
+    detail network, as merge loads it), the detail network's; both uint8."""
+    x = low.astype(np.float32) / 255
+    return _u8(face_model.swap(x)[0]), (_u8(detail.swap(x)[0]) if detail is not None else None)
 
 
 def _frames(path: Path) -> dict[int, np.ndarray]:
@@ -75,7 +73,7 @@ def _frames(path: Path) -> dict[int, np.ndarray]:
         return {i: f.to_ndarray(format="rgb24") for i, f in enumerate(c.decode(video=0)) if i % 5 == 0}
 
 
-def follow_merge(model: torch.nn.Module, detail: torch.nn.Module | None, r: int, scale: int, ws: Workspace,
+def follow_merge(model: Swapper, detail: Swapper | None, r: int, scale: int, ws: Workspace,
                  dst: str, original: Path, merged: Path) -> dict[str, float]:
     """Median per-frame energy ratios inside the face, in crop space at the model's output size."""
     faces = {f.frame_index: f for f in ws.faces.of(dst)}
@@ -115,9 +113,10 @@ def main() -> None:
     mdir = HERE / "cache" / "runs" / a.tag / "m"
     cfg = json.loads((mdir / "config.json").read_text())
     r = int(cfg["resolution"])
-    model = load_inference_model(mdir).eval()
-    detail = load_detail(mdir)
-    scale = detail.config.scale if detail is not None else 1
+    model = TorchSwapper(mdir, torch.device("cpu"))
+    net = load_detail(mdir)
+    detail = DetailSwapper(model, net) if net is not None else None
+    scale = net.config.scale if net is not None else 1
     ws = Workspace.open(HERE / "cache" / "ws-384")
     skip = held_out(mdir)
     src_faces = [f for f in ws.faces.of(a.src) if f.id in skip] or ws.faces.of(a.src)
@@ -142,11 +141,9 @@ def main() -> None:
             rows[f"{who} model+detail @{r * scale}"] = float(np.median(energy(out_hi, m_hi)))
             up_true = np.stack([cv2.resize(o, (r * scale, r * scale), interpolation=cv2.INTER_CUBIC) for o in low])
             rows[f"{who} true{r} bicubic @{r * scale}"] = float(np.median(energy(up_true, m_hi)))
-            with torch.inference_mode():
-                x = torch.from_numpy(low).permute(0, 3, 1, 2).float().div(255)
-                d = torch.cat([detail(x[i:i + 16]).clamp(0, 1) for i in range(0, len(x), 16)])
-            d8 = (d.permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
-            rows[f"{who} true{r}+detail @{r * scale}"] = float(np.median(energy(d8, m_hi)))
+            assert net is not None
+            true_hi = _u8(DetailSwapper(IdentitySwapper(r), net).swap(low.astype(np.float32) / 255)[0])
+            rows[f"{who} true{r}+detail @{r * scale}"] = float(np.median(energy(true_hi, m_hi)))
     ref = {k: rows[f"src true @{k.rsplit('@', 1)[1]}"] for k in rows}
     table = {k: {"energy": round(v, 1), "vs_src_true": round(v / ref[k], 3)} for k, v in rows.items()}
     doc = {"tag": a.tag, "src": a.src, "dst": a.dst, "n": a.n, "resolution": r, "scale": scale, "rows": table}
