@@ -99,9 +99,10 @@ def _register_model(ws: Any, name: str, preset: str, dst: str, resolution: int |
     """A models row (and, for a real preset, a model folder with untrained weights in training's format)."""
     import torch
 
-    from doppel.train import checkpoint
-    from doppel.train.config import PRESETS
+    from doppel.train import checkpoint, detail
+    from doppel.train.config import PRESETS, DetailConfig
     from doppel.train.models import build_model
+    from doppel.train.models.detail import DetailNet
 
     cfg = PRESETS[preset].model if preset in PRESETS else PRESETS["cpu"].model.model_copy(
         update={"resolution": resolution or 128})
@@ -112,6 +113,9 @@ def _register_model(ws: Any, name: str, preset: str, dst: str, resolution: int |
         torch.manual_seed(0)
         checkpoint.write_config(folder, cfg)
         checkpoint.save_weights(folder, build_model(cfg), {"note": "untrained, for the merge benchmark"})
+    if preset in PRESETS and PRESETS[preset].detail and not (folder / detail.WEIGHTS).is_file():
+        # the preset trains a detail network, so its merge runs one: the same cost, untrained
+        detail.save_detail(folder, DetailNet(DetailConfig()), {"note": "untrained, for the merge benchmark"})
     ws.identities.ensure("src")
     ws.models.register(name, folder_rel=f"models/{name}", arch=cfg.arch, preset=preset, resolution=cfg.resolution,
                        face_type=cfg.face_type, src="src", dst=dst, base=None, step=0)

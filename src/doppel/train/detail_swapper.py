@@ -16,10 +16,15 @@ from doppel.train.models.detail import DetailNet
 
 
 class DetailSwapper:
-    """``base`` (any Swapper) then ``net`` on its faces; the mask is upsampled bilinearly."""
+    """``base`` (any Swapper) then ``net`` on its faces; the mask is upsampled bilinearly.
+
+    The network runs on the base's ``device`` when it has one (a CUDA face model keeps its detail
+    network on the GPU too), else on the CPU.
+    """
 
     def __init__(self, base: Swapper, net: DetailNet, batch: int = 8) -> None:
-        self.base, self.net, self.batch = base, net.eval(), batch
+        self.device = torch.device(getattr(base, "device", "cpu"))
+        self.base, self.net, self.batch = base, net.eval().to(self.device), batch
         self.resolution: int = base.resolution
         self.face_type: str = base.face_type
         self.output_resolution: int = base.resolution * net.config.scale
@@ -34,8 +39,8 @@ class DetailSwapper:
             return np.zeros((0, s, s, 3), np.float32), np.zeros((0, s, s, 1), np.float32)
         outs = []
         for i in range(0, len(face), self.batch):
-            x = torch.from_numpy(np.ascontiguousarray(face[i:i + self.batch], np.float32)).permute(0, 3, 1, 2)
-            outs.append(self.net(x).permute(0, 2, 3, 1).numpy())
+            x = torch.from_numpy(np.ascontiguousarray(face[i:i + self.batch], np.float32)).to(self.device)
+            outs.append(self.net(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1).float().cpu().numpy())
         m = torch.from_numpy(np.ascontiguousarray(mask, np.float32)).permute(0, 3, 1, 2)
         masks = upscale_mask(m, self.net.config.scale).clamp(0, 1).permute(0, 2, 3, 1).numpy()
         return np.concatenate(outs), np.ascontiguousarray(masks)
