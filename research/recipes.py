@@ -152,6 +152,13 @@ def _detailgan10(s: Spec) -> None:
     s.detail = {**(s.detail or {}), "adv_weight": 0.1}
 
 
+@part("detailema")
+def _detailema(s: Spec) -> None:
+    """The detail network's saved weights are an average of its last few hundred steps (EMA, decay 0.998):
+    with the discriminator on, the last step is wherever its tug with the network stopped."""
+    s.detail = {**(s.detail or {}), "ema": 0.998}
+
+
 @part("detailblur")
 def _detailblur(s: Spec) -> None:
     """Reconstructions blurred too (sigma up to 1 px), true faces up to 1.5 px: inputs as soft as a swap's."""

@@ -105,6 +105,21 @@ def test_train_detail_with_the_patch_critic(trained: Path, tmp_path: Path) -> No
     assert logits.shape == (2, 1, 8, 8)
 
 
+def test_train_detail_saves_the_average_of_its_weights_when_asked(trained: Path, tmp_path: Path) -> None:
+    """With ``ema`` the saved network is the running average, which lags the last step: the output layer starts
+    at zero and grows, so the average's is smaller."""
+    from doppel.train.detail import DetailSpec, load_detail, train_detail
+
+    norms = []
+    for k, ema in enumerate((0.0, 0.9)):
+        mdir, faces = _copy(trained, tmp_path / str(k))
+        train_detail(faces, mdir, "astronaut", DetailSpec(iters=6, batch=2, patch=16, ema=ema), config=SMALL)
+        net = load_detail(mdir)
+        assert net is not None
+        norms.append(float(net.out.weight.norm()))
+    assert 0 < norms[1] < 0.8 * norms[0]
+
+
 def test_train_detail_needs_a_budget_a_fitting_patch_and_faces_not_held_out(trained: Path) -> None:
     from doppel.core.errors import ConfigError, NoFaceError
     from doppel.store import Workspace

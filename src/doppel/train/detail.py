@@ -71,6 +71,7 @@ class DetailSpec:
     recon_blur: float = 0.0  # px (sigma), the most the face model's reconstructions are blurred too
     adv_weight: float = 0.0  # weight of the patch discriminator's loss; 0: none
     adv_start: int = 300  # steps of reconstruction losses alone before the discriminator joins
+    ema: float = 0.0  # decay of an exponential moving average of the weights, saved instead of the last step's; 0: none
     seed: int = 0
 
 
@@ -208,6 +209,10 @@ def train_detail(faces: list[FaceRecord], model_dir: Path, identity: str, spec: 
     torch.manual_seed(spec.seed)
     net = DetailNet(config)
     opt = torch.optim.Adam(net.parameters(), lr=spec.lr, betas=(0.9, 0.99))
+    # an average of the weights over the last few hundred steps: with a discriminator the last step is wherever
+    # the two networks' tug happened to stop
+    ema = torch.optim.swa_utils.AveragedModel(
+        net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(spec.ema)) if spec.ema > 0 else None
     critic = PatchCritic(scale) if spec.adv_weight > 0 else None
     opt_c = torch.optim.Adam(critic.parameters(), lr=spec.lr / 2, betas=(0.5, 0.99)) if critic else None
     deadline = time.monotonic() + spec.minutes * 60 if spec.minutes is not None else math.inf
@@ -226,6 +231,8 @@ def train_detail(faces: list[FaceRecord], model_dir: Path, identity: str, spec: 
         opt.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[union-attr]
         opt.step()
+        if ema is not None:
+            ema.update_parameters(net)
         if adversarial:  # the critic's step: real faces up, the network's down
             assert critic is not None and opt_c is not None
             critic.requires_grad_(True)
@@ -239,6 +246,8 @@ def train_detail(faces: list[FaceRecord], model_dir: Path, identity: str, spec: 
         progress(step, spec.iters)
     seconds = time.monotonic() - t0
     # 4. outputs
+    if ema is not None and step > 0:
+        net.load_state_dict(ema.module.state_dict())
     path = save_detail(model_dir, net, {"identity": identity, "steps": step, "seconds": round(seconds, 1),
                                         "input_resolution": r, "losses": last,
                                         "spec": {k: v for k, v in spec.__dict__.items()}})
