@@ -227,6 +227,45 @@ def test_training_loss_goes_down() -> None:
     assert not model.training
 
 
+def test_blend_interpolates_weights_toward_the_base() -> None:
+    a, b = store.fresh(SMALL, seed=1), store.fresh(SMALL, seed=2)
+    mid = store.blend(a, b, 0.25)
+    for k, v in mid.state_dict().items():
+        want = 0.25 * a.state_dict()[k].float() + 0.75 * b.state_dict()[k].float()
+        assert torch.allclose(v.float(), want, atol=1e-6), k
+    whole = store.blend(a, b, 1.0).state_dict()
+    assert all(torch.allclose(whole[k].float(), v.float()) for k, v in a.state_dict().items())
+    with pytest.raises(ValueError, match="same architecture"):
+        store.blend(a, store.fresh(UNetConfig(size=64, widths=(8, 8, 16, 32), head=4)), 0.5)
+
+
+def test_doubted_leaves_the_hull_unknown_where_the_base_sees_no_face() -> None:
+    """A workspace face with a hand over the mouth: the hull calls the hand face; where the base segmenter
+    sees no face (or sees glasses) the fine-tuning's labels become unknown, elsewhere they stay."""
+    from doppel.segment.segmenter import Masks
+    from doppel.workflow.segment import doubted
+
+    img, lm = cartoon(64)
+    sample = make_sample(img, lm)
+    hand = np.zeros((64, 64), bool)
+    hand[40:, :] = True
+    shades = np.zeros((64, 64), bool)
+    shades[20:26, 10:30] = True
+
+    class Judge:
+        def predict(self, crops: np.ndarray) -> Masks:
+            face = np.repeat((~hand & ~shades)[None].astype(np.float32), len(crops), 0)
+            return Masks(face * 0.9 + 0.05, np.repeat(shades[None].astype(np.float32), len(crops), 0))
+
+    (out,) = doubted(Judge(), [sample])  # type: ignore[arg-type]
+    inside = sample.face > 0.5
+    assert (inside & hand).sum() > 20 and (inside & shades).sum() > 20
+    assert (out.face_weight[inside & hand] == 0).all() and (out.glasses_weight[inside & hand] == 0).all()
+    assert (out.face_weight[inside & shades] == 0).all()
+    assert (out.face_weight[inside & ~hand & ~shades] == 1).all() and (out.face_weight[~inside] == 1).all()
+    assert np.array_equal(out.face, sample.face) and not out.labelled
+
+
 def test_train_config_needs_a_budget() -> None:
     with pytest.raises(ConfigError, match="budget"):
         SegTrainConfig(minutes=None, steps=None)

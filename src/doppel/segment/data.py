@@ -36,10 +36,11 @@ class Sample:
 
 
 def make_sample(image: np.ndarray, landmarks: np.ndarray, *, glasses_unknown: bool = False,
-                polygons: Sequence[Polygon] = ()) -> Sample:
+                polygons: Sequence[Polygon] = (), doubt: np.ndarray | None = None) -> Sample:
     """A sample from a segmenter-framed crop (uint8 RGB) and its landmarks. ``glasses_unknown``: the
     person wears glasses the automatic label cannot see: the eye band's face label weighs only
-    :data:`GLASSES_BAND_WEIGHT` and its glasses label is unknown."""
+    :data:`GLASSES_BAND_WEIGHT` and its glasses label is unknown. ``doubt``: bool ``(S, S)``, pixels where
+    the automatic label may be wrong (something may be in front of the face there): both labels unknown."""
     size = image.shape[0]
     face = face_label(image, landmarks)
     glasses = np.zeros_like(face)
@@ -49,6 +50,9 @@ def make_sample(image: np.ndarray, landmarks: np.ndarray, *, glasses_unknown: bo
         band = eye_band(landmarks, size)
         w_face[band] = GLASSES_BAND_WEIGHT
         w_glasses[band] = 0.0
+    if doubt is not None:
+        w_face[doubt] = 0.0
+        w_glasses[doubt] = 0.0
     if polygons:
         face, glasses, w_face, w_glasses = with_polygons(face, glasses, w_face, w_glasses, polygons)
     sample = skin_sample(landmarks, size)

@@ -133,6 +133,32 @@ def wears_glasses(segmenter: Segmenter, samples: Sequence[Sample]) -> bool:
     return float(((glasses > 0.5).mean(axis=(1, 2)) > GLASSES_AREA).mean()) >= GLASSES_SHARE
 
 
+def doubted(segmenter: Segmenter, samples: Sequence[Sample], *, glasses_unknown: bool = False, batch: int = 64
+            ) -> list[Sample]:
+    """The samples again, their automatic labels left unknown where, inside the landmark hull, ``segmenter``
+    (the base) sees no face or sees glasses: a workspace's own faces include its occluders (the
+    sunglasses scene, a hand over the mouth), and the hull would teach the fine-tuning that they are face."""
+    out = []
+    for i in range(0, len(samples), batch):
+        chunk = samples[i:i + batch]
+        seen = segmenter.predict(np.stack([s.image for s in chunk]))
+        for k, s in enumerate(chunk):
+            doubt = (s.face > 0.5) & ((seen.face[k] < 0.5) | (seen.glasses[k] > 0.5))
+            if DOUBT_MODE == "base":
+                new = make_sample(s.image, s.landmarks, glasses_unknown=glasses_unknown)
+                new.face[doubt] = seen.face[k][doubt]
+                new.glasses[doubt] = seen.glasses[k][doubt]
+                new.face_weight[doubt] = 1.0
+                new.glasses_weight[doubt] = 1.0
+                out.append(new)
+            else:
+                out.append(make_sample(s.image, s.landmarks, glasses_unknown=glasses_unknown, doubt=doubt))
+    return out
+
+
+DOUBT_MODE = "unknown"
+
+
 def patches_of(samples: Sequence[Sample], rng: np.random.Generator, n: int = PATCHES) -> list[np.ndarray]:
     if not samples:
         return []
@@ -156,6 +182,8 @@ class MaskTrainRequest:
     config: SegTrainConfig = field(default_factory=lambda: fine_tune_config(minutes=3.0))
     every: int = 1  # use every Nth face of each identity
     max_faces: int = 1500
+    base_share: float = 0.0  # the saved weights are this share of the base's plus the rest of the fine-tuned ones
+    doubt: bool = False  # leave the faces' automatic labels unknown where the base sees no face inside the hull
 
 
 @dataclass
@@ -186,13 +214,18 @@ def train_mask(ws: Workspace, request: MaskTrainRequest, *, progress: ProgressFn
     # 2. the faces, with the eye band left unknown for people who wear glasses
     samples: list[Sample] = []
     glasses: list[str] = []
+    judge = load_segmenter(None) if request.doubt else base  # the base on its fastest runtime
     for name in names:
         faces = ws.faces.of(name)[:: request.every]
         if len(faces) > request.max_faces:
             faces = faces[:: -(-len(faces) // request.max_faces)]
         mine = face_samples(faces, base.config)
-        if wears_glasses(base, mine):
+        wears = wears_glasses(judge, mine)
+        if wears:
             glasses.append(name)
+        if request.doubt:
+            mine = doubted(judge, mine, glasses_unknown=wears)
+        elif wears:
             mine = [make_sample(s.image, s.landmarks, glasses_unknown=True) for s in mine]
         samples.extend(mine)
     if not samples and not labelled:
@@ -202,10 +235,13 @@ def train_mask(ws: Workspace, request: MaskTrainRequest, *, progress: ProgressFn
     rng = np.random.default_rng(request.config.seed)
     report: TrainReport = run_training(model, samples + labelled, request.config, patches=patches_of(samples, rng),
                                        progress=progress, should_stop=should_stop)
+    if request.base_share > 0:
+        model = store.blend(base.model, model, request.base_share)
     folder = segmenter_dir(ws)
     meta = {"doppel_version": __version__, "base": store.read_train(store.base_dir()).get("weights_sha256"),
             "identities": names, "faces": len(samples), "labelled_frames": [asdict(f) for f in frames],
-            "glasses_identities": glasses, "config": request.config.model_dump(), "report": report.to_dict()}
+            "glasses_identities": glasses, "config": request.config.model_dump(), "base_share": request.base_share,
+            "doubt": request.doubt, "report": report.to_dict()}
     store.save(folder, model, meta)
     return MaskTrainReport(str(folder), "base", names, len(samples), [asdict(f) for f in frames], glasses,
                            report.to_dict(), round(time.perf_counter() - started, 2))
