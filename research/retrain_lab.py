@@ -42,6 +42,8 @@ VARIANTS: dict[str, dict[str, Any]] = {  # fine_tune_config fields; "base_share"
     "doubt+wise30": {"doubt": True, "base_share": 0.3},
     "distill": {"doubt": "base"},
     "distill+wise50": {"doubt": "base", "base_share": 0.5},
+    "distill70": {"doubt": "base", "doubt_face": 0.7},
+    "distill90": {"doubt": "base", "doubt_face": 0.9},
 }
 
 
@@ -91,9 +93,10 @@ def main() -> None:
     changes = dict(VARIANTS[args.variant])
     base_share = float(changes.pop("base_share", 0.0))
     doubt_mode = changes.pop("doubt", False)
+    import doppel.workflow.segment as W
+    W.DOUBT_FACE = float(changes.pop("doubt_face", 0.5))
     doubt = bool(doubt_mode)
     if doubt_mode == "base":  # an experiment: the base's own soft labels where it disagrees with the hull
-        import doppel.workflow.segment as W
         W.DOUBT_MODE = "base"
     config = fine_tune_config(threads=2, **budget, **changes)
     started = time.perf_counter()

@@ -143,7 +143,7 @@ def doubted(segmenter: Segmenter, samples: Sequence[Sample], *, glasses_unknown:
         chunk = samples[i:i + batch]
         seen = segmenter.predict(np.stack([s.image for s in chunk]))
         for k, s in enumerate(chunk):
-            doubt = (s.face > 0.5) & ((seen.face[k] < 0.5) | (seen.glasses[k] > 0.5))
+            doubt = (s.face > 0.5) & ((seen.face[k] < DOUBT_FACE) | (seen.glasses[k] > 1 - DOUBT_FACE))
             if DOUBT_MODE == "base":
                 new = make_sample(s.image, s.landmarks, glasses_unknown=glasses_unknown)
                 new.face[doubt] = seen.face[k][doubt]
@@ -157,6 +157,7 @@ def doubted(segmenter: Segmenter, samples: Sequence[Sample], *, glasses_unknown:
 
 
 DOUBT_MODE = "unknown"
+DOUBT_FACE = 0.5
 
 
 def patches_of(samples: Sequence[Sample], rng: np.random.Generator, n: int = PATCHES) -> list[np.ndarray]:
