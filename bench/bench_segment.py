@@ -19,7 +19,8 @@
   weights: speed only) with and without the segmenter.
 - **retrain**: 10 frames of the worst occluder get exclude polygons (from the drawn masks, as an
   artist would draw them in review), ``doppel mask train`` runs for 3 minutes on 2 threads, the
-  polygons are removed again, and leak is measured on those frames and their neighbours.
+  polygons are removed again, and leak is measured on those frames, their neighbours, and the frames of
+  the occluders nobody labelled (which a retrain must not let through).
 - **d12**: the hand and pen of ``lp_d12`` labelled by eye (``tests/fixtures/d12_occluders.json``,
   24 frames): IoU on the 14 frames not used for retraining, before and after retraining on 10,
   against the landmark label minus the hand and pen (his real glasses' band is left out: unlabelled),
@@ -50,7 +51,8 @@ SEEN = ("lp_d0_asian_man_greenscreen.mp4", "lp_d3_woman_expressions.mp4", "lp_d1
 D12 = "lp_d12_man_talking_gesturing.mp4"
 RES = 128  # the oracle's crop size
 BARS = {"iou_all": 0.92, "iou_occluded": 0.85, "leak_mean": 0.02, "leak_p95": 0.05, "faces_per_s": 60.0,
-        "merge_fps": 12.0, "retrain_s": 300.0, "precision": 0.9}
+        "merge_fps": 12.0, "retrain_s": 300.0, "precision": 0.9,
+        "retrain_others": 0.005}  # how much a retrain may raise the mean leak of the occluders it was not shown
 
 
 def _say(text: str, partial: dict[str, Any] | None = None) -> None:
@@ -319,12 +321,13 @@ def retrain(ws: Any, run: dict[str, Any], minutes: float) -> dict[str, Any]:
         ws.renders.remove_override(oid)
     after = _leaks(ws, render_id, run["oracle"], scene, run["marks"])
     neighbours = set(span) - set(labelled)
+    others = set(leaks) - set(span)  # the occluders nobody labelled: a retrain must not let them through
     result = {"occluder": worst, "labelled_frames": labelled, "seconds": round(seconds, 1),
               "train_steps": report.train["steps"],
               "before": {"labelled": _summary(leaks, set(labelled)), "neighbours": _summary(leaks, neighbours),
-                         "all": _summary(leaks)},
+                         "others": _summary(leaks, others), "all": _summary(leaks)},
               "after": {"labelled": _summary(after, set(labelled)), "neighbours": _summary(after, neighbours),
-                        "all": _summary(after)}}
+                        "others": _summary(after, others), "all": _summary(after)}}
     shutil.rmtree(segmenter_dir(ws), ignore_errors=True)
     return result
 
@@ -439,7 +442,11 @@ def _table(r: dict[str, Any]) -> str:
             spd += f"; {r['speed']['onnx']} faces/s ({r['speed']['onnx_bound_2_free_cores']} on 2 free cores)"
             frames_all = f"{np.mean([c['segmenter_iou']['iou_all'] for c in clips]):.3f}"
             frames_occ = f"{np.mean([c['segmenter_iou']['iou_occluded'] for c in clips]):.3f}"
-            train = f"base {r.get('base_train_minutes')} min; retrain {r['retrain']['seconds']:.0f} s"
+            rt = r["retrain"]
+            train = (f"base {r.get('base_train_minutes')} min; retrain {rt['seconds']:.0f} s: {rt['occluder']} "
+                     f"leak {rt['before']['neighbours']['mean']:.1%} -> {rt['after']['neighbours']['mean']:.1%} "
+                     f"(frames not labelled), others {rt['before']['others']['mean']:.1%} -> "
+                     f"{rt['after']['others']['mean']:.1%}")
         rows.append(f"| {method} | {mean(method, 'iou_all'):.3f} | {mean(method, 'iou_occluded'):.3f} | {frames_all} | "
                     f"{frames_occ} | {np.mean([x['mean'] for x in lk]):.3f} | {np.mean([x['p95'] for x in lk]):.3f} | "
                     f"{max(x.get('max', 0) for x in sg):.3f} | {spd} | {train} |")
@@ -489,14 +496,16 @@ def run(quick: bool = False) -> dict[str, Any]:
               "faces_per_s": max(result["speed"]["onnx"], result["speed"]["onnx_bound_2_free_cores"])
               >= BARS["faces_per_s"],
               "retrain": result["retrain"]["seconds"] <= BARS["retrain_s"],
+              "retrain_keeps_others": result["retrain"]["after"]["others"]["mean"]
+              <= result["retrain"]["before"]["others"]["mean"] + BARS["retrain_others"],
               "precision": all(p is None or p >= BARS["precision"] for p in prec)}
     if "merge_720p_cpu_preset" in result:
         seg_fps = result["merge_720p_cpu_preset"]["segment"]
         checks["merge_fps"] = max(seg_fps["fps"], seg_fps["fps_bound_2_free_cores"]) >= BARS["merge_fps"]
     result.update(checks=checks, passed=all(checks.values()),
                   target="IoU >= 0.92 all / >= 0.85 occluded (held-out people and occluders); leak <= 2% mean, "
-                         "<= 5% p95; >= 60 faces/s; merge >= 12 fps at 720p; retrain < 5 min; glitch precision "
-                         ">= 0.9",
+                         "<= 5% p95; >= 60 faces/s; merge >= 12 fps at 720p; retrain < 5 min, the occluders it "
+                         "was not shown no leakier (+0.5 points at most); glitch precision >= 0.9",
                   headline=f"IoU {iou_all:.3f} all / {iou_occ:.3f} occluded frames; leak {leak_mean:.1%} mean, "
                            f"{leak_p95:.1%} p95; {result['speed']['onnx']} faces/s; retrain "
                            f"{result['retrain']['seconds']:.0f} s; precision {prec}")

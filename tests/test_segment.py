@@ -227,43 +227,37 @@ def test_training_loss_goes_down() -> None:
     assert not model.training
 
 
-def test_blend_interpolates_weights_toward_the_base() -> None:
-    a, b = store.fresh(SMALL, seed=1), store.fresh(SMALL, seed=2)
-    mid = store.blend(a, b, 0.25)
-    for k, v in mid.state_dict().items():
-        want = 0.25 * a.state_dict()[k].float() + 0.75 * b.state_dict()[k].float()
-        assert torch.allclose(v.float(), want, atol=1e-6), k
-    whole = store.blend(a, b, 1.0).state_dict()
-    assert all(torch.allclose(whole[k].float(), v.float()) for k, v in a.state_dict().items())
-    with pytest.raises(ValueError, match="same architecture"):
-        store.blend(a, store.fresh(UNetConfig(size=64, widths=(8, 8, 16, 32), head=4)), 0.5)
-
-
-def test_doubted_leaves_the_hull_unknown_where_the_base_sees_no_face() -> None:
-    """A workspace face with a hand over the mouth: the hull calls the hand face; where the base segmenter
-    sees no face (or sees glasses) the fine-tuning's labels become unknown, elsewhere they stay."""
+def test_base_labels_replace_the_hull_where_the_base_doubts_it() -> None:
+    """A workspace face with a hand over the mouth and dark glasses: the hull calls both face; where the base
+    segmenter is not sure of face (or sees glasses) its own soft labels replace the hull's, fully weighted;
+    elsewhere the sample is unchanged."""
     from doppel.segment.segmenter import Masks
-    from doppel.workflow.segment import doubted
+    from doppel.workflow.segment import BASE_SURE, with_base_labels
 
     img, lm = cartoon(64)
-    sample = make_sample(img, lm)
+    sample = make_sample(img, lm, glasses_unknown=True)
     hand = np.zeros((64, 64), bool)
     hand[40:, :] = True
     shades = np.zeros((64, 64), bool)
     shades[20:26, 10:30] = True
 
-    class Judge:
+    class Base:
         def predict(self, crops: np.ndarray) -> Masks:
-            face = np.repeat((~hand & ~shades)[None].astype(np.float32), len(crops), 0)
-            return Masks(face * 0.9 + 0.05, np.repeat(shades[None].astype(np.float32), len(crops), 0))
+            face = np.where(hand | shades, 0.1, 0.97).astype(np.float32)
+            glasses = np.where(shades, 0.8, 0.0).astype(np.float32)
+            return Masks(np.repeat(face[None], len(crops), 0), np.repeat(glasses[None], len(crops), 0))
 
-    (out,) = doubted(Judge(), [sample])  # type: ignore[arg-type]
+    (out,) = with_base_labels(Base(), [sample])  # type: ignore[arg-type]
     inside = sample.face > 0.5
-    assert (inside & hand).sum() > 20 and (inside & shades).sum() > 20
-    assert (out.face_weight[inside & hand] == 0).all() and (out.glasses_weight[inside & hand] == 0).all()
-    assert (out.face_weight[inside & shades] == 0).all()
-    assert (out.face_weight[inside & ~hand & ~shades] == 1).all() and (out.face_weight[~inside] == 1).all()
-    assert np.array_equal(out.face, sample.face) and not out.labelled
+    assert (inside & hand).sum() > 20 and (inside & shades).sum() > 20 and BASE_SURE < 0.97
+    for region, face, glasses in ((inside & hand, 0.1, 0.0), (inside & shades, 0.1, 0.8)):
+        assert np.allclose(out.face[region], face) and np.allclose(out.glasses[region], glasses)
+        assert (out.face_weight[region] == 1).all() and (out.glasses_weight[region] == 1).all()
+    rest = ~(inside & (hand | shades))
+    for a, b in ((out.face, sample.face), (out.glasses, sample.glasses), (out.face_weight, sample.face_weight),
+                 (out.glasses_weight, sample.glasses_weight)):
+        assert np.array_equal(a[rest], b[rest])
+    assert sample.face[inside & hand].min() > 0.5  # the input sample is not changed in place
 
 
 def test_train_config_needs_a_budget() -> None:

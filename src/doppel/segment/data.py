@@ -9,7 +9,7 @@ landmarks, its visible-face and glasses labels and their per-pixel weights (0 = 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -36,11 +36,10 @@ class Sample:
 
 
 def make_sample(image: np.ndarray, landmarks: np.ndarray, *, glasses_unknown: bool = False,
-                polygons: Sequence[Polygon] = (), doubt: np.ndarray | None = None) -> Sample:
+                polygons: Sequence[Polygon] = ()) -> Sample:
     """A sample from a segmenter-framed crop (uint8 RGB) and its landmarks. ``glasses_unknown``: the
     person wears glasses the automatic label cannot see: the eye band's face label weighs only
-    :data:`GLASSES_BAND_WEIGHT` and its glasses label is unknown. ``doubt``: bool ``(S, S)``, pixels where
-    the automatic label may be wrong (something may be in front of the face there): both labels unknown."""
+    :data:`GLASSES_BAND_WEIGHT` and its glasses label is unknown."""
     size = image.shape[0]
     face = face_label(image, landmarks)
     glasses = np.zeros_like(face)
@@ -50,15 +49,23 @@ def make_sample(image: np.ndarray, landmarks: np.ndarray, *, glasses_unknown: bo
         band = eye_band(landmarks, size)
         w_face[band] = GLASSES_BAND_WEIGHT
         w_glasses[band] = 0.0
-    if doubt is not None:
-        w_face[doubt] = 0.0
-        w_glasses[doubt] = 0.0
     if polygons:
         face, glasses, w_face, w_glasses = with_polygons(face, glasses, w_face, w_glasses, polygons)
     sample = skin_sample(landmarks, size)
     skin = image[sample].mean(0) / 255.0 if sample.any() else np.array([0.7, 0.55, 0.45])
     return Sample(image, np.asarray(landmarks, np.float64), face, glasses, w_face, w_glasses,
                   (float(skin[0]), float(skin[1]), float(skin[2])), labelled=bool(polygons))
+
+
+def with_prior(sample: Sample, face: np.ndarray, glasses: np.ndarray, sure: float) -> Sample:
+    """``sample`` with its automatic labels replaced by a segmenter's soft ones (``face``, ``glasses``: float
+    ``(S, S)`` in [0, 1]) wherever, inside the landmark hull, that segmenter is less than ``sure`` that it
+    sees face, or more than ``1 - sure`` that it sees glasses; those pixels then count fully."""
+    doubt = (sample.face > 0.5) & ((face < sure) | (glasses > 1.0 - sure))
+    labels = [a.copy() for a in (sample.face, sample.glasses, sample.face_weight, sample.glasses_weight)]
+    for out, value in zip(labels, (face, glasses, 1.0, 1.0), strict=True):
+        out[doubt] = value[doubt] if isinstance(value, np.ndarray) else value
+    return replace(sample, face=labels[0], glasses=labels[1], face_weight=labels[2], glasses_weight=labels[3])
 
 
 # -- augmentation: draw, then apply --------------------------------------------------------------

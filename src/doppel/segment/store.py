@@ -97,21 +97,6 @@ def copy_of(model: UNet) -> UNet:
     return out.train().requires_grad_(True)
 
 
-def blend(base: UNet, tuned: UNet, base_share: float) -> UNet:
-    """A segmenter whose weights are ``base_share`` of ``base``'s plus the rest of ``tuned``'s (same
-    architecture; normalisation statistics blended too). Interpolating a fine-tuned network back toward the
-    one it started from keeps most of what fine-tuning taught and much of what it forgot (WiSE-FT,
-    Wortsman et al. 2022)."""
-    if base.config != tuned.config:
-        raise ValueError("blend needs two segmenters of the same architecture")
-    a, b = base.state_dict(), tuned.state_dict()
-    mixed = {k: (base_share * a[k].float() + (1 - base_share) * b[k].float()).to(b[k].dtype)
-             if b[k].is_floating_point() else b[k] for k in b}
-    out = UNet(tuned.config)
-    out.load_state_dict(mixed)
-    return out.eval().requires_grad_(False)
-
-
 def fresh(config: UNetConfig, seed: int = 0) -> UNet:
     """A new, randomly initialised segmenter."""
     torch.manual_seed(seed)

@@ -25,7 +25,7 @@ from doppel.io.video import read_frames
 from doppel.merge.settings import validate_partial
 from doppel.segment import store
 from doppel.segment.crops import map_polygon, to_segmenter_crop
-from doppel.segment.data import Sample, make_sample
+from doppel.segment.data import Sample, make_sample, with_prior
 from doppel.segment.labels import Polygon
 from doppel.segment.segmenter import Segmenter, load_segmenter
 from doppel.segment.train import SegTrainConfig, TrainReport
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 SEGMENTER_DIR = "_segmenter"  # under WS/models/
 GLASSES_SHARE = 0.3  # an identity "wears glasses" when the base sees glasses on this share of its faces
 GLASSES_AREA = 0.004  # ... covering at least this fraction of the crop
+BASE_SURE = 0.9  # below this much certainty of face inside the hull, the base's label replaces the hull's
 PATCHES = 64  # face crops synthetic "other face" occluders are cut from
 
 
@@ -133,31 +134,17 @@ def wears_glasses(segmenter: Segmenter, samples: Sequence[Sample]) -> bool:
     return float(((glasses > 0.5).mean(axis=(1, 2)) > GLASSES_AREA).mean()) >= GLASSES_SHARE
 
 
-def doubted(segmenter: Segmenter, samples: Sequence[Sample], *, glasses_unknown: bool = False, batch: int = 64
-            ) -> list[Sample]:
-    """The samples again, their automatic labels left unknown where, inside the landmark hull, ``segmenter``
-    (the base) sees no face or sees glasses: a workspace's own faces include its occluders (the
-    sunglasses scene, a hand over the mouth), and the hull would teach the fine-tuning that they are face."""
-    out = []
+def with_base_labels(segmenter: Segmenter, samples: Sequence[Sample], *, batch: int = 64) -> list[Sample]:
+    """The samples again, their landmark-hull labels replaced by ``segmenter``'s (the base's) own wherever it
+    doubts them (:data:`BASE_SURE`): a workspace's faces include its occluders (the sunglasses scene, the hand
+    over the mouth), which the hull calls face, and a fine-tuning that believed it would learn to paint the
+    swap over them (``research/retrain_lab.py``)."""
+    out: list[Sample] = []
     for i in range(0, len(samples), batch):
         chunk = samples[i:i + batch]
         seen = segmenter.predict(np.stack([s.image for s in chunk]))
-        for k, s in enumerate(chunk):
-            doubt = (s.face > 0.5) & ((seen.face[k] < DOUBT_FACE) | (seen.glasses[k] > 1 - DOUBT_FACE))
-            if DOUBT_MODE == "base":
-                new = make_sample(s.image, s.landmarks, glasses_unknown=glasses_unknown)
-                new.face[doubt] = seen.face[k][doubt]
-                new.glasses[doubt] = seen.glasses[k][doubt]
-                new.face_weight[doubt] = 1.0
-                new.glasses_weight[doubt] = 1.0
-                out.append(new)
-            else:
-                out.append(make_sample(s.image, s.landmarks, glasses_unknown=glasses_unknown, doubt=doubt))
+        out.extend(with_prior(s, seen.face[k], seen.glasses[k], BASE_SURE) for k, s in enumerate(chunk))
     return out
-
-
-DOUBT_MODE = "unknown"
-DOUBT_FACE = 0.5
 
 
 def patches_of(samples: Sequence[Sample], rng: np.random.Generator, n: int = PATCHES) -> list[np.ndarray]:
@@ -183,8 +170,7 @@ class MaskTrainRequest:
     config: SegTrainConfig = field(default_factory=lambda: fine_tune_config(minutes=3.0))
     every: int = 1  # use every Nth face of each identity
     max_faces: int = 1500
-    base_share: float = 0.0  # the saved weights are this share of the base's plus the rest of the fine-tuned ones
-    doubt: bool = False  # leave the faces' automatic labels unknown where the base sees no face inside the hull
+    base_labels: bool = True  # the base's labels where it doubts the hull's (False: the hull's as they are)
 
 
 @dataclass
@@ -215,7 +201,7 @@ def train_mask(ws: Workspace, request: MaskTrainRequest, *, progress: ProgressFn
     # 2. the faces, with the eye band left unknown for people who wear glasses
     samples: list[Sample] = []
     glasses: list[str] = []
-    judge = load_segmenter(None) if request.doubt else base  # the base on its fastest runtime
+    judge = load_segmenter(None)  # the base again, on its fastest runtime, to judge the faces' labels
     for name in names:
         faces = ws.faces.of(name)[:: request.every]
         if len(faces) > request.max_faces:
@@ -224,10 +210,10 @@ def train_mask(ws: Workspace, request: MaskTrainRequest, *, progress: ProgressFn
         wears = wears_glasses(judge, mine)
         if wears:
             glasses.append(name)
-        if request.doubt:
-            mine = doubted(judge, mine, glasses_unknown=wears)
-        elif wears:
+        if wears:
             mine = [make_sample(s.image, s.landmarks, glasses_unknown=True) for s in mine]
+        if request.base_labels:
+            mine = with_base_labels(judge, mine)
         samples.extend(mine)
     if not samples and not labelled:
         raise InputError("no faces to train the segmenter on", path=ws.root)
@@ -236,13 +222,11 @@ def train_mask(ws: Workspace, request: MaskTrainRequest, *, progress: ProgressFn
     rng = np.random.default_rng(request.config.seed)
     report: TrainReport = run_training(model, samples + labelled, request.config, patches=patches_of(samples, rng),
                                        progress=progress, should_stop=should_stop)
-    if request.base_share > 0:
-        model = store.blend(base.model, model, request.base_share)
     folder = segmenter_dir(ws)
     meta = {"doppel_version": __version__, "base": store.read_train(store.base_dir()).get("weights_sha256"),
             "identities": names, "faces": len(samples), "labelled_frames": [asdict(f) for f in frames],
-            "glasses_identities": glasses, "config": request.config.model_dump(), "base_share": request.base_share,
-            "doubt": request.doubt, "report": report.to_dict()}
+            "glasses_identities": glasses, "config": request.config.model_dump(), "base_labels": request.base_labels,
+            "report": report.to_dict()}
     store.save(folder, model, meta)
     return MaskTrainReport(str(folder), "base", names, len(samples), [asdict(f) for f in frames], glasses,
                            report.to_dict(), round(time.perf_counter() - started, 2))
