@@ -34,6 +34,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "shipped": {},
     "sure40": {"sure_not": 0.4},
     "nosmooth": {"smoothing": 0.0},
+    "margin0": {"occluder_margin": 0},  # before 2026-12-01
+    "margin2": {"occluder_margin": 2},
+    "margin4": {"occluder_margin": 4},
 }
 
 
@@ -42,6 +45,8 @@ def _apply(kw: dict[str, Any]) -> dict[str, Any]:
     settings: dict[str, Any] = {"occlusion": "segment"}
     if "sure_not" in kw:
         C.SURE_NOT = kw["sure_not"]
+    if "occluder_margin" in kw:
+        settings["occluder_margin"] = kw["occluder_margin"]
     if "smoothing" in kw:
         settings["mask_smoothing"] = kw["smoothing"]
     return settings

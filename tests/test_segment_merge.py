@@ -97,6 +97,19 @@ def test_glasses_setting(mode: str, kept: bool) -> None:
     assert same.mean() > 0.9 if kept else same.mean() < 0.3
 
 
+def test_occluder_margin_pulls_the_swap_back_from_an_occluder_edge() -> None:
+    """``occluder_margin`` (px at 256) erodes what the swap may cover by that many pixels at the crop's size,
+    sure and unsure parts alike; 0 leaves it as the segmenter saw it."""
+    face = np.ones((128, 128), np.float32)
+    face[60:, 40:80] = 0.0  # a hand from below
+    vis = Visible(face, np.zeros_like(face))
+    assert np.array_equal(vis.keep("plate", 0), vis.keep("plate"))
+    kept = vis.keep("plate", 4)  # 2 px at 128
+    assert kept[57, 60] == 1.0 and kept[58, 60] == 0.0 and kept[70, 37] == 1.0 and kept[70, 38] == 0.0
+    assert (kept <= vis.keep("plate")).all()
+    assert MergeSettings().occluder_margin == 2
+
+
 def test_visible_mask_smooths_where_still_and_follows_motion_at_once() -> None:
     sm = VisibleSmoother()
     plate = np.full((16, 16, 3), 0.5, np.float32)

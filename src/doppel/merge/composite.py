@@ -62,12 +62,16 @@ class Visible:
     face: np.ndarray  # the visible face (not hair, hands, objects or glasses)
     glasses: np.ndarray  # glasses in front of the face
 
-    def keep(self, glasses: str) -> np.ndarray:
+    def keep(self, glasses: str, margin: float = 0.0) -> np.ndarray:
         """What the swap may cover: the visible face, and the glasses too when ``glasses`` is ``source``;
         probabilities under :data:`SURE_NOT` count as 0 and over :data:`SURE` as 1, so an edge stays hard
-        and a half-sure occluder is not ghosted over."""
+        and a half-sure occluder is not ghosted over. ``margin`` (px at 256) pulls it back from every
+        edge: the segmenter works at 128 px, so its edges sit a few plate pixels off, and where one
+        falls on an occluder the swap would paint a sliver of it."""
         p = np.clip(self.face + self.glasses, 0.0, 1.0) if glasses == "source" else self.face
-        return np.clip((p - SURE_NOT) / (SURE - SURE_NOT), 0.0, 1.0).astype(np.float32)
+        keep = np.clip((p - SURE_NOT) / (SURE - SURE_NOT), 0.0, 1.0).astype(np.float32)
+        r = round(margin * keep.shape[0] / 256)
+        return cv2.erode(keep, np.ones((2 * r + 1, 2 * r + 1), np.uint8)) if r > 0 else keep
 
 
 @dataclass
@@ -146,7 +150,7 @@ def prepare_face(frame: np.ndarray, matrix: np.ndarray, swapped: np.ndarray, lea
     keep: np.ndarray | None = None
     if segment:
         assert visible is not None
-        keep = visible.keep(settings.glasses)
+        keep = visible.keep(settings.glasses, settings.occluder_margin)
         keep = state.visible.update(keep, plate, settings.mask_smoothing) if settings.smoothing else keep
     else:
         state.visible.reset()

@@ -77,6 +77,9 @@ class MergeSettings(Settings):
                                      "heuristic scores only; exclude: the heuristic also cuts what it finds out")
     glasses: GlassesMode = Field("plate", description="with occlusion=segment: plate keeps the plate's glasses on "
                                  "top of the swap; source lets the swapped face (and its glasses) replace them")
+    occluder_margin: int = Field(2, ge=0, le=32,
+                                 description="with occlusion=segment: keep the swap this far from the edges of "
+                                 "what covers the face, px at 256")
     occlusion_threshold: float = Field(0.12, ge=0.0, le=1.0,
                                        description="occlusion score above which a frame is flagged")
     shot_cut_threshold: float = Field(0.45, ge=0.05, le=2.0,
