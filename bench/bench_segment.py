@@ -142,11 +142,20 @@ def crops(ws: Any, seg: Any, quick: bool, held: tuple[str, ...]) -> dict[str, An
 
 
 # -- clips ------------------------------------------------------------------------------------------
-def _leaks(ws: Any, render_id: int, swapper: Any, scene: Any, marks: dict[int, np.ndarray]) -> dict[int, float]:
+def _leaks(ws: Any, render_id: int, swapper: Any, scene: Any, marks: dict[int, np.ndarray],
+           passed: list[int] | None = None) -> dict[int, float]:
+    """Leak per occluded frame; ``passed`` collects the occluded frames merge passed through unswapped (the
+    performer's own face shows there: a pop)."""
     from doppel.workflow.replay import replay
     from segment_scenes import frame_leaks
 
-    return frame_leaks(replay(ws, render_id, swapper=swapper), scene, marks)
+    def frames() -> Any:
+        for fr in replay(ws, render_id, swapper=swapper):
+            if passed is not None and fr.index in scene.kinds and fr.status != "swapped":
+                passed.append(fr.index)
+            yield fr
+
+    return frame_leaks(frames(), scene, marks)
 
 
 def _summary(leaks: dict[int, float], frames: set[int] | None = None) -> dict[str, Any]:
@@ -244,6 +253,7 @@ def frame_iou(seg: Any, clean: Path, occluded: Path, scene: Any, marks: dict[int
 
 
 def clip_run(ws: Any, clip: str, quick: bool, real_fps: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    from doppel.merge.bridge import is_bridged
     from doppel.merge.settings import MergeSettings
     from doppel.workflow.extract import destination_faces
     from doppel.workflow.merge import MergeRequest, merge
@@ -261,17 +271,20 @@ def clip_run(ws: Any, clip: str, quick: bool, real_fps: bool) -> tuple[dict[str,
     from doppel.segment.segmenter import load_segmenter
 
     out: dict[str, Any] = {"frames_with_face": len(dest.faces), "occluded_frames": len(scene.kinds),
-                           "faces_lost_under_occluders": len([i for i in scene.kinds if i not in dest.faces]),
+                           "faces_lost_in_extraction": len([i for i in scene.kinds if i not in dest.faces
+                                                              or is_bridged(dest.faces[i])]),
                            "segmenter_iou": frame_iou(load_segmenter(None), clean, occluded, scene, marks)}
     ctx: dict[str, Any] = {}
     for mode in ("exclude", "segment"):
         started = time.perf_counter()
         report = merge(ws, MergeRequest(input=occluded, output=WORKDIR / f"{name}-{mode}.mp4", model=f"oracle-{name}",
                                         settings=MergeSettings(occlusion=mode)), swapper=oracle)
-        leaks = _leaks(ws, report.render_id, oracle, scene, marks)
+        passed: list[int] = []
+        leaks = _leaks(ws, report.render_id, oracle, scene, marks, passed)
         glasses_frames = set(scene.glasses)
         out[mode] = {"merge_fps_without_model": round(report.frames / (time.perf_counter() - started), 2),
                      "flicker_ratio": report.flicker_ratio, "swapped": report.swapped,
+                     "occluded_frames_not_swapped": len(passed),
                      "leak": _summary(leaks), "leak_sunglasses": _summary(leaks, glasses_frames),
                      "leak_other": _summary(leaks, set(leaks) - glasses_frames),
                      "glitches": _glitches(ws, report.render_id, oracle, leaks, marks, scene)}

@@ -42,7 +42,8 @@ from test_merge_helpers import ShiftSwapper
 LENGTHS = [30, 240, 24]
 ABSENT = {1: (70,)}
 CUT = {1: 160}
-CHUNKS = "[batch]\nchunk_frames = 70\n"  # shot1: 0..70, 71..140 (run-up: frame 70), 141..239 (run-up: 33 frames)
+CHUNKS = "[batch]\nchunk_frames = 70\n"  # shot1: 0..69, 70..139 and 140..239 (run-ups: 33 frames each;
+# frame 70, where the face is missing, lies inside a short gap that merge bridges, so it is no natural boundary)
 
 
 @pytest.fixture
@@ -129,8 +130,8 @@ def test_rerun_skips_finished_shots_and_resumes_from_finished_chunks(shots: tupl
     status = run(ws, job, loader=lambda m: calls)
     assert status.ok and status.shot("shot0").state == "skipped"
     shot1 = status.shot("shot1")
-    assert shot1.reused == 71 and shot1.report is not None and shot1.report["resumed"]  # its first chunk
-    assert calls.calls < LENGTHS[1] - 71 + LENGTHS[2]  # the rest, less what the cache kept
+    assert shot1.reused == 70 and shot1.report is not None and shot1.report["resumed"]  # its first chunk
+    assert calls.calls < LENGTHS[1] - 70 + LENGTHS[2]  # the rest, less what the cache kept
     for shot in job.shots:
         assert_same_as_alone(shot.output, alone[shot.name])
     again = run(ws, job, loader=lambda m: calls)

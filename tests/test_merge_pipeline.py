@@ -141,8 +141,8 @@ def test_resume_reuses_finished_frames(scene: tuple, tmp_path: Path) -> None:
     assert ws.renders.all()[0].status == "interrupted"
     second = ShiftSwapper()
     report = merge(ws, MergeRequest(input=clip, output=out, model="m1", batch=4), swapper=second)
-    assert report.resumed and report.inference_reused == 8
-    assert second.calls == N - len(ABSENT) - 8
+    assert report.resumed and report.inference_reused == first.calls >= 8  # every face swapped before the stop
+    assert second.calls == N - len(ABSENT) - first.calls
     third = ShiftSwapper()
     again = merge(ws, MergeRequest(input=clip, output=out, model="m1"), swapper=third)
     assert third.calls == 0 and again.render_uid == report.render_uid

@@ -22,6 +22,7 @@ import numpy as np
 from doppel.core.errors import InputError
 from doppel.core.swap import Swapper, output_resolution
 from doppel.io.video import Frame, read_frames
+from doppel.merge.bridge import MIN_VISIBLE, is_bridged
 from doppel.merge.cache import InferenceCache
 from doppel.merge.composite import (
     FaceResult,
@@ -39,6 +40,7 @@ from doppel.merge.temporal import FlickerMeter, Region, ShotCutDetector, face_re
 from doppel.ops.align import estimate_transform, transform_points
 from doppel.ops.resample import cut_face, scaled_crop
 from doppel.segment.crops import to_crop
+from doppel.segment.labels import lifted_hull
 from doppel.store.records import FaceRecord, ModelRecord
 
 if TYPE_CHECKING:
@@ -215,12 +217,14 @@ def _prepare(ctx: RunContext, frame: Frame, k: int) -> WorkItem:
     who = ctx.person(k)
     s = ctx.frame_settings.at(frame.index)
     item = WorkItem(frame, s, face=who.dest.faces.get(frame.index), person=k)
+    if is_bridged(item.face) and (ctx.segmenter is None or s.occlusion != "segment"):
+        item.face = None  # nothing would tell whether a face is there at all
     if item.face is None:
         return item
     if s.keep_original:
         item.status = "kept"
         return item
-    res, out_res = who.swapper.resolution, output_resolution(who.swapper)
+    out_res = output_resolution(who.swapper)
     item.transform = crop_transform(item.face, out_res, who.swapper.face_type)  # at the returned face's size
     item.landmarks = transform_points(item.face.landmarks_smooth, item.transform)
     item.status = "swapped"
@@ -228,18 +232,27 @@ def _prepare(ctx: RunContext, frame: Frame, k: int) -> WorkItem:
         t0 = time.perf_counter()
         item.seg_crop, item.seg_matrix = ctx.segmenter.crop_of(frame.image, item.face.landmarks_smooth)
         ctx.stages.add("align", time.perf_counter() - t0)
+    if not is_bridged(item.face):  # a bridged face waits for the segmenter's word (run_segmenter)
+        _cached_or_crop(ctx, item)
+    return item
+
+
+def _cached_or_crop(ctx: RunContext, item: WorkItem) -> None:
+    """The item's swap from the inference cache, or else its crop for the model."""
+    who, frame = ctx.person(item.person), item.frame
+    res, out_res = who.swapper.resolution, output_resolution(who.swapper)
+    assert item.transform is not None
     t0 = time.perf_counter()
     hit = who.cache.get(frame.index, item.transform)
     ctx.stages.add("cache", time.perf_counter() - t0)
     if hit is not None:
         item.swapped, item.learned = hit
         item.cached = True
-        return item
+        return
     t0 = time.perf_counter()
     # the model's input: the same crop at its own resolution, pixel centres lined up with the returned face's
     item.crop = cut_face(frame.image, scaled_crop(item.transform, res / out_res), res).astype(np.float32) / 255.0
     ctx.stages.add("align", time.perf_counter() - t0)
-    return item
 
 
 def run_batch(ctx: RunContext, batch: list[WorkItem]) -> None:
@@ -274,18 +287,25 @@ def run_segmenter(ctx: RunContext, batch: list[WorkItem]) -> None:
         it.visible = Visible(to_crop(masks.face[i], it.seg_matrix, it.transform, res, outside=1.0),
                              to_crop(masks.glasses[i], it.seg_matrix, it.transform, res, outside=0.0))
         it.seg_crop = None
+        if is_bridged(it.face) and it.landmarks is not None:
+            core = lifted_hull(it.landmarks, res, 0.0)
+            if float((core * it.visible.face).sum()) < MIN_VISIBLE * max(float(core.sum()), 1.0):
+                it.face, it.visible, it.status = None, None, "passthrough"  # no face here, hidden or not
+            else:
+                _cached_or_crop(ctx, it)
 
 
 def infer_items(ctx: RunContext, items: list[WorkItem]) -> None:
-    """Batched inference for the items that need it: each person's swap model, then the segmenter."""
+    """Batched inference for the items that need it: the segmenter (which may find a bridged face absent:
+    no swap for it then), then each person's swap model."""
     every = [one for it in items for one in it.everyone()]
+    seg = [it for it in every if it.seg_crop is not None]
+    for start in range(0, len(seg), max(ctx.batch, 16)):
+        run_segmenter(ctx, seg[start:start + max(ctx.batch, 16)])
     for k in range(1 + len(ctx.others)):
         todo = [it for it in every if it.crop is not None and it.person == k]
         for start in range(0, len(todo), ctx.batch):
             run_batch(ctx, todo[start:start + ctx.batch])
-    seg = [it for it in every if it.seg_crop is not None]
-    for start in range(0, len(seg), max(ctx.batch, 16)):
-        run_segmenter(ctx, seg[start:start + max(ctx.batch, 16)])
 
 
 def infer_stage(ctx: RunContext, inp: Pipe, out: Pipe) -> None:

@@ -16,6 +16,7 @@ from doppel.core.progress import ProgressFn, no_progress
 from doppel.extract.config import ClipReport, ExtractConfig, content_hash
 from doppel.extract.pipeline import Extraction, discard, extract_clip, reference_embedding
 from doppel.io.video import media_exists, probe
+from doppel.merge.bridge import bridged
 from doppel.merge.stages import Destination
 from doppel.provenance.screen import Screen
 from doppel.store import Workspace
@@ -104,7 +105,9 @@ def destination_faces(ws: Workspace, path: Path, identity: str, *, size: int = 2
     workspace has not examined this clip for this person (excluded faces included: pruning a face from a
     training set does not mean leaving it unswapped). A new clip's faces are matched to the person's faces
     already in the workspace, so that in a shot with several people each model swaps its own performer
-    (with none yet, the longest track is the person)."""
+    (with none yet, the longest track is the person). Short gaps (an occluder hiding the face from the
+    detector) are bridged (:mod:`doppel.merge.bridge`); merge swaps a bridged face only where the segmenter
+    sees enough of a face."""
     digest = content_hash(path)
     clip = ws.clips.by_hash(digest)
     if clip is None or not ws.faces.extracted(clip.id, identity):
@@ -124,4 +127,4 @@ def destination_faces(ws: Workspace, path: Path, identity: str, *, size: int = 2
         if clip is None:
             raise InputError("extraction did not register this clip in the workspace", path=path)
     found = ws.faces.of(identity, clip_id=clip.id, include_excluded=True)
-    return Destination(clip.id, digest, identity, {f.frame_index: f for f in found})
+    return Destination(clip.id, digest, identity, bridged({f.frame_index: f for f in found}))
