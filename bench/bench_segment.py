@@ -13,7 +13,8 @@
   is measured here on every frame (all / occluded), the segmenter on the occluded frame against the
   clean frame's label with the drawn occluders cut out, inside merge's face hull. Leak = share
   of a frame's occluder pixels inside the face that the matte covers; mean and p95 over occluded
-  frames; the sunglasses frames on their own. ``doppel glitches`` then ranks the render:
+  frames; the sunglasses frames on their own; occluded frames left unswapped (a pop). ``doppel glitches``
+  then ranks the render:
   precision among the top min(20, n) of the n frames leaking > 2%, and plate blinks flagged.
   On the 720p clip merge speed is also measured with the ``cpu`` preset's network (untrained
   weights: speed only) with and without the segmenter.
