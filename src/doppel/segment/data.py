@@ -62,10 +62,9 @@ def with_prior(sample: Sample, face: np.ndarray, glasses: np.ndarray, sure: floa
     ``(S, S)`` in [0, 1]) wherever, inside the landmark hull, that segmenter is less than ``sure`` that it
     sees face, or more than ``1 - sure`` that it sees glasses; those pixels then count fully."""
     doubt = (sample.face > 0.5) & ((face < sure) | (glasses > 1.0 - sure))
-    labels = [a.copy() for a in (sample.face, sample.glasses, sample.face_weight, sample.glasses_weight)]
-    for out, value in zip(labels, (face, glasses, 1.0, 1.0), strict=True):
-        out[doubt] = value[doubt] if isinstance(value, np.ndarray) else value
-    return replace(sample, face=labels[0], glasses=labels[1], face_weight=labels[2], glasses_weight=labels[3])
+    return replace(sample, face=np.where(doubt, face, sample.face), glasses=np.where(doubt, glasses, sample.glasses),
+                   face_weight=np.where(doubt, 1.0, sample.face_weight).astype(np.float32),
+                   glasses_weight=np.where(doubt, 1.0, sample.glasses_weight).astype(np.float32))
 
 
 # -- augmentation: draw, then apply --------------------------------------------------------------

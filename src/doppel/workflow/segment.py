@@ -207,10 +207,8 @@ def train_mask(ws: Workspace, request: MaskTrainRequest, *, progress: ProgressFn
         if len(faces) > request.max_faces:
             faces = faces[:: -(-len(faces) // request.max_faces)]
         mine = face_samples(faces, base.config)
-        wears = wears_glasses(judge, mine)
-        if wears:
+        if wears_glasses(judge, mine):
             glasses.append(name)
-        if wears:
             mine = [make_sample(s.image, s.landmarks, glasses_unknown=True) for s in mine]
         if request.base_labels:
             mine = with_base_labels(judge, mine)
