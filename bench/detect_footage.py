@@ -92,3 +92,59 @@ def segments(found: FaceSet, length: int = SEGMENT) -> list[np.ndarray]:
         if len(idx) and (s + length <= hi or hi - s >= length // 2):
             out.append(idx)
     return out
+
+
+def swapped(src: str, dst: str, size: int = 128, *, stride: int = 1) -> FaceSet:
+    """``dst``'s faces (every ``stride``th frame) each with its doppel-swapped twin: ``src`` swapped in by the
+    ``cpu``-preset model of ``detect_models.py``, merged with merge's own stages and no watermark, the merge's
+    colour transfer and blend changing every ``SEGMENT`` frames. Cached like :func:`faces`."""
+    import detect_models as models
+    from doppel.detect.faces import FaceFinder, crop_face
+    from doppel.detect.variants import BLEND_MODES, COLOURS
+    from doppel.merge.composite import TemporalState, blend_into, prepare_face
+    from doppel.merge.settings import MergeSettings
+    from doppel.ops.align import estimate_transform, transform_points, warp_to_face
+    from doppel.train.swapper import load_swapper
+
+    path = CACHE / f"{dst}-swapped-{src}-{size}.npz"
+    if path.is_file():
+        d = np.load(path, allow_pickle=False)
+        n = len(d["crops"])
+        return FaceSet(d["crops"], d["landmarks"], np.array([dst] * n, dtype=object),
+                       np.array([PEOPLE[dst]] * n, dtype=object), d["frames"], d["swaps"])
+    folder = models.model_dir(src, dst)
+    if not (folder / "model.safetensors").is_file():
+        raise FileNotFoundError(f"no swap model {folder}: run bench/detect_models.py {src}-{dst}")
+    swapper = load_swapper(folder, runtime="torch")
+    r = swapper.resolution
+    finder = FaceFinder(detect_every=5)
+    state = TemporalState()
+    crops, swaps, marks, where = [], [], [], []
+    # the same per-frame stages as detect_fakes.doppel, streamed: long clips do not fit in memory
+    for index, frame in frames(dst):
+        found = finder.step(index, frame)
+        if not found:
+            state.reset()
+        if index % stride or not found:
+            continue
+        seg = index // SEGMENT
+        settings = MergeSettings(colour=COLOURS[seg % len(COLOURS)], blend=BLEND_MODES[int(seg % 5 == 4)])
+        lm = max(found, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1])).landmarks
+        m = estimate_transform(lm, r, swapper.face_type)  # type: ignore[arg-type]
+        face, mask = swapper.swap(warp_to_face(frame, m, r).astype(np.float32)[None] / 255.0)
+        result = prepare_face(frame, m, face[0], mask[0, :, :, 0], transform_points(lm, m), None, settings, state)
+        merged = blend_into(frame, result, settings)
+        real, _, lm_crop = crop_face(frame, lm, size, "whole")
+        crops.append(real)
+        swaps.append(crop_face(merged, lm, size, "whole")[0])
+        marks.append(lm_crop)
+        where.append(index)
+    n = len(crops)
+    out = FaceSet(np.array(crops, np.uint8).reshape(n, size, size, 3), np.array(marks, np.float32).reshape(n, 68, 2),
+                  np.array([dst] * n, dtype=object), np.array([PEOPLE[dst]] * n, dtype=object),
+                  np.array(where, np.int64), np.array(swaps, np.uint8).reshape(n, size, size, 3))
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, crops=out.crops, landmarks=out.landmarks, frames=out.frames, swaps=out.swaps)
+    tmp.replace(path)
+    return out

@@ -24,7 +24,11 @@ sys.path.insert(0, str(BENCH.parent / "src"))
 MEDIA = BENCH.parents[1] / "shared" / "media"
 MODELS = Path(os.environ.get("DOPPEL_DETECT_MODELS", BENCH.parent / "tmp" / "detect-bench" / "models"))
 CLIPS = {"d3": "lp_d3_woman_expressions.mp4", "d18": "lp_d18_man_neutral_studio.mp4",
-         "d19": "lp_d19_man_glasses_studio.mp4", "s18": "lp_s18_woman_redhair_720p.mp4"}
+         "d19": "lp_d19_man_glasses_studio.mp4", "s18": "lp_s18_woman_redhair_720p.mp4",
+         # the detector's training people: their swaps teach it what doppel's renders look like
+         "d0": "lp_d0_asian_man_greenscreen.mp4", "d12": "lp_d12_man_talking_gesturing.mp4",
+         "d6": "base/lp_d6_woman_eyeliner.mp4", "d14": "base/lp_d14_woman_smooth_skin.mp4",
+         "s20": "base/lp_s20_woman_dark_hair_outdoor.mp4", "s29": "base/lp_s29_blonde_woman_sitting.mp4"}
 CPU_ITERS = 600
 """Steps of the ``cpu`` preset. The quality benchmark's 30 minutes bought 2,098 steps on a quiet machine in
 bf16; this machine trains in fp32 at about 0.3 steps/s under its usual load, so 600 steps (about 9 of those
@@ -40,7 +44,7 @@ def train_pair(src: str, dst: str, iters: int) -> Path:
     from doppel.train.config import PRESETS, train_config
     from doppel.train.loop import RunSpec
     from doppel.workflow.extract import extract
-    from doppel.workflow.train import train
+    from doppel.workflow.train import detail_plan, train
     from doppel.workflow.workspace import create_workspace
 
     out = model_dir(src, dst, iters)
@@ -55,7 +59,7 @@ def train_pair(src: str, dst: str, iters: int) -> Path:
         extract(ws, dst, MEDIA / CLIPS[dst])
         t = time.process_time()
         result = train(ws, RunSpec(name="m", model=p.model, train=tcfg, src=(src,), dst=(dst,), preset="cpu",
-                                   iters=iters))
+                                   iters=iters), detail=detail_plan("cpu"))
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(result.model_dir, out.with_suffix(".partial"), dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("checkpoints", "previews"))

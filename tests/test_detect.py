@@ -27,11 +27,21 @@ from doppel.detect.calibrate import (
     save_calibration,
     threshold_for,
 )
-from doppel.detect.data import FaceSet, Mix, make_batch
+from doppel.detect.data import FaceSet, Mix, camera_chain, make_batch
 from doppel.detect.faces import crop_face
 from doppel.detect.infer import Detector, clip_score
-from doppel.detect.model import CONFIG, WEIGHTS, WEIGHTS_DIR, DetectorConfig, FaceForensicsNet, load, save
+from doppel.detect.model import (
+    CONFIG,
+    WEIGHTS,
+    WEIGHTS_DIR,
+    DetectorConfig,
+    FaceForensicsNet,
+    load,
+    save,
+    top_mean,
+)
 from doppel.detect.sbi import SBIParams, blend_mask, boundary, draw_params, self_blend
+from doppel.detect.train import TrainSettings, train
 from doppel.io.image import read_image
 from facefixtures import jittered_frames, sample_image, sample_landmarks
 
@@ -129,6 +139,78 @@ def test_training_batch_labels_match_what_was_done() -> None:
     assert b.shape == (32, 1, 16, 16)
     assert np.all(b[y == 0] == 0)                           # a real face has no blend boundary
     assert np.all(b[y == 1].reshape(int((y == 1).sum()), -1).max(axis=1) > 0.1)
+
+
+def _two_people(n: int = 4) -> FaceSet:
+    faces = []
+    for person, sample in (("a", "astronaut"), ("h", "hopper")):
+        crops, marks = [], []
+        for frame, lm in jittered_frames(sample, n):
+            c, _, m = crop_face(frame, lm, 64, "whole")
+            crops.append(c)
+            marks.append(m)
+        faces.append(FaceSet(np.array(crops), np.array(marks, np.float32), np.array([person] * n, dtype=object)))
+    return FaceSet.concat(faces)
+
+
+def test_paired_batch_has_each_face_real_then_fake() -> None:
+    data = _two_people()
+    x, y, b = make_batch(data, np.array([0, 5, 2]), np.random.default_rng(1), Mix(paired=True, camera=True), size=64)
+    assert x.shape == (6, 3, 64, 64) and list(y) == [0.0, 1.0] * 3
+    assert np.all(b[0::2] == 0) and np.all(b[1::2].reshape(3, -1).max(axis=1) > 0.1)
+
+
+def test_swapped_twins_are_fakes_and_travel_with_their_faces() -> None:
+    data = _two_people()
+    swaps = np.zeros_like(data.crops)
+    swaps[:4] = (200, 30, 30)                   # person "a"'s twins: a red face stands in for a doppel swap
+    twins = FaceSet(data.crops, data.landmarks, data.people, swaps=swaps)
+    assert list(twins.has_swap) == [True] * 4 + [False] * 4
+    assert list(twins.subset(np.array([3, 4])).has_swap) == [True, False]
+    both = FaceSet.concat([twins, data])
+    assert len(both.swaps) == 16 and list(both.has_swap) == [True] * 4 + [False] * 12
+    x, y, _ = make_batch(twins, np.array([0, 1, 2]), np.random.default_rng(0), Mix(paired=True, swap=1.0), size=64)
+    red = x[:, 0].mean(axis=(1, 2)) - x[:, 1].mean(axis=(1, 2))
+    assert np.all(red[y == 1] > red[y == 0] + 0.2)   # every fake is its face's twin
+    assert not FaceSet(data.crops, data.landmarks, data.people).has_swap.any()
+
+
+def test_camera_chain_keeps_shape_and_varies() -> None:
+    crop, _ = _face(64)
+    outs = [camera_chain(crop, np.random.default_rng(seed)) for seed in range(6)]
+    assert all(o.shape == crop.shape and o.dtype == np.uint8 for o in outs)
+    assert len({o.tobytes() for o in outs}) == 6               # a different chain each draw
+    assert np.mean([np.abs(o.astype(float) - crop).mean() for o in outs]) < 40   # still the same face
+
+
+def test_balanced_training_draws_people_equally(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = FaceSet.concat([_two_people(6).subset(np.arange(6)), _two_people(2).subset(np.array([2, 3]))])
+    assert list(data.people).count("a") == 6 and list(data.people).count("h") == 2
+    seen: list[np.ndarray] = []
+    real = make_batch
+
+    def spy(faces: FaceSet, indices: np.ndarray, *args: object, **kw: object) -> object:
+        seen.append(faces.people[indices])
+        return real(faces, indices, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("doppel.detect.train.make_batch", spy)
+    cfg = DetectorConfig(input_size=64, widths=(8, 8, 8, 8, 8), head="patch")
+    train(data, TrainSettings(steps=6, batch=16, balanced=True, paired=True), config=cfg)
+    drawn = np.concatenate(seen)
+    assert len(drawn) == 6 * 8 and 0.3 < float(np.mean(drawn == "h")) < 0.7   # 25% of faces, half the draws
+
+
+@pytest.mark.parametrize("stage", [2, 3])
+def test_patch_head_scores_the_top_patches(stage: int) -> None:
+    cfg = DetectorConfig(input_size=64, widths=(8, 8, 8, 8, 8), head="patch", patch_stage=stage)
+    model = FaceForensicsNet(cfg).eval()
+    with torch.inference_mode():
+        out = model(torch.rand(2, 3, 64, 64))
+        maps = model.patches(model.stage3(model.stage2(model.stage1(model.stem(torch.rand(1, 3, 64, 64) - 0.5)))))
+    assert out.logit.shape == (2,) and out.boundary.shape == (2, 1, 16, 16)
+    assert maps.shape[-1] == 64 // (8 if stage == 2 else 16)
+    logits = torch.tensor([[[[0.0, 1.0], [3.0, -2.0]]]])
+    assert float(top_mean(logits, 0.5)) == pytest.approx(2.0)   # the mean of the two highest of four
 
 
 # -- weights on disk ------------------------------------------------------------------------------------

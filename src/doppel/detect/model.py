@@ -41,12 +41,21 @@ class DetectorConfig(Settings):
     face_type: Literal["full", "whole", "head"] = "whole"
     widths: tuple[int, ...] = (24, 32, 64, 96, 128)
     """Channels of the stem and of each stage (each stage but the last halves the resolution)."""
+    head: Literal["global", "patch"] = "global"
+    """``global``: one classifier on the last stage's pooled features (it sees the whole face); ``patch``: a
+    score per location of the third stage (each sees about a third of the crop, too little to know who it
+    is), the image's logit the mean of its ``patch_top`` highest."""
+    patch_top: float = Field(0.25, gt=0, le=1)
+    patch_stage: int = Field(3, ge=2, le=3)
+    """The stage whose locations are scored with ``head="patch"``: 3 (S/16, each location sees 87 input
+    pixels) or 2 (S/8, 39 pixels)."""
 
 
 @dataclass
 class Outputs:
     logit: torch.Tensor      # (N,)
     boundary: torch.Tensor   # (N, 1, S/4, S/4) logits
+    patches: torch.Tensor | None = None   # (N, 1, h, w) per-location logits (``head="patch"``)
 
 
 class _Block(nn.Module):
@@ -66,9 +75,17 @@ class _Block(nn.Module):
         return F.relu(self.bn2(self.conv2(y)) + self.skip(x))
 
 
+def top_mean(logits: torch.Tensor, share: float) -> torch.Tensor:
+    """``(N, 1, H, W)`` patch logits -> ``(N,)``: the mean of each image's ``share`` highest."""
+    flat = logits.flatten(1)
+    k = max(1, round(share * flat.shape[1]))
+    return flat.topk(k, dim=1).values.mean(dim=1)
+
+
 class FaceForensicsNet(nn.Module):
-    """Stem (stride 2), stages at S/4, S/8, S/16 and S/16; a classifier on pooled features and a boundary
-    head on the S/4 stage, where a blend's edge is still a few pixels wide."""
+    """Stem (stride 2), stages at S/4, S/8, S/16 and S/16; a classifier on pooled features (or on each patch
+    of the S/16 stage, ``head="patch"``) and a boundary head on the S/4 stage, where a blend's edge is still
+    a few pixels wide."""
 
     def __init__(self, config: DetectorConfig) -> None:
         super().__init__()
@@ -80,17 +97,24 @@ class FaceForensicsNet(nn.Module):
                                   nn.ReLU())
         self.stage1 = _Block(w[0], w[1], 2)
         self.stage2 = _Block(w[1], w[2], 2)
-        self.stage3 = _Block(w[2], w[3], 2)
-        self.stage4 = _Block(w[3], w[4], 1)
+        patch = config.head == "patch"
+        self.stage3 = _Block(w[2], w[3], 2) if not patch or config.patch_stage == 3 else nn.Identity()
+        self.stage4 = _Block(w[3], w[4], 1) if not patch else nn.Identity()
+        self.patches = nn.Conv2d(w[config.patch_stage], 1, 1) if patch else None
         self.boundary = nn.Sequential(nn.Conv2d(w[1], 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 1, 1))
-        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(2 * w[4], 1))
+        self.classifier = (nn.Sequential(nn.Dropout(0.2), nn.Linear(2 * w[4], 1)) if config.head == "global"
+                           else nn.Identity())
 
     def forward(self, x: torch.Tensor) -> Outputs:
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != self.config.input_size or x.shape[3] != x.shape[2]:
             raise ValueError(f"expected (N, 3, {self.config.input_size}, {self.config.input_size}) crops, "
                              f"got {tuple(x.shape)}")
         f1 = self.stage1(self.stem(x - 0.5))
-        f = self.stage4(self.stage3(self.stage2(f1)))
+        f = self.stage3(self.stage2(f1))
+        if self.patches is not None:
+            grid = self.patches(f)
+            return Outputs(top_mean(grid, self.config.patch_top), self.boundary(f1), grid)
+        f = self.stage4(f)
         pooled = torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], dim=1)
         return Outputs(self.classifier(pooled).squeeze(1), self.boundary(f1))
 

@@ -37,6 +37,17 @@ class TrainSettings(Settings):
     boundary_weight: float = Field(1.0, ge=0)
     real_share: float = Field(0.5, gt=0, lt=1)
     sbi_share: float = Field(0.6, ge=0, le=1)
+    paired: bool = False
+    swap_share: float = Field(0.0, ge=0, le=1)
+    """Of the fakes, the share taken from a face's doppel-swapped twin where the face set has one."""
+    patch_weight: float = Field(0.0, ge=0)
+    """With a ``patch`` head: weight of a per-location loss, each location labelled fake only where the blend
+    mask covers it (0.3 or more), so a location outside a fake's blend learns "real" too."""
+    balanced: bool = False
+    """Draw every person equally often (else every face: a long clip then outweighs a short one)."""
+    camera: bool = False
+    """Random camera and delivery chains on every image (:func:`doppel.detect.data.camera_chain`)."""
+    """Every face in a batch both real and made fake (``real_share`` is then 0.5; see :class:`Mix`)."""
     seed: int = 0
     threads: int = Field(1, ge=1)
 
@@ -79,18 +90,29 @@ def train(faces: FaceSet, settings: TrainSettings, *, config: DetectorConfig | N
         return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, settings.steps - warm)))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
-    mix = Mix(real=settings.real_share, sbi=settings.sbi_share)
+    mix = Mix(real=settings.real_share, sbi=settings.sbi_share, paired=settings.paired, camera=settings.camera,
+              swap=settings.swap_share)
+    draw = settings.batch // 2 if settings.paired else settings.batch
+    weights = None
+    if settings.balanced:
+        _, inverse, counts = np.unique(faces.people.astype(str), return_inverse=True, return_counts=True)
+        weights = 1.0 / counts[inverse]
+        weights = weights / weights.sum()
     history: list[dict[str, float]] = []
     start, cpu0 = time.perf_counter(), time.process_time()
     running = {"loss": 0.0, "acc": 0.0}
     for step in range(settings.steps):
-        idx = rng.integers(0, len(faces), settings.batch)
-        x, y, b = make_batch(faces, idx, rng, mix, size=size)
+        idx = rng.choice(len(faces), draw, p=weights) if weights is not None else rng.integers(0, len(faces), draw)
+        masks: list[np.ndarray] = []
+        x, y, b = make_batch(faces, idx, rng, mix, size=size, masks=masks)
         out = model(torch.from_numpy(x))
         target = torch.from_numpy(y)
         cls = F.binary_cross_entropy_with_logits(out.logit, target)
         bmap = F.binary_cross_entropy_with_logits(out.boundary, torch.from_numpy(b))
         loss = cls + settings.boundary_weight * bmap
+        if settings.patch_weight > 0 and out.patches is not None:
+            grid = F.adaptive_avg_pool2d(torch.from_numpy(np.stack(masks))[:, None], out.patches.shape[-2:])
+            loss = loss + settings.patch_weight * F.binary_cross_entropy_with_logits(out.patches, (grid >= 0.3).float())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -99,7 +121,8 @@ def train(faces: FaceSet, settings: TrainSettings, *, config: DetectorConfig | N
         running = {"loss": 0.9 * running["loss"] + 0.1 * float(loss.detach()), "acc": 0.9 * running["acc"] + 0.1 * acc}
         progress(step + 1, settings.steps)
         if (step + 1) % 50 == 0 or step + 1 == settings.steps:
-            row = {"step": step + 1, "loss": float(loss), "cls": float(cls), "boundary": float(bmap),
+            row = {"step": step + 1, "loss": float(loss.detach()), "cls": float(cls.detach()),
+                   "boundary": float(bmap.detach()),
                    "accuracy": acc, "lr": float(sched.get_last_lr()[0]), "seconds": time.perf_counter() - start}
             history.append(row)
             log.info("detector step %d: loss %.3f (cls %.3f), accuracy %.2f", step + 1, row["loss"], row["cls"],
