@@ -200,6 +200,17 @@ def test_balanced_training_draws_people_equally(monkeypatch: pytest.MonkeyPatch)
     assert len(drawn) == 6 * 8 and 0.3 < float(np.mean(drawn == "h")) < 0.7   # 25% of faces, half the draws
 
 
+def test_per_location_loss_is_trained_with_a_patch_head() -> None:
+    data = _two_people()
+    cfg = DetectorConfig(input_size=64, widths=(8, 8, 8, 8, 8), head="patch")
+    losses = []
+    for weight in (0.0, 1.0):
+        torch.manual_seed(0)
+        run = train(data, TrainSettings(steps=1, batch=8, paired=True, patch_weight=weight), config=cfg)
+        losses.append(run.history[0]["loss"] - run.history[0]["cls"] - run.history[0]["boundary"])
+    assert losses[0] == pytest.approx(0.0, abs=1e-6) and losses[1] > 0.1   # the same first batch, one more term
+
+
 @pytest.mark.parametrize("stage", [2, 3])
 def test_patch_head_scores_the_top_patches(stage: int) -> None:
     cfg = DetectorConfig(input_size=64, widths=(8, 8, 8, 8, 8), head="patch", patch_stage=stage)

@@ -188,7 +188,8 @@ def make_item(faces: FaceSet, i: int, rng: np.random.Generator, mix: Mix, *, fak
     decides which; None draws it with ``mix.real``."""
     crop, lm = faces.crops[i], faces.landmarks[i]
     size = crop.shape[0]
-    if (not fake) if fake is not None else rng.random() < mix.real:
+    real = not fake if fake is not None else bool(rng.random() < mix.real)
+    if real:
         image, label, mask = crop, 0.0, np.zeros((size, size), np.float32)
     else:
         others = np.flatnonzero(faces.people != faces.people[i])

@@ -38,6 +38,7 @@ class TrainSettings(Settings):
     real_share: float = Field(0.5, gt=0, lt=1)
     sbi_share: float = Field(0.6, ge=0, le=1)
     paired: bool = False
+    """Every face in a batch both real and made fake (``real_share`` is then 0.5; see :class:`Mix`)."""
     swap_share: float = Field(0.0, ge=0, le=1)
     """Of the fakes, the share taken from a face's doppel-swapped twin where the face set has one."""
     patch_weight: float = Field(0.0, ge=0)
@@ -47,7 +48,6 @@ class TrainSettings(Settings):
     """Draw every person equally often (else every face: a long clip then outweighs a short one)."""
     camera: bool = False
     """Random camera and delivery chains on every image (:func:`doppel.detect.data.camera_chain`)."""
-    """Every face in a batch both real and made fake (``real_share`` is then 0.5; see :class:`Mix`)."""
     seed: int = 0
     threads: int = Field(1, ge=1)
 
