@@ -170,6 +170,18 @@ def _detailblur2(s: Spec) -> None:
     s.detail = {**(s.detail or {}), "recon_blur": 1.5, "max_blur": 2.0}
 
 
+@part("detailspec")
+def _detailspec(s: Spec) -> None:
+    """The detail network also matches the true faces' high-band amplitude spectrum (weight 0.1): texture of
+    the right strength, wherever exactly it sits."""
+    s.detail = {**(s.detail or {}), "spectrum_weight": 0.1}
+
+
+@part("detailspec3")
+def _detailspec3(s: Spec) -> None:
+    s.detail = {**(s.detail or {}), "spectrum_weight": 0.3}
+
+
 @part("detailwide")
 def _detailwide(s: Spec) -> None:
     s.detail_config.update(channels=48, blocks=4, hr_channels=16)

@@ -105,6 +105,30 @@ def test_train_detail_with_the_patch_critic(trained: Path, tmp_path: Path) -> No
     assert logits.shape == (2, 1, 8, 8)
 
 
+def test_spectrum_loss_wants_texture_of_the_right_strength_not_at_exact_pixels() -> None:
+    """Zero for the truth and for the truth shifted (the amplitude spectrum ignores where texture sits); a blur
+    of the truth, which pixel losses prefer to misplaced texture, costs more than texture of the same
+    strength that matches nowhere."""
+    from doppel.train.detail import spectrum_loss
+
+    torch.manual_seed(0)
+    truth = torch.rand(4, 3, 48, 48)
+    blurred = F.interpolate(F.interpolate(truth, scale_factor=1 / 3, mode="area"), size=48, mode="bilinear")
+    other = torch.rand(4, 3, 48, 48)
+    assert float(spectrum_loss(truth, truth, 3)) == pytest.approx(0.0, abs=1e-6)
+    assert float(spectrum_loss(torch.roll(truth, (5, 7), dims=(2, 3)), truth, 3)) < 1e-4
+    assert float(spectrum_loss(blurred, truth, 3)) > 2 * float(spectrum_loss(other, truth, 3))
+
+
+def test_train_detail_reports_the_spectrum_term(trained: Path, tmp_path: Path) -> None:
+    from doppel.train.detail import DetailSpec, train_detail
+
+    mdir, faces = _copy(trained, tmp_path)
+    res = train_detail(faces, mdir, "astronaut", DetailSpec(iters=2, batch=2, patch=16, spectrum_weight=0.1),
+                       config=SMALL)
+    assert res.losses["spectrum"] > 0
+
+
 def test_train_detail_saves_the_average_of_its_weights_when_asked(trained: Path, tmp_path: Path) -> None:
     """With ``ema`` the saved network is the running average, which lags the last step: the output layer starts
     at zero and grows, so the average's is smaller."""
