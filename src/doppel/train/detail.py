@@ -108,7 +108,6 @@ def spectrum_loss(pred: torch.Tensor, target: torch.Tensor, scale: int) -> torch
     """
     luma = lambda x: (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).float()  # noqa: E731
     a, b = torch.fft.rfft2(luma(pred), norm="ortho").abs(), torch.fft.rfft2(luma(target), norm="ortho").abs()
-    h, w = a.shape[-2:]
     fy = torch.fft.fftfreq(pred.shape[-2], device=a.device).abs()[:, None]
     fx = torch.fft.rfftfreq(pred.shape[-1], device=a.device)[None, :]
     band = (torch.maximum(fy, fx) > 0.5 / scale).to(a.dtype)
