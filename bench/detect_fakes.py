@@ -29,7 +29,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "src"))
 
 from doppel.core.swap import Swapper  # noqa: E402
-from doppel.detect.faces import FaceFinder  # noqa: E402
+from doppel.detect.faces import FaceFinder, largest  # noqa: E402
 from doppel.detect.sbi import SBIParams, self_blend  # noqa: E402
 from doppel.detect.variants import align_donor  # noqa: E402
 from doppel.io.video import read_frames  # noqa: E402
@@ -59,8 +59,7 @@ def track(path: Path, stride: int = 2) -> Tracked:
             continue
         frames.append((f.index, f.image))
         if found:
-            best = max(found, key=lambda x: (x.box[2] - x.box[0]) * (x.box[3] - x.box[1]))
-            marks[f.index] = best.landmarks
+            marks[f.index] = largest(found).landmarks
     return Tracked(frames, marks)
 
 
@@ -101,21 +100,26 @@ def standin(clip: Tracked, donor: Donor, settings: MergeSettings) -> Frames:
     return out
 
 
+def doppel_frame(frame: np.ndarray, lm: np.ndarray, swapper: Swapper, settings: MergeSettings,
+                 state: TemporalState) -> np.ndarray:
+    """One frame with the face at landmarks ``lm`` swapped by ``swapper`` and merged with merge's stages."""
+    r = swapper.resolution
+    m = estimate_transform(lm, r, swapper.face_type)  # type: ignore[arg-type]
+    face, mask = swapper.swap(warp_to_face(frame, m, r).astype(np.float32)[None] / 255.0)
+    result = prepare_face(frame, m, face[0], mask[0, :, :, 0], transform_points(lm, m), None, settings, state)
+    return blend_into(frame, result, settings)
+
+
 def doppel(clip: Tracked, swapper: Swapper, settings: MergeSettings) -> Frames:
     state = TemporalState()
     out: Frames = []
-    r = swapper.resolution
     for index, frame in clip.frames:
         lm = clip.landmarks.get(index)
         if lm is None:
             state.reset()
             out.append((index, frame))
             continue
-        m = estimate_transform(lm, r, swapper.face_type)  # type: ignore[arg-type]
-        crop = warp_to_face(frame, m, r).astype(np.float32)[None] / 255.0
-        face, mask = swapper.swap(crop)
-        result = prepare_face(frame, m, face[0], mask[0, :, :, 0], transform_points(lm, m), None, settings, state)
-        out.append((index, blend_into(frame, result, settings)))
+        out.append((index, doppel_frame(frame, lm, swapper, settings, state)))
     return out
 
 

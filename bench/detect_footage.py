@@ -98,12 +98,12 @@ def swapped(src: str, dst: str, size: int = 128, *, stride: int = 1) -> FaceSet:
     """``dst``'s faces (every ``stride``th frame) each with its doppel-swapped twin: ``src`` swapped in by the
     ``cpu``-preset model of ``detect_models.py``, merged with merge's own stages and no watermark, the merge's
     colour transfer and blend changing every ``SEGMENT`` frames. Cached like :func:`faces`."""
+    import detect_fakes as fakes
     import detect_models as models
-    from doppel.detect.faces import FaceFinder, crop_face
+    from doppel.detect.faces import FaceFinder, crop_face, largest
     from doppel.detect.variants import BLEND_MODES, COLOURS
-    from doppel.merge.composite import TemporalState, blend_into, prepare_face
+    from doppel.merge.composite import TemporalState
     from doppel.merge.settings import MergeSettings
-    from doppel.ops.align import estimate_transform, transform_points, warp_to_face
     from doppel.train.swapper import load_swapper
 
     path = CACHE / f"{dst}-swapped-{src}-{size}.npz"
@@ -116,11 +116,10 @@ def swapped(src: str, dst: str, size: int = 128, *, stride: int = 1) -> FaceSet:
     if not (folder / "model.safetensors").is_file():
         raise FileNotFoundError(f"no swap model {folder}: run bench/detect_models.py {src}-{dst}")
     swapper = load_swapper(folder, runtime="torch")
-    r = swapper.resolution
     finder = FaceFinder(detect_every=5)
     state = TemporalState()
     crops, swaps, marks, where = [], [], [], []
-    # the same per-frame stages as detect_fakes.doppel, streamed: long clips do not fit in memory
+    # frame by frame (detect_fakes.doppel holds a whole clip: long clips do not fit in memory)
     for index, frame in frames(dst):
         found = finder.step(index, frame)
         if not found:
@@ -129,11 +128,8 @@ def swapped(src: str, dst: str, size: int = 128, *, stride: int = 1) -> FaceSet:
             continue
         seg = index // SEGMENT
         settings = MergeSettings(colour=COLOURS[seg % len(COLOURS)], blend=BLEND_MODES[int(seg % 5 == 4)])
-        lm = max(found, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1])).landmarks
-        m = estimate_transform(lm, r, swapper.face_type)  # type: ignore[arg-type]
-        face, mask = swapper.swap(warp_to_face(frame, m, r).astype(np.float32)[None] / 255.0)
-        result = prepare_face(frame, m, face[0], mask[0, :, :, 0], transform_points(lm, m), None, settings, state)
-        merged = blend_into(frame, result, settings)
+        lm = largest(found).landmarks
+        merged = fakes.doppel_frame(frame, lm, swapper, settings, state)
         real, _, lm_crop = crop_face(frame, lm, size, "whole")
         crops.append(real)
         swaps.append(crop_face(merged, lm, size, "whole")[0])

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import detect_fakes as fakes  # noqa: E402
 import detect_footage as footage  # noqa: E402
-from doppel.detect.faces import FaceFinder, crop_face  # noqa: E402
+from doppel.detect.faces import FaceFinder, crop_face, largest  # noqa: E402
 from doppel.detect.infer import clip_score  # noqa: E402
 from doppel.detect.sbi import draw_params  # noqa: E402
 from doppel.merge.settings import MergeSettings  # noqa: E402
@@ -57,8 +57,7 @@ def crops_of(frames: fakes.Frames) -> tuple[np.ndarray, np.ndarray]:
     for index, frame in frames:
         found = finder.step(index, frame)
         if found:
-            best = max(found, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
-            crops.append(crop_face(frame, best.landmarks, SIZE, "whole")[0])
+            crops.append(crop_face(frame, largest(found).landmarks, SIZE, "whole")[0])
             where.append(index)
     return np.array(crops, np.uint8).reshape(-1, SIZE, SIZE, 3), np.array(where, np.int64)
 

@@ -52,6 +52,11 @@ class FaceFinder:
         return out
 
 
+def largest(found: list[FoundFace]) -> FoundFace:
+    """The face with the largest box (a clip's main subject)."""
+    return max(found, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+
+
 def face_height(landmarks: np.ndarray) -> float:
     """Distance from the eye centres' midpoint to the mouth centre, in pixels (the face's scale)."""
     lm = np.asarray(landmarks, dtype=np.float64)

@@ -103,14 +103,14 @@ def train(faces: FaceSet, settings: TrainSettings, *, config: DetectorConfig | N
     running = {"loss": 0.0, "acc": 0.0}
     for step in range(settings.steps):
         idx = rng.choice(len(faces), draw, p=weights) if weights is not None else rng.integers(0, len(faces), draw)
-        masks: list[np.ndarray] = []
+        masks: list[np.ndarray] | None = [] if settings.patch_weight > 0 else None
         x, y, b = make_batch(faces, idx, rng, mix, size=size, masks=masks)
         out = model(torch.from_numpy(x))
         target = torch.from_numpy(y)
         cls = F.binary_cross_entropy_with_logits(out.logit, target)
         bmap = F.binary_cross_entropy_with_logits(out.boundary, torch.from_numpy(b))
         loss = cls + settings.boundary_weight * bmap
-        if settings.patch_weight > 0 and out.patches is not None:
+        if masks is not None and out.patches is not None:
             grid = F.adaptive_avg_pool2d(torch.from_numpy(np.stack(masks))[:, None], out.patches.shape[-2:])
             loss = loss + settings.patch_weight * F.binary_cross_entropy_with_logits(out.patches, (grid >= 0.3).float())
         opt.zero_grad(set_to_none=True)
