@@ -83,6 +83,18 @@ def _grad(s: Spec) -> None:
     s.train.update(grad_weight=1.0)
 
 
+@part("spec")
+def _spec(s: Spec) -> None:
+    """The face model's loss also matches the true face's amplitude spectrum in the top octave of its resolution
+    (weight 0.1): texture of the right strength where random warp makes its exact place unpredictable."""
+    s.train.update(spectrum_weight=0.1)
+
+
+@part("spec3")
+def _spec3(s: Spec) -> None:
+    s.train.update(spectrum_weight=0.3)
+
+
 @part("lategan")
 def _lategan(s: Spec) -> None:
     """DeepFaceLab's late stage with its GAN: random warp off and the patch-GAN on (power 0.1) for the last quarter."""
@@ -92,6 +104,8 @@ def _lategan(s: Spec) -> None:
 
 @part("em10")
 def _em10(s: Spec) -> None:
+    """Eyes and mouth weigh 10 in the face model's pixel loss instead of the preset's 3 (DeepFaceLab's
+    eyes_mouth_prio is about 30 on this scale)."""
     s.train.update(eyes_mouth_weight=10.0)
 
 
@@ -112,7 +126,10 @@ def _sharpen05(s: Spec) -> None:
 
 @part("detail")
 def _detail(s: Spec) -> None:
-    """A detail network (x3: 96 -> 288 px) trained on the source faces for the last quarter of the budget."""
+    """A detail network (x3: 96 -> 288 px) trained on the source faces for the last quarter of the budget, with
+    ``DetailSpec``'s defaults: since the eighth session of 2026-12-01 those include the spectrum loss at 0.1 (runs
+    before it trained without; ``detailnospec`` is that network now, and ``--from`` an older run needs
+    ``LAB_RETRAIN_DETAIL=1`` to retrain an unchanged recipe's network under the new defaults)."""
     s.detail = {}
     s.detail_fraction = 0.25
 
@@ -175,6 +192,12 @@ def _detailspec(s: Spec) -> None:
     """The detail network also matches the true faces' high-band amplitude spectrum (weight 0.1): texture of
     the right strength, wherever exactly it sits."""
     s.detail = {**(s.detail or {}), "spectrum_weight": 0.1}
+
+
+@part("detailnospec")
+def _detailnospec(s: Spec) -> None:
+    """The detail network without the spectrum loss (the default before the eighth session of 2026-12-01)."""
+    s.detail = {**(s.detail or {}), "spectrum_weight": 0.0}
 
 
 @part("detailspec3")

@@ -77,7 +77,7 @@ def test_train_detail_writes_weights_and_loads_as_a_swapper(trained: Path, tmp_p
     mdir, faces = _copy(trained, tmp_path)
     assert load_detail(mdir) is None
     res = train_detail(faces, mdir, "astronaut", DetailSpec(iters=3, batch=2, patch=16), config=SMALL)
-    assert res.steps == 3 and set(res.losses) == {"l1", "grad", "ssim"}
+    assert res.steps == 3 and set(res.losses) == {"l1", "grad", "ssim", "spectrum"}
     assert (mdir / WEIGHTS).is_file() and json.loads((mdir / META).read_text())["identity"] == "astronaut"
     net = load_detail(mdir)
     assert net is not None and net.config == SMALL
@@ -109,7 +109,7 @@ def test_spectrum_loss_wants_texture_of_the_right_strength_not_at_exact_pixels()
     """Zero for the truth and for the truth shifted (the amplitude spectrum ignores where texture sits); a blur
     of the truth, which pixel losses prefer to misplaced texture, costs more than texture of the same
     strength that matches nowhere."""
-    from doppel.train.detail import spectrum_loss
+    from doppel.train.losses import spectrum_loss
 
     torch.manual_seed(0)
     truth = torch.rand(4, 3, 48, 48)
@@ -120,13 +120,15 @@ def test_spectrum_loss_wants_texture_of_the_right_strength_not_at_exact_pixels()
     assert float(spectrum_loss(blurred, truth, 3)) > 2 * float(spectrum_loss(other, truth, 3))
 
 
-def test_train_detail_reports_the_spectrum_term(trained: Path, tmp_path: Path) -> None:
+def test_train_detail_has_the_spectrum_term_by_default(trained: Path, tmp_path: Path) -> None:
     from doppel.train.detail import DetailSpec, train_detail
 
     mdir, faces = _copy(trained, tmp_path)
-    res = train_detail(faces, mdir, "astronaut", DetailSpec(iters=2, batch=2, patch=16, spectrum_weight=0.1),
-                       config=SMALL)
+    res = train_detail(faces, mdir, "astronaut", DetailSpec(iters=2, batch=2, patch=16), config=SMALL)
     assert res.losses["spectrum"] > 0
+    res = train_detail(faces, mdir, "astronaut", DetailSpec(iters=2, batch=2, patch=16, spectrum_weight=0),
+                       config=SMALL)
+    assert "spectrum" not in res.losses
 
 
 def test_train_detail_saves_the_average_of_its_weights_when_asked(trained: Path, tmp_path: Path) -> None:

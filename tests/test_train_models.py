@@ -200,6 +200,11 @@ def test_loss_sanity() -> None:
     soft = torch.nn.functional.avg_pool2d(t, 3, 1, 1)
     assert float(losses.face_loss(soft, t, m, em, grad_weight=1)["grad"]) > 0.01
     assert float(losses.face_loss(t + 0.1, t, m, em, grad_weight=1)["grad"]) < 0.01
+    # the top-octave spectrum term: absent by default; a blur costs it more than the same texture moved by a pixel
+    assert "spectrum" not in losses.face_loss(bad, t, m, em)
+    moved = torch.roll(t, (1, 1), dims=(2, 3))
+    blur_s = float(losses.face_loss(soft, t, m, em, spectrum_weight=1)["spectrum"])
+    assert blur_s > 2 * float(losses.face_loss(moved, t, m, em, spectrum_weight=1)["spectrum"])
     assert float(losses.mask_loss(m, m)) == 0 and float(losses.mask_loss(m0, m)) > 0
 
 

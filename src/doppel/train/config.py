@@ -85,6 +85,7 @@ class TrainConfig(Settings):
     pixel_weight: float = Field(1.0, ge=0)
     eyes_mouth_weight: float = Field(3.0, ge=0)   # extra pixel-loss weight inside eye/mouth hulls
     grad_weight: float = Field(0.0, ge=0)         # image-gradient L1 (0: none)
+    spectrum_weight: float = Field(0.0, ge=0)     # top-octave amplitude-spectrum L1 (losses.spectrum_loss; 0: none)
     mask_weight: float = Field(1.0, ge=0)
     gan_power: float = Field(0.0, ge=0)            # 0 disables the patch-GAN
     random_warp: bool = True

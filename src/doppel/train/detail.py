@@ -9,8 +9,10 @@
    network will be given at merge time) and the true face area-averaged down, lightly blurred
    (so it does not learn one model's particular errors only);
 3. train on random aligned patch pairs (low ``patch`` px -> high ``scale * patch`` px) with an L1,
-   a gradient L1 (edges of the right strength in the right place) and a structural (DSSIM) loss,
-   flips and brightness/contrast jitter, for ``minutes`` or ``iters`` steps;
+   a gradient L1 (edges of the right strength in the right place), a structural (DSSIM) loss and an
+   amplitude-spectrum loss above the input's Nyquist limit (texture of the right strength where its exact
+   place is not predictable, which the pixel losses blur away), flips and brightness/contrast jitter, for
+   ``minutes`` or ``iters`` steps;
 4. write ``detail.safetensors`` (weights) and ``detail.json`` (config, identity, steps, losses) into
    the model folder, where :func:`doppel.train.swapper.load_swapper` finds them.
 
@@ -72,7 +74,9 @@ class DetailSpec:
     adv_weight: float = 0.0  # weight of the patch discriminator's loss; 0: none
     adv_start: int = 300  # steps of reconstruction losses alone before the discriminator joins
     ema: float = 0.0  # decay of an exponential moving average of the weights, saved instead of the last step's; 0: none
-    spectrum_weight: float = 0.0  # weight of the high-band amplitude-spectrum loss (:func:`spectrum_loss`); 0: none
+    # weight of the high-band amplitude-spectrum loss (losses.spectrum_loss; 0: none). 0.1: sharper swaps on both
+    # shared pairs, held-out self-swaps as close to the truth (research/ablation.md, "A spectrum loss")
+    spectrum_weight: float = 0.1
     seed: int = 0
 
 
@@ -96,23 +100,6 @@ def detail_loss(pred: torch.Tensor, target: torch.Tensor, *, grad_weight: float,
     out["grad"] = grad_weight * ((px - tx).abs().mean() + (py - ty).abs().mean())
     out["ssim"] = ssim_weight * losses.dssim(pred, target, 11)
     return out
-
-
-def spectrum_loss(pred: torch.Tensor, target: torch.Tensor, scale: int) -> torch.Tensor:
-    """L1 between the log amplitude spectra of ``(N, 3, H, W)`` patches' luma, over the frequencies above the
-    low-resolution input's Nyquist limit (the band only the detail network can supply).
-
-    The amplitude of a patch's spectrum does not depend on where in the patch a pore or an eyelash sits, so
-    this asks for texture of the right strength at each frequency without asking for it at exact pixels:
-    pixel losses cannot, and average the unpredictable detail away (a blur).
-    """
-    luma = lambda x: (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).float()  # noqa: E731
-    a, b = torch.fft.rfft2(luma(pred), norm="ortho").abs(), torch.fft.rfft2(luma(target), norm="ortho").abs()
-    fy = torch.fft.fftfreq(pred.shape[-2], device=a.device).abs()[:, None]
-    fx = torch.fft.rfftfreq(pred.shape[-1], device=a.device)[None, :]
-    band = (torch.maximum(fy, fx) > 0.5 / scale).to(a.dtype)
-    diff = (torch.log1p(a * 255.0) - torch.log1p(b * 255.0)).abs() * band
-    return diff.sum() / (band.sum() * a.shape[0]).clamp(min=1)
 
 
 @torch.no_grad()
@@ -241,7 +228,7 @@ def train_detail(faces: list[FaceRecord], model_dir: Path, identity: str, spec: 
         pred = net(lo)
         parts = detail_loss(pred, hi, grad_weight=spec.grad_weight, ssim_weight=spec.ssim_weight)
         if spec.spectrum_weight > 0:
-            parts["spectrum"] = spec.spectrum_weight * spectrum_loss(pred, hi, scale)
+            parts["spectrum"] = spec.spectrum_weight * losses.spectrum_loss(pred, hi, scale)
         adversarial = critic is not None and step >= spec.adv_start
         if adversarial:
             assert critic is not None and opt_c is not None

@@ -228,7 +228,8 @@ class _Run:
             for side, pred, pmask in (("src", out.src, out.src_mask), ("dst", out.dst, out.dst_mask)):
                 fl = losses.face_loss(pred.float(), b[f"{side}_target"], b[f"{side}_mask"], b[f"{side}_em"],
                                       ssim_weight=tc.ssim_weight, pixel=tc.pixel_loss, pixel_weight=tc.pixel_weight,
-                                      eyes_mouth_weight=tc.eyes_mouth_weight, grad_weight=tc.grad_weight)
+                                      eyes_mouth_weight=tc.eyes_mouth_weight, grad_weight=tc.grad_weight,
+                                      spectrum_weight=tc.spectrum_weight)
                 parts[side] = torch.stack(list(fl.values())).sum()
                 mask = losses.mask_loss(pmask.float(), b[f"{side}_mask"], tc.mask_weight)
                 parts["mask"] = parts["mask"] + mask if "mask" in parts else mask

@@ -74,11 +74,30 @@ def soft_mask(mask: torch.Tensor) -> torch.Tensor:
     return blur(mask, r // 16 | 1).clamp(0, 1)
 
 
+def spectrum_loss(pred: torch.Tensor, target: torch.Tensor, scale: int) -> torch.Tensor:
+    """L1 between the log amplitude spectra of ``(N, 3, H, W)`` images' luma, over the frequencies above
+    ``0.5 / scale`` cycles per pixel: for the detail network (``scale`` its upscale factor) the band only it can
+    supply; for the face model (``scale`` 2) the top octave of its resolution, which pixel losses leave soft.
+
+    The amplitude of a patch's spectrum does not depend on where in the patch a pore or an eyelash sits, so
+    this asks for texture of the right strength at each frequency without asking for it at exact pixels:
+    pixel losses cannot, and average the unpredictable detail away (a blur).
+    """
+    luma = lambda x: (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).float()  # noqa: E731
+    a, b = torch.fft.rfft2(luma(pred), norm="ortho").abs(), torch.fft.rfft2(luma(target), norm="ortho").abs()
+    fy = torch.fft.fftfreq(pred.shape[-2], device=a.device).abs()[:, None]
+    fx = torch.fft.rfftfreq(pred.shape[-1], device=a.device)[None, :]
+    band = (torch.maximum(fy, fx) > 0.5 / scale).to(a.dtype)
+    diff = (torch.log1p(a * 255.0) - torch.log1p(b * 255.0)).abs() * band
+    return diff.sum() / (band.sum() * a.shape[0]).clamp(min=1)
+
+
 def face_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, eyes_mouth: torch.Tensor, *,
               ssim_weight: float = 1.0, pixel: str = "mse", pixel_weight: float = 1.0,
-              eyes_mouth_weight: float = 10.0, grad_weight: float = 0.0) -> dict[str, torch.Tensor]:
-    """Masked multi-window DSSIM + pixel loss + eyes/mouth L1 (+ image-gradient L1 when ``grad_weight``)
-    for one side; returns named scalars."""
+              eyes_mouth_weight: float = 10.0, grad_weight: float = 0.0, spectrum_weight: float = 0.0
+              ) -> dict[str, torch.Tensor]:
+    """Masked multi-window DSSIM + pixel loss + eyes/mouth L1 (+ image-gradient L1 when ``grad_weight``, + the
+    top octave's amplitude spectrum when ``spectrum_weight``) for one side; returns named scalars."""
     m = soft_mask(mask)
     p, t = pred * m, target * m
     w1, w2 = ssim_windows(pred.shape[-1])
@@ -89,6 +108,8 @@ def face_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, eyes
     if grad_weight:  # edges of the right strength in the right place: what MSE and DSSIM let go soft
         dx, dy = diff[..., :, 1:] - diff[..., :, :-1], diff[..., 1:, :] - diff[..., :-1, :]
         out["grad"] = 10.0 * grad_weight * (dx.abs().mean() + dy.abs().mean())
+    if spectrum_weight:  # texture of the right strength where random warp makes its exact place unpredictable
+        out["spectrum"] = spectrum_weight * spectrum_loss(p, t, 2)
     return out
 
 
