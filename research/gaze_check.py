@@ -30,20 +30,23 @@ sys.path.insert(0, str(ROOT / "research"))
 OUT = ROOT / "tmp" / "gaze-check"
 
 
-def merged_clip(pair: str, tag: str) -> Path:
-    """The run's model merged into the destination with the default settings (cached)."""
+def render(pair: str, tag: str, self_swap: bool) -> Path:
+    """The run's model merged into the destination, or with ``self_swap`` its held-out self-swap (the source's
+    held-out frames re-rendered as the destination), with the recipe's merge settings; cached in ``OUT``."""
     from recipes import recipe as get_recipe
 
     import quality_lab as lab
     from doppel.store import Workspace
+    from doppel.workflow import evaluate
     from doppel.workflow.merge import MergeRequest, merge
 
-    out = OUT / f"{tag}.mp4"
+    out = OUT / f"{tag}{'-self' if self_swap else ''}.mp4"
     if out.is_file():
         return out
     OUT.mkdir(parents=True, exist_ok=True)
-    dst = pair.split("-")[1]
+    src, dst = pair.split("-")
     rec = get_recipe(json.loads((lab.RESULTS / f"{tag}.json").read_text())["recipe"])
+    part = out.with_suffix(".part.mp4")
     with tempfile.TemporaryDirectory() as tmp:
         ws_dir = Path(tmp) / "ws"
         shutil.copytree(lab.cached_workspace(), ws_dir)
@@ -52,42 +55,15 @@ def merged_clip(pair: str, tag: str) -> Path:
         shutil.copyfile(lab.CACHE / "runs" / tag / "doppel.db", ws_dir / "doppel.db")
         ws = Workspace.open(ws_dir)
         try:
-            merge(ws, MergeRequest(input=lab.MEDIA / lab.CLIPS[dst], output=out.with_suffix(".part.mp4"), model="m",
-                                   settings=rec.merge_settings()), swapper=rec.swapper(ws, "m"))
+            if self_swap:
+                evaluate.self_swap(ws, "m", part, settings=rec.merge_settings(), faces=lab.hold_out(ws, src),
+                                   swapper=rec.swapper(ws, "m"))
+            else:
+                merge(ws, MergeRequest(input=lab.MEDIA / lab.CLIPS[dst], output=part, model="m",
+                                       settings=rec.merge_settings()), swapper=rec.swapper(ws, "m"))
         finally:
             ws.close()
-    out.with_suffix(".part.mp4").rename(out)
-    return out
-
-
-def self_clip(pair: str, tag: str) -> Path:
-    """The run's held-out self-swap (its source's held-out frames re-rendered as the destination; cached)."""
-    from recipes import recipe as get_recipe
-
-    import quality_lab as lab
-    from doppel.store import Workspace
-    from doppel.workflow.evaluate import self_swap
-
-    out = OUT / f"{tag}-self.mp4"
-    if out.is_file():
-        return out
-    OUT.mkdir(parents=True, exist_ok=True)
-    src = pair.split("-")[0]
-    rec = get_recipe(json.loads((lab.RESULTS / f"{tag}.json").read_text())["recipe"])
-    with tempfile.TemporaryDirectory() as tmp:
-        ws_dir = Path(tmp) / "ws"
-        shutil.copytree(lab.cached_workspace(), ws_dir)
-        shutil.rmtree(ws_dir / "models" / "m", ignore_errors=True)
-        shutil.copytree(lab.CACHE / "runs" / tag / "m", ws_dir / "models" / "m")
-        shutil.copyfile(lab.CACHE / "runs" / tag / "doppel.db", ws_dir / "doppel.db")
-        ws = Workspace.open(ws_dir)
-        try:
-            held = lab.hold_out(ws, src)
-            self_swap(ws, "m", out.with_suffix(".part.mp4"), settings=rec.merge_settings(), faces=held,
-                      swapper=rec.swapper(ws, "m"))
-        finally:
-            ws.close()
-    out.with_suffix(".part.mp4").rename(out)
+    part.rename(out)
     return out
 
 
@@ -128,7 +104,7 @@ def main() -> None:
     clips: dict[str, list[np.ndarray]] = {"original": orig}
     clips["original-blur1.5px"] = [cv2.GaussianBlur(f, (0, 0), 1.5) for f in orig]
     for tag in a.tags:
-        clips[tag] = frames(self_clip(a.pair, tag) if a.self else merged_clip(a.pair, tag))
+        clips[tag] = frames(render(a.pair, tag, a.self))
     if a.self:  # only the held-out stretch was re-rendered
         lo, hi = int(len(idx) * lab.HOLDOUT[0]), int(len(idx) * lab.HOLDOUT[1])
         idx = idx[lo:hi]
